@@ -1,0 +1,103 @@
+//! Every limit and tunable of a server, in one place, with its default and trade-off.
+
+use std::time::Duration;
+
+/// Limits and options of one server. `Config::default()` is sized for many mostly idle
+/// connections: small buffers, bounded queues, and a keepalive that finds dead peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Largest message accepted from a client, after reassembly of its fragments.
+    /// A larger one closes the connection with 1009. Default 1 MiB.
+    pub max_message_size: usize,
+    /// Largest single frame accepted from a client. A larger one closes the connection
+    /// with 1009. Default 1 MiB (a frame never needs to exceed a message).
+    pub max_frame_size: usize,
+    /// Messages received on one connection that the consumer has not polled yet. When
+    /// this many wait, the core stops reading that socket and TCP pushes back on the
+    /// client. Default 16. Memory bound per connection: this times `max_message_size`.
+    pub inbound_queue_depth: usize,
+    /// Bytes queued for sending to one connection above which `send` reports
+    /// `WouldBlock` (and a writable event follows when the queue has drained to half)
+    /// and a broadcast closes that recipient with 1008. Default 1 MiB.
+    pub outbound_queue_bytes: usize,
+    /// Capacity of the per-connection read buffer, allocated when the connection opens
+    /// and kept for its life. Small keeps idle connections cheap; large saves system
+    /// calls for big messages. Default 4 KiB (tungstenite's own default is 128 KiB).
+    pub read_buffer_size: usize,
+    /// Bytes gathered before frames are written to the socket within one batch; a batch
+    /// is always flushed when the send queue runs empty. Default 16 KiB.
+    pub write_buffer_size: usize,
+    /// Interval between keepalive pings; `None` disables the keepalive. Default 20 s.
+    pub ping_interval: Option<Duration>,
+    /// Time a ping may go unanswered before the connection is closed with 1011.
+    /// Default 20 s.
+    pub ping_timeout: Duration,
+    /// Time a client has to complete the HTTP upgrade request. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Time a closing connection waits for the client's close frame before the socket
+    /// is dropped. Default 5 s.
+    pub close_timeout: Duration,
+    /// Open sockets (handshaking or upgraded) above which new clients get HTTP 503.
+    /// Default 100,000.
+    pub max_connections: usize,
+    /// Threads of the core's tokio runtime. Default 1: the consumer's event loop runs on
+    /// another core, and one thread drives tens of thousands of connections.
+    pub worker_threads: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_message_size: 1 << 20,
+            max_frame_size: 1 << 20,
+            inbound_queue_depth: 16,
+            outbound_queue_bytes: 1 << 20,
+            read_buffer_size: 4 << 10,
+            write_buffer_size: 16 << 10,
+            ping_interval: Some(Duration::from_secs(20)),
+            ping_timeout: Duration::from_secs(20),
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            max_connections: 100_000,
+            worker_threads: 1,
+        }
+    }
+}
+
+impl Config {
+    /// Checks that the values make sense together, naming the first one that does not.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("max_message_size", self.max_message_size),
+            ("max_frame_size", self.max_frame_size),
+            ("inbound_queue_depth", self.inbound_queue_depth),
+            ("outbound_queue_bytes", self.outbound_queue_bytes),
+            ("read_buffer_size", self.read_buffer_size),
+            ("max_connections", self.max_connections),
+            ("worker_threads", self.worker_threads),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(format!("{name} must be greater than zero"));
+            }
+        }
+        if self.worker_threads > 256 {
+            return Err("worker_threads must be at most 256".into());
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err("handshake_timeout must be greater than zero".into());
+        }
+        if self.ping_interval.is_some() && self.ping_timeout.is_zero() {
+            return Err("ping_timeout must be greater than zero when pings are on".into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn websocket_config(&self) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer_size)
+            .write_buffer_size(self.write_buffer_size)
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_frame_size))
+    }
+}

@@ -1,0 +1,419 @@
+//! One connection's life in one task: the upgrade, then a single future that writes
+//! the outbox, reads messages into the event queue while inbound credit lasts, and
+//! keeps the peer alive with pings; then the close handshake and exactly one
+//! disconnect event.
+//!
+//! One task per connection (not a reader and a writer) keeps an idle connection to a
+//! task, a socket, a read buffer and a small shared handle.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::{timeout, Instant, Sleep};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::events::{ConnectInfo, Event};
+use crate::handle::{ConnectionHandle, Outgoing};
+use crate::handshake::{self, Refusal};
+use crate::server::Shared;
+
+/// Messages read in one go before the task yields to others.
+const READ_BUDGET: usize = 32;
+
+/// Serves one accepted socket until it is closed. `shared.open_sockets` was counted
+/// for it by the accept loop and is released here.
+pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _slot = SocketSlot(shared.clone());
+    let _ = socket.set_nodelay(true);
+    let config = &shared.config;
+
+    let request = match timeout(config.handshake_timeout, handshake::read_head(&mut socket)).await {
+        Err(_) | Ok(Ok(None)) => return,
+        Ok(Err(refusal)) => return handshake::refuse(&mut socket, refusal).await,
+        Ok(Ok(Some((head, rest)))) => match handshake::check(head, rest, |p| shared.route_of(p)) {
+            Ok(request) => request,
+            Err(refusal) => return handshake::refuse(&mut socket, refusal).await,
+        },
+    };
+    if shared.open_sockets.load(Ordering::Acquire) > config.max_connections
+        || shared.stopping.load(Ordering::Acquire)
+    {
+        return handshake::refuse(&mut socket, Refusal::TooManyConnections).await;
+    }
+    let answered = timeout(config.handshake_timeout, socket.write_all(&request.response())).await;
+    if !matches!(answered, Ok(Ok(()))) {
+        return;
+    }
+
+    let ws = WebSocketStream::from_partially_read(
+        socket,
+        request.rest,
+        Role::Server,
+        Some(config.websocket_config()),
+    )
+    .await;
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let handle = Arc::new(ConnectionHandle::new(
+        id,
+        request.route,
+        config.outbound_queue_bytes,
+        config.inbound_queue_depth,
+    ));
+    let mut registration = Registration::new(shared.clone(), handle.clone());
+    shared.events.push(
+        Event::Connect(Box::new(ConnectInfo::new(
+            id,
+            request.route,
+            peer.to_string(),
+            request.head,
+            request.path,
+            request.query,
+            request.headers,
+        ))),
+        None,
+    );
+    // A stop that began while this connection was upgrading did not see it.
+    if shared.stopping.load(Ordering::Acquire) {
+        handle.shutdown();
+    }
+
+    let driver = Driver::new(ws, handle, shared.clone());
+    let ended = AssertUnwindSafe(driver.run()).catch_unwind().await;
+    (registration.code, registration.reason) = ended.unwrap_or_else(|_| internal_error());
+}
+
+fn internal_error() -> (u16, String) {
+    (1011, "internal error".into())
+}
+
+/// Releases the accept loop's count of open sockets.
+struct SocketSlot(Arc<Shared>);
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.0.open_sockets.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A registered connection. Dropping it (normally, on panic, or when the runtime is
+/// shut down) retires the id and sends the one disconnect event.
+struct Registration {
+    shared: Arc<Shared>,
+    handle: Arc<ConnectionHandle>,
+    code: u16,
+    reason: String,
+}
+
+impl Registration {
+    fn new(shared: Arc<Shared>, handle: Arc<ConnectionHandle>) -> Self {
+        shared.registry.insert(handle.clone());
+        Registration { shared, handle, code: 1006, reason: String::new() }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.shared.registry.remove(self.handle.id);
+        self.shared.events.push(
+            Event::Disconnect {
+                id: self.handle.id,
+                route: self.handle.route,
+                code: self.code,
+                reason: std::mem::take(&mut self.reason),
+            },
+            None,
+        );
+        self.shared.notify_if_drained();
+    }
+}
+
+/// Why the main loop ended.
+enum End {
+    /// The peer sent a close frame (tungstenite has queued the reply).
+    PeerClosed(Option<CloseFrame>),
+    /// The socket ended without a close frame.
+    Dropped,
+    /// Reading or writing failed (protocol error, limit, I/O).
+    Failed(tungstenite::Error),
+    /// The consumer (or shutdown) asked to close after the queued messages.
+    LocalClose(u16, String),
+    /// Close at once, dropping what is queued: slow consumer, dead peer, panic.
+    Abort(u16, &'static str),
+}
+
+/// Ping schedule: wait `interval`, ping, wait up to `timeout` for any frame.
+struct Keepalive {
+    timer: Pin<Box<Sleep>>,
+    interval: Duration,
+    timeout: Duration,
+    ping_sent: Option<Instant>,
+}
+
+struct Driver {
+    ws: WebSocketStream<TcpStream>,
+    handle: Arc<ConnectionHandle>,
+    shared: Arc<Shared>,
+    /// Taken from the outbox, not yet handed to the socket.
+    batch: VecDeque<Outgoing>,
+    /// Payload bytes of the batch being written, released from the outbox's count
+    /// once flushed.
+    batch_bytes: usize,
+    needs_flush: bool,
+    keepalive: Option<Keepalive>,
+}
+
+impl Driver {
+    fn new(ws: WebSocketStream<TcpStream>, handle: Arc<ConnectionHandle>, shared: Arc<Shared>) -> Self {
+        let config = &shared.config;
+        let keepalive = config.ping_interval.map(|interval| Keepalive {
+            timer: Box::pin(tokio::time::sleep(interval)),
+            interval,
+            timeout: config.ping_timeout,
+            ping_sent: None,
+        });
+        Driver {
+            ws,
+            handle,
+            shared,
+            batch: VecDeque::new(),
+            batch_bytes: 0,
+            needs_flush: false,
+            keepalive,
+        }
+    }
+
+    async fn run(mut self) -> (u16, String) {
+        let end = std::future::poll_fn(|cx| {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| self.poll_step(cx))) {
+                Ok(poll) => poll,
+                Err(_) => Poll::Ready(End::Abort(1011, "internal error")),
+            }
+        })
+        .await;
+        self.finish(end).await
+    }
+
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        self.handle.register(cx.waker());
+        if let Poll::Ready(end) = self.poll_write(cx) {
+            return Poll::Ready(end);
+        }
+        if let Poll::Ready(end) = self.poll_read(cx) {
+            return Poll::Ready(end);
+        }
+        self.poll_keepalive(cx)
+    }
+
+    /// Writes the outbox in batches, flushing each batch before taking the next, so
+    /// that queued bytes are counted until they reach the socket.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        if let Some(code) = self.handle.killed() {
+            return Poll::Ready(End::Abort(code, "too slow to keep up with broadcast"));
+        }
+        loop {
+            while let Some(item) = self.batch.pop_front() {
+                let message = match item {
+                    Outgoing::Close(code, reason) => return Poll::Ready(End::LocalClose(code, reason)),
+                    Outgoing::Message(message) => message,
+                };
+                match Pin::new(&mut self.ws).poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(err)) => return Poll::Ready(End::Failed(err)),
+                    Poll::Pending => {
+                        self.batch.push_front(Outgoing::Message(message));
+                        return Poll::Pending;
+                    }
+                }
+                if let Err(err) = Pin::new(&mut self.ws).start_send(message) {
+                    return Poll::Ready(End::Failed(err));
+                }
+                self.needs_flush = true;
+            }
+            if self.needs_flush {
+                match Pin::new(&mut self.ws).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => self.needs_flush = false,
+                    Poll::Ready(Err(err)) => return Poll::Ready(End::Failed(err)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            if self.batch_bytes > 0 && self.handle.flushed(std::mem::take(&mut self.batch_bytes)) {
+                self.shared.events.push(Event::Writable { id: self.handle.id }, None);
+            }
+            self.handle.take_batch(&mut self.batch, self.shared.config.write_buffer_size);
+            if self.batch.is_empty() {
+                return Poll::Pending;
+            }
+            self.batch_bytes = self
+                .batch
+                .iter()
+                .map(|item| match item {
+                    Outgoing::Message(m) => m.len(),
+                    Outgoing::Close(..) => 0,
+                })
+                .sum();
+        }
+    }
+
+    /// Reads messages into the event queue while inbound credit lasts.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        for _ in 0..READ_BUDGET {
+            if !self.handle.may_read() {
+                // Backpressure of our own making, not a dead peer.
+                self.postpone_pong_deadline();
+                return Poll::Pending;
+            }
+            let message = match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(End::Dropped),
+                Poll::Ready(Some(Err(err))) => return Poll::Ready(End::Failed(err)),
+                Poll::Ready(Some(Ok(message))) => message,
+            };
+            self.heard_from_peer();
+            let binary = match &message {
+                Message::Text(_) => false,
+                Message::Binary(_) => true,
+                Message::Close(frame) => return Poll::Ready(End::PeerClosed(frame.clone())),
+                // tungstenite queued the pong; the next read or write sends it.
+                Message::Ping(_) => {
+                    self.needs_flush = true;
+                    continue;
+                }
+                Message::Pong(_) | Message::Frame(_) => continue,
+            };
+            #[cfg(feature = "fault-injection")]
+            if !binary && message.to_text().ok() == Some("__roost_panic__") {
+                panic!("fault injection: panic inside a connection task");
+            }
+            let event = Event::Message {
+                id: self.handle.id,
+                route: self.handle.route,
+                binary,
+                data: message.into_data(),
+            };
+            self.shared.events.push(event, Some(self.handle.clone()));
+        }
+        // Budget spent: let other connections run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn heard_from_peer(&mut self) {
+        if let Some(keepalive) = &mut self.keepalive {
+            if let Some(sent) = keepalive.ping_sent.take() {
+                let next = (sent + keepalive.interval).max(Instant::now());
+                keepalive.timer.as_mut().reset(next);
+            }
+        }
+    }
+
+    fn postpone_pong_deadline(&mut self) {
+        if let Some(keepalive) = &mut self.keepalive {
+            if keepalive.ping_sent.is_some() {
+                let now = Instant::now();
+                keepalive.ping_sent = Some(now);
+                keepalive.timer.as_mut().reset(now + keepalive.timeout);
+            }
+        }
+    }
+
+    fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        let Some(keepalive) = &mut self.keepalive else { return Poll::Pending };
+        if keepalive.timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        if keepalive.ping_sent.is_some() {
+            return Poll::Ready(End::Abort(1011, "keepalive ping timeout"));
+        }
+        let now = Instant::now();
+        keepalive.ping_sent = Some(now);
+        keepalive.timer.as_mut().reset(now + keepalive.timeout);
+        // A peer that does not read leaves no room for the ping: the timeout then
+        // closes it, which is what a dead peer deserves.
+        if let Poll::Ready(Ok(())) = Pin::new(&mut self.ws).poll_ready(cx) {
+            if let Err(err) = Pin::new(&mut self.ws).start_send(Message::Ping(Default::default())) {
+                return Poll::Ready(End::Failed(err));
+            }
+            self.needs_flush = true;
+            if let Poll::Ready(Err(err)) = Pin::new(&mut self.ws).poll_flush(cx) {
+                return Poll::Ready(End::Failed(err));
+            }
+        }
+        // Arm the new deadline with this task's waker.
+        match keepalive.timer.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The close handshake, bounded by `close_timeout`. Returns the code and reason
+    /// the consumer hears.
+    async fn finish(mut self, end: End) -> (u16, String) {
+        let limit = self.shared.config.close_timeout;
+        match end {
+            End::PeerClosed(frame) => {
+                let _ = timeout(limit, self.ws.flush()).await;
+                match frame {
+                    Some(frame) => (u16::from(frame.code), frame.reason.to_string()),
+                    None => (1005, String::new()),
+                }
+            }
+            End::Dropped => (1006, String::new()),
+            End::Failed(err) => {
+                let (code, reason) = close_code_for(&err);
+                if code != 1006 {
+                    let _ = timeout(limit, self.ws.send(close_message(code, &reason))).await;
+                }
+                (code, reason)
+            }
+            End::LocalClose(code, reason) => {
+                let ws = &mut self.ws;
+                let _ = timeout(limit, async {
+                    ws.send(close_message(code, &reason)).await?;
+                    // Wait for the peer's close frame; data arriving meanwhile is dropped.
+                    while let Some(Ok(_)) = ws.next().await {}
+                    Ok::<(), tungstenite::Error>(())
+                })
+                .await;
+                (code, reason)
+            }
+            End::Abort(code, reason) => {
+                let _ = timeout(limit, self.ws.send(close_message(code, reason))).await;
+                (code, reason.to_string())
+            }
+        }
+    }
+}
+
+fn close_message(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.into() }))
+}
+
+/// The close code a read or write error deserves, and a short reason.
+fn close_code_for(err: &tungstenite::Error) -> (u16, String) {
+    use tungstenite::error::ProtocolError;
+    use tungstenite::Error as E;
+    match err {
+        E::Capacity(_) => (1009, "message too big".into()),
+        E::Utf8(_) => (1007, "invalid UTF-8 in text message".into()),
+        E::Protocol(ProtocolError::ResetWithoutClosingHandshake) => (1006, String::new()),
+        E::Protocol(p) => (1002, p.to_string().chars().take(120).collect()),
+        E::Io(_) | E::ConnectionClosed | E::AlreadyClosed => (1006, String::new()),
+        _ => (1011, "internal error".into()),
+    }
+}

@@ -1,0 +1,177 @@
+//! Events from the core to its consumer, and the queue that carries them with a
+//! wake-up protocol that loses nothing and never spins.
+//!
+//! The consumer polls until a poll returns nothing; that empty poll re-arms the ready
+//! descriptor (under the queue's lock) before it returns. The next event pushed after
+//! re-arming signals the descriptor exactly once. So an event pushed at any moment is
+//! either seen by a poll or wakes the consumer, and an idle queue never signals.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use crate::handle::ConnectionHandle;
+use crate::wakeup::ReadyFd;
+
+/// The request of a newly upgraded connection. Strings are views into the request head
+/// as the client sent it.
+#[derive(Debug)]
+pub struct ConnectInfo {
+    /// Connection id.
+    pub id: u64,
+    /// Route the path matched.
+    pub route: u32,
+    /// Canonical UUID4 of the connection (36 ASCII characters).
+    pub uuid: String,
+    /// Peer address, `ip:port`.
+    pub peer: String,
+    head: Box<[u8]>,
+    path: Range<usize>,
+    query: Range<usize>,
+    headers: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl ConnectInfo {
+    pub(crate) fn new(
+        id: u64,
+        route: u32,
+        peer: String,
+        head: Box<[u8]>,
+        path: Range<usize>,
+        query: Range<usize>,
+        headers: Vec<(Range<usize>, Range<usize>)>,
+    ) -> Self {
+        let uuid = uuid::Uuid::new_v4().hyphenated().to_string();
+        ConnectInfo { id, route, uuid, peer, head, path, query, headers }
+    }
+
+    /// The request path, without the query string.
+    pub fn path(&self) -> &[u8] {
+        &self.head[self.path.clone()]
+    }
+
+    /// The raw query string (after `?`, not decoded); empty when there is none.
+    pub fn query(&self) -> &[u8] {
+        &self.head[self.query.clone()]
+    }
+
+    /// The request headers in the order sent, as (name, value).
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.headers.iter().map(|(n, v)| (&self.head[n.clone()], &self.head[v.clone()]))
+    }
+
+    /// Number of request headers.
+    pub fn header_count(&self) -> usize {
+        self.headers.len()
+    }
+}
+
+/// Something that happened on the server, handed out by `Server::poll`.
+#[derive(Debug)]
+pub enum Event {
+    /// A client completed the upgrade.
+    Connect(Box<ConnectInfo>),
+    /// A whole message arrived (fragments already joined).
+    Message {
+        /// Connection id.
+        id: u64,
+        /// Route of the connection.
+        route: u32,
+        /// True for a binary message, false for text (then `data` is valid UTF-8).
+        binary: bool,
+        /// The payload.
+        data: Bytes,
+    },
+    /// The connection ended; its id is retired. Sent exactly once per connection.
+    Disconnect {
+        /// Connection id.
+        id: u64,
+        /// Route of the connection.
+        route: u32,
+        /// Close code: the peer's, ours, 1005 (close frame without a code) or 1006
+        /// (dropped without a close frame).
+        code: u16,
+        /// Close reason, possibly empty.
+        reason: String,
+    },
+    /// A send refused with WouldBlock may be retried: the queue drained below half.
+    Writable {
+        /// Connection id.
+        id: u64,
+    },
+}
+
+/// An event waiting in the queue; messages carry their connection's handle so that
+/// polling them returns inbound credit.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub(crate) event: Event,
+    pub(crate) credit: Option<Arc<ConnectionHandle>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    events: VecDeque<Queued>,
+    /// The consumer found the queue empty and will wait on the descriptor.
+    armed: bool,
+}
+
+/// The server's event queue and its ready descriptor.
+#[derive(Debug)]
+pub struct EventQueue {
+    inner: Mutex<Inner>,
+    ready: ReadyFd,
+}
+
+impl EventQueue {
+    /// Creates an empty, armed queue.
+    pub fn new() -> std::io::Result<EventQueue> {
+        Ok(EventQueue {
+            inner: Mutex::new(Inner { events: VecDeque::new(), armed: true }),
+            ready: ReadyFd::new()?,
+        })
+    }
+
+    /// The descriptor that becomes readable when events may be waiting.
+    pub fn fd(&self) -> RawFd {
+        self.ready.fd()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn push(&self, event: Event, credit: Option<Arc<ConnectionHandle>>) {
+        let mut inner = self.lock();
+        if let Some(handle) = &credit {
+            handle.message_queued();
+        }
+        inner.events.push_back(Queued { event, credit });
+        let wake = std::mem::replace(&mut inner.armed, false);
+        drop(inner);
+        if wake {
+            self.ready.signal();
+        }
+    }
+
+    /// Moves up to `max` events into `out`, returning how many. A poll that finds the
+    /// queue empty re-arms the descriptor.
+    pub fn poll(&self, out: &mut Vec<Event>, max: usize) -> usize {
+        let mut inner = self.lock();
+        let n = inner.events.len().min(max);
+        for queued in inner.events.drain(..n) {
+            if let Some(handle) = queued.credit {
+                handle.message_polled();
+            }
+            out.push(queued.event);
+        }
+        if n == 0 {
+            self.ready.clear();
+            inner.armed = true;
+        }
+        n
+    }
+}

@@ -1,0 +1,94 @@
+//! A server as C sees it: the Rust server plus the events of the last poll, kept alive
+//! so that the pointers handed out stay valid until the next poll.
+
+use std::sync::Mutex;
+
+use super::types::{roost_event, roost_event_kind, roost_header};
+use crate::events::Event;
+use crate::server::Server;
+
+/// Header views of one connect event; they point into that event's request head.
+struct HeaderViews {
+    _owned: Vec<roost_header>,
+}
+
+// SAFETY: the pointers refer to request heads owned by the same `Batch`, which is only
+// touched under its mutex.
+unsafe impl Send for HeaderViews {}
+
+#[derive(Default)]
+struct Batch {
+    events: Vec<Event>,
+    headers: Vec<HeaderViews>,
+}
+
+/// A server and its last polled batch.
+pub(crate) struct PolledServer {
+    pub(crate) server: Server,
+    batch: Mutex<Batch>,
+}
+
+impl PolledServer {
+    pub(crate) fn new(server: Server) -> Self {
+        PolledServer { server, batch: Mutex::new(Batch::default()) }
+    }
+
+    /// Releases the previous batch, polls up to `out.len()` events and describes them
+    /// in `out`. Returns how many were written.
+    pub(crate) fn poll_into(&self, out: &mut [roost_event]) -> usize {
+        let mut batch = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = &mut *batch;
+        batch.events.clear();
+        batch.headers.clear();
+        let n = self.server.poll(&mut batch.events, out.len());
+        for (event, slot) in batch.events.iter().zip(out.iter_mut()) {
+            *slot = describe(event, &mut batch.headers);
+        }
+        n
+    }
+}
+
+fn describe(event: &Event, headers: &mut Vec<HeaderViews>) -> roost_event {
+    match event {
+        Event::Connect(info) => {
+            let views: Vec<roost_header> = info
+                .headers()
+                .map(|(name, value)| roost_header {
+                    name: name.as_ptr(),
+                    name_len: name.len(),
+                    value: value.as_ptr(),
+                    value_len: value.len(),
+                })
+                .collect();
+            let mut e = roost_event::empty(roost_event_kind::ROOST_EVENT_CONNECT, info.id);
+            e.route = info.route;
+            (e.uuid, e.uuid_len) = (info.uuid.as_ptr(), info.uuid.len());
+            (e.path, e.path_len) = (info.path().as_ptr(), info.path().len());
+            (e.query, e.query_len) = (info.query().as_ptr(), info.query().len());
+            (e.peer, e.peer_len) = (info.peer.as_ptr(), info.peer.len());
+            (e.headers, e.header_count) = (views.as_ptr(), views.len());
+            // Moving the Vec into the batch keeps its heap buffer where it is.
+            headers.push(HeaderViews { _owned: views });
+            e
+        }
+        Event::Message { id, route, binary, data } => {
+            let kind = if *binary {
+                roost_event_kind::ROOST_EVENT_BINARY
+            } else {
+                roost_event_kind::ROOST_EVENT_TEXT
+            };
+            let mut e = roost_event::empty(kind, *id);
+            e.route = *route;
+            (e.data, e.data_len) = (data.as_ptr(), data.len());
+            e
+        }
+        Event::Disconnect { id, route, code, reason } => {
+            let mut e = roost_event::empty(roost_event_kind::ROOST_EVENT_DISCONNECT, *id);
+            e.route = *route;
+            e.close_code = *code;
+            (e.data, e.data_len) = (reason.as_ptr(), reason.len());
+            e
+        }
+        Event::Writable { id } => roost_event::empty(roost_event_kind::ROOST_EVENT_WRITABLE, *id),
+    }
+}

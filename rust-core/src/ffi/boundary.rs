@@ -1,0 +1,122 @@
+//! What every extern function shares: the panic boundary, the per-thread last error,
+//! the table of live server handles, and the checks that turn C arguments into Rust
+//! values. No other code converts raw pointers.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, RwLock};
+
+use super::batch::PolledServer;
+use super::types::{roost_server, roost_status};
+use crate::error::{panic_message, Error, Result};
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Runs `body`, turning its error or a panic into a status and recording the message.
+pub(crate) fn boundary(body: impl FnOnce() -> Result<()>) -> roost_status {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
+        .unwrap_or_else(|payload| Err(Error::Panic(panic_message(&*payload))));
+    match outcome {
+        Ok(()) => roost_status::ROOST_OK,
+        Err(err) => {
+            let status = roost_status::of(&err);
+            set_last_error(&err.to_string());
+            status
+        }
+    }
+}
+
+fn set_last_error(message: &str) {
+    let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = message);
+}
+
+/// Pointer to this thread's last error message (empty when none yet).
+pub(crate) fn last_error() -> *const std::ffi::c_char {
+    LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+}
+
+/// Live servers by handle. A handle is a token, never dereferenced: a freed or forged
+/// handle is simply absent.
+static SERVERS: LazyLock<RwLock<HashMap<usize, Arc<PolledServer>>>> = LazyLock::new(Default::default);
+/// Tokens count up in steps of 16 so that they look like aligned pointers and are never
+/// reused.
+static NEXT_TOKEN: AtomicUsize = AtomicUsize::new(1);
+
+pub(crate) fn register(server: PolledServer) -> *mut roost_server {
+    let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed) << 4;
+    SERVERS.write().unwrap_or_else(|e| e.into_inner()).insert(token, Arc::new(server));
+    token as *mut roost_server
+}
+
+pub(crate) fn lookup(server: *const roost_server) -> Result<Arc<PolledServer>> {
+    if server.is_null() {
+        return Err(Error::InvalidArgument("server is NULL".into()));
+    }
+    let servers = SERVERS.read().unwrap_or_else(|e| e.into_inner());
+    servers
+        .get(&(server as usize))
+        .cloned()
+        .ok_or_else(|| Error::InvalidArgument("unknown or already freed server handle".into()))
+}
+
+pub(crate) fn unregister(server: *const roost_server) -> Result<Arc<PolledServer>> {
+    let mut servers = SERVERS.write().unwrap_or_else(|e| e.into_inner());
+    servers
+        .remove(&(server as usize))
+        .ok_or_else(|| Error::InvalidArgument("unknown or already freed server handle".into()))
+}
+
+/// The bytes at `data`, which may be NULL only when `len` is 0.
+///
+/// # Safety
+/// When non-NULL, `data` must point to `len` readable bytes for the call's duration.
+pub(crate) unsafe fn bytes<'a>(data: *const u8, len: usize, what: &str) -> Result<&'a [u8]> {
+    if data.is_null() {
+        if len == 0 {
+            return Ok(&[]);
+        }
+        return Err(Error::InvalidArgument(format!("{what} is NULL with length {len}")));
+    }
+    if len > isize::MAX as usize {
+        return Err(Error::InvalidArgument(format!("{what} length {len} is too large")));
+    }
+    // SAFETY: non-NULL and within isize::MAX; the caller vouches for the rest.
+    Ok(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+/// Like `bytes`, and the bytes must be UTF-8.
+///
+/// # Safety
+/// As for `bytes`.
+pub(crate) unsafe fn text<'a>(data: *const u8, len: usize, what: &str) -> Result<&'a str> {
+    // SAFETY: forwarded from the caller.
+    let raw = unsafe { bytes(data, len, what)? };
+    std::str::from_utf8(raw).map_err(|_| Error::InvalidArgument(format!("{what} is not valid UTF-8")))
+}
+
+/// Writes an out-parameter after checking it is not NULL.
+///
+/// # Safety
+/// When non-NULL, `out` must be valid for writing a `T`.
+pub(crate) unsafe fn write_out<T>(out: *mut T, value: T, what: &str) -> Result<()> {
+    if out.is_null() {
+        return Err(Error::InvalidArgument(format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL; the caller vouches that it is writable.
+    unsafe { out.write(value) };
+    Ok(())
+}
+
+/// Checks an out-parameter before any work is done, so that nothing happens when the
+/// result could not be reported.
+pub(crate) fn require_out<T>(out: *mut T, what: &str) -> Result<()> {
+    if out.is_null() {
+        return Err(Error::InvalidArgument(format!("{what} is NULL")));
+    }
+    Ok(())
+}

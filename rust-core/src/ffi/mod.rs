@@ -1,0 +1,317 @@
+//! The C ABI, declared in `include/roost.h` (generated from this module by cbindgen).
+//! Each function checks its arguments, calls the Rust server, and maps the outcome to a
+//! status inside the panic boundary; nothing here holds logic of its own.
+#![allow(clippy::missing_safety_doc)]
+
+mod batch;
+mod boundary;
+pub mod types;
+
+use std::ffi::{c_char, c_int};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::server::Server;
+use batch::PolledServer;
+use boundary::{boundary, bytes, lookup, require_out, text, write_out};
+pub use types::*;
+
+/// The library version as a NUL-terminated string, e.g. "0.1.0". Static: never free it.
+#[no_mangle]
+pub extern "C" fn roost_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The message of the last call that failed on the calling thread, NUL-terminated;
+/// empty if none failed yet. Owned by the library; valid until the next failing call
+/// on this thread.
+#[no_mangle]
+pub extern "C" fn roost_last_error() -> *const c_char {
+    boundary::last_error()
+}
+
+/// Writes the default options to `*out`.
+///
+/// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` when `out` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn roost_options_init(out: *mut roost_options) -> roost_status {
+    // SAFETY: `out` is checked for NULL; the caller passes writable memory.
+    boundary(|| unsafe { write_out(out, roost_options::from(&Config::default()), "out") })
+}
+
+/// Creates a server with `options` (NULL for the defaults) and writes its handle to
+/// `*out`. The server does nothing until `roost_server_start`; its ready descriptor
+/// exists from now on. Free it with `roost_server_free`.
+///
+/// Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` for a NULL `out` or an option out of
+/// range (the message names it); `ROOST_IO` when the ready descriptor cannot be made.
+#[no_mangle]
+pub unsafe extern "C" fn roost_server_new(
+    options: *const roost_options,
+    out: *mut *mut roost_server,
+) -> roost_status {
+    boundary(|| {
+        require_out(out, "out")?;
+        // SAFETY: a non-NULL `options` points to a filled `roost_options`.
+        let config = match unsafe { options.as_ref() } {
+            Some(options) => Config::from(options),
+            None => Config::default(),
+        };
+        let server = Server::new(config)?;
+        // SAFETY: checked above.
+        unsafe { write_out(out, boundary::register(PolledServer::new(server)), "out") }
+    })
+}
+
+/// Stops the server if it runs (as `roost_server_stop` with no grace period) and
+/// releases it. The handle is dead afterwards; pointers from its last poll are
+/// invalid. NULL is accepted and does nothing.
+///
+/// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` for a handle already freed.
+#[no_mangle]
+pub extern "C" fn roost_server_free(server: *mut roost_server) -> roost_status {
+    boundary(|| {
+        if server.is_null() {
+            return Ok(());
+        }
+        let polled = boundary::unregister(server)?;
+        polled.server.stop(Duration::ZERO)
+    })
+}
+
+/// Serves WebSocket upgrades on the exact path `path[0..path_len]` (starting with '/',
+/// no query string) and writes its route id to `*out_route`. Route ids count from 0
+/// in the order routes are added. Only before `roost_server_start`.
+///
+/// Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` (bad path, path added twice, NULL);
+/// `ROOST_INVALID_STATE` after start.
+#[no_mangle]
+pub unsafe extern "C" fn roost_server_add_route(
+    server: *mut roost_server,
+    path: *const u8,
+    path_len: usize,
+    out_route: *mut u32,
+) -> roost_status {
+    boundary(|| {
+        require_out(out_route, "out_route")?;
+        // SAFETY: `path` points to `path_len` bytes, as the caller promises.
+        let path = unsafe { text(path, path_len, "path")? };
+        let route = lookup(server)?.server.add_route(path)?;
+        // SAFETY: checked above.
+        unsafe { write_out(out_route, route, "out_route") }
+    })
+}
+
+/// Binds `host[0..host_len]` (an IP address or name) on `port` (0 picks a free port),
+/// starts the core's threads and accepts connections. Writes the bound port to
+/// `*out_port`.
+///
+/// Returns `ROOST_OK`; `ROOST_IO` when the address cannot be bound (in use, not
+/// local); `ROOST_INVALID_STATE` when already started or no route was added;
+/// `ROOST_INVALID_ARGUMENT` for NULLs.
+#[no_mangle]
+pub unsafe extern "C" fn roost_server_start(
+    server: *mut roost_server,
+    host: *const u8,
+    host_len: usize,
+    port: u16,
+    out_port: *mut u16,
+) -> roost_status {
+    boundary(|| {
+        require_out(out_port, "out_port")?;
+        // SAFETY: `host` points to `host_len` bytes, as the caller promises.
+        let host = unsafe { text(host, host_len, "host")? };
+        let bound = lookup(server)?.server.start(host, port)?;
+        // SAFETY: checked above.
+        unsafe { write_out(out_port, bound, "out_port") }
+    })
+}
+
+/// Writes the descriptor to wait on to `*out_fd`: readable means `roost_server_poll`
+/// may return events. Owned by the server (do not close it); valid until
+/// `roost_server_free`.
+///
+/// Returns `ROOST_OK` or `ROOST_INVALID_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn roost_server_ready_fd(server: *mut roost_server, out_fd: *mut c_int) -> roost_status {
+    boundary(|| {
+        let fd = lookup(server)?.server.ready_fd();
+        // SAFETY: `out_fd` is checked for NULL inside.
+        unsafe { write_out(out_fd, fd, "out_fd") }
+    })
+}
+
+/// Fills up to `capacity` events into `events` and writes how many to `*out_count`.
+/// Releases the previous poll's events first: their pointers die here.
+///
+/// Drain by calling it until `*out_count` is 0; only that empty poll re-arms the ready
+/// descriptor, and after it the descriptor becomes readable as soon as an event
+/// arrives. Then wait for the descriptor. One thread polls a server at a time.
+///
+/// Returns `ROOST_OK` (also after stop, while disconnect events remain), or
+/// `ROOST_INVALID_ARGUMENT` (NULLs, `capacity` 0).
+#[no_mangle]
+pub unsafe extern "C" fn roost_server_poll(
+    server: *mut roost_server,
+    events: *mut roost_event,
+    capacity: usize,
+    out_count: *mut usize,
+) -> roost_status {
+    boundary(|| {
+        require_out(out_count, "out_count")?;
+        if events.is_null() || capacity == 0 {
+            return Err(Error::InvalidArgument("events must be non-NULL with capacity > 0".into()));
+        }
+        let polled = lookup(server)?;
+        // SAFETY: `events` points to `capacity` writable events, as the caller promises.
+        let out = unsafe { std::slice::from_raw_parts_mut(events, capacity) };
+        let n = polled.poll_into(out);
+        // SAFETY: checked above.
+        unsafe { write_out(out_count, n, "out_count") }
+    })
+}
+
+/// Queues a text message (`data[0..len]`, UTF-8) for `connection`, copying it.
+/// May be called from any thread.
+///
+/// Returns `ROOST_OK`; `ROOST_WOULD_BLOCK` when the connection's send queue is over
+/// its limit (nothing queued; a `ROOST_EVENT_WRITABLE` event follows);
+/// `ROOST_CLOSED` when the connection is closing or the server stopped;
+/// `ROOST_NOT_FOUND` for an unknown or retired id; `ROOST_INVALID_ARGUMENT` when
+/// `data` is not UTF-8 or NULL with a length.
+#[no_mangle]
+pub unsafe extern "C" fn roost_connection_send_text(
+    server: *mut roost_server,
+    connection: u64,
+    data: *const u8,
+    len: usize,
+) -> roost_status {
+    boundary(|| {
+        // SAFETY: `data` points to `len` bytes, as the caller promises.
+        let data = Bytes::copy_from_slice(unsafe { bytes(data, len, "data")? });
+        lookup(server)?.server.send_text(connection, data)
+    })
+}
+
+/// Binary form of `roost_connection_send_text`; any bytes are accepted.
+#[no_mangle]
+pub unsafe extern "C" fn roost_connection_send_binary(
+    server: *mut roost_server,
+    connection: u64,
+    data: *const u8,
+    len: usize,
+) -> roost_status {
+    boundary(|| {
+        // SAFETY: `data` points to `len` bytes, as the caller promises.
+        let data = Bytes::copy_from_slice(unsafe { bytes(data, len, "data")? });
+        lookup(server)?.server.send_binary(connection, data)
+    })
+}
+
+/// Queues one text message for every connection of `route`, copying `data` once and
+/// sharing it among recipients; writes the number of recipients to `*out_recipients`
+/// (may be NULL). A recipient whose send queue is over its limit is closed with 1008
+/// instead. May be called from any thread.
+///
+/// Returns `ROOST_OK`; `ROOST_NOT_FOUND` for an unknown route; `ROOST_CLOSED` after
+/// stop; `ROOST_INVALID_ARGUMENT` for text that is not UTF-8.
+#[no_mangle]
+pub unsafe extern "C" fn roost_server_broadcast_text(
+    server: *mut roost_server,
+    route: u32,
+    data: *const u8,
+    len: usize,
+    out_recipients: *mut usize,
+) -> roost_status {
+    boundary(|| {
+        // SAFETY: `data` points to `len` bytes, as the caller promises.
+        let data = Bytes::copy_from_slice(unsafe { bytes(data, len, "data")? });
+        let n = lookup(server)?.server.broadcast_text(route, data)?;
+        // SAFETY: NULL is allowed and skipped; otherwise writable.
+        unsafe { out_recipients.as_mut() }.map(|out| *out = n);
+        Ok(())
+    })
+}
+
+/// Binary form of `roost_server_broadcast_text`.
+#[no_mangle]
+pub unsafe extern "C" fn roost_server_broadcast_binary(
+    server: *mut roost_server,
+    route: u32,
+    data: *const u8,
+    len: usize,
+    out_recipients: *mut usize,
+) -> roost_status {
+    boundary(|| {
+        // SAFETY: `data` points to `len` bytes, as the caller promises.
+        let data = Bytes::copy_from_slice(unsafe { bytes(data, len, "data")? });
+        let n = lookup(server)?.server.broadcast_binary(route, data)?;
+        // SAFETY: NULL is allowed and skipped; otherwise writable.
+        unsafe { out_recipients.as_mut() }.map(|out| *out = n);
+        Ok(())
+    })
+}
+
+/// Closes `connection` with `code` (1000-1003, 1007-1014, 3000-4999) and
+/// `reason[0..reason_len]` (UTF-8, at most 123 bytes) after the messages already
+/// queued for it. Its DISCONNECT event follows. May be called from any thread.
+///
+/// Returns `ROOST_OK`; `ROOST_CLOSED` when already closing; `ROOST_NOT_FOUND` for an
+/// unknown or retired id; `ROOST_INVALID_ARGUMENT` for a bad code or reason.
+#[no_mangle]
+pub unsafe extern "C" fn roost_connection_close(
+    server: *mut roost_server,
+    connection: u64,
+    code: u16,
+    reason: *const u8,
+    reason_len: usize,
+) -> roost_status {
+    boundary(|| {
+        // SAFETY: `reason` points to `reason_len` bytes, as the caller promises.
+        let reason = unsafe { text(reason, reason_len, "reason")? };
+        lookup(server)?.server.close(connection, code, reason)
+    })
+}
+
+/// Stops (`paused` non-zero) or restarts reading `connection`'s socket. For consumers
+/// that keep messages of their own: while paused, TCP pushes back on the client.
+///
+/// Returns `ROOST_OK`, `ROOST_CLOSED`, `ROOST_NOT_FOUND` or `ROOST_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn roost_connection_pause_reading(
+    server: *mut roost_server,
+    connection: u64,
+    paused: bool,
+) -> roost_status {
+    boundary(|| lookup(server)?.server.set_reading_paused(connection, paused))
+}
+
+/// Stops accepting, closes every connection with 1001 after what is queued for it,
+/// waits up to `grace_ms` for their close handshakes, then drops the rest (their
+/// DISCONNECT events say 1006). Blocks for at most about `grace_ms`. DISCONNECT events
+/// remain available to `roost_server_poll`; sends and broadcasts now give
+/// `ROOST_CLOSED`. Calling it again does nothing.
+///
+/// Returns `ROOST_OK` or `ROOST_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn roost_server_stop(server: *mut roost_server, grace_ms: u32) -> roost_status {
+    boundary(|| lookup(server)?.server.stop(Duration::from_millis(u64::from(grace_ms))))
+}
+
+/// Writes the number of upgraded connections not yet disconnected to `*out_count`.
+///
+/// Returns `ROOST_OK` or `ROOST_INVALID_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn roost_server_connection_count(
+    server: *mut roost_server,
+    out_count: *mut usize,
+) -> roost_status {
+    boundary(|| {
+        let n = lookup(server)?.server.connection_count();
+        // SAFETY: `out_count` is checked for NULL inside.
+        unsafe { write_out(out_count, n, "out_count") }
+    })
+}

@@ -1,0 +1,224 @@
+//! The plain C types of the ABI: statuses, options, events.
+#![allow(non_camel_case_types)]
+
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::error::Error;
+
+/// A server handle. Opaque: created by `roost_server_new`, released by
+/// `roost_server_free`. Handles are never reused, so a freed handle is recognised and
+/// gives `ROOST_INVALID_ARGUMENT` instead of undefined behaviour.
+pub struct roost_server {
+    _opaque: [u8; 0],
+}
+
+/// The result of every call.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum roost_status {
+    /// Success; out-parameters were written.
+    ROOST_OK = 0,
+    /// The connection's send queue is full: nothing was queued. Retry after a
+    /// `ROOST_EVENT_WRITABLE` event for that connection.
+    ROOST_WOULD_BLOCK = 1,
+    /// The connection is closing or closed, or the server has stopped. The normal end
+    /// of a connection, not a misuse.
+    ROOST_CLOSED = 2,
+    /// No such connection or route: the id is unknown or was retired after its
+    /// disconnect event.
+    ROOST_NOT_FOUND = 3,
+    /// An argument was invalid: NULL, unknown or freed server handle, bad length,
+    /// text that is not UTF-8, a close code a server may not send.
+    ROOST_INVALID_ARGUMENT = 4,
+    /// Not allowed now: start twice, add a route after start, stop from a core thread.
+    ROOST_INVALID_STATE = 5,
+    /// The operating system refused (the address is in use, out of descriptors).
+    ROOST_IO = 6,
+    /// A panic inside the core was caught at the boundary.
+    ROOST_PANIC = 7,
+}
+
+impl roost_status {
+    pub(crate) fn of(err: &Error) -> roost_status {
+        match err {
+            Error::WouldBlock => roost_status::ROOST_WOULD_BLOCK,
+            Error::Closed => roost_status::ROOST_CLOSED,
+            Error::NotFound => roost_status::ROOST_NOT_FOUND,
+            Error::InvalidArgument(_) => roost_status::ROOST_INVALID_ARGUMENT,
+            Error::InvalidState(_) => roost_status::ROOST_INVALID_STATE,
+            Error::Io(_) => roost_status::ROOST_IO,
+            Error::Panic(_) => roost_status::ROOST_PANIC,
+        }
+    }
+}
+
+/// Limits and options of a server. Fill it with `roost_options_init`, change what you
+/// need, pass it to `roost_server_new`. Sizes are bytes, times milliseconds.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct roost_options {
+    /// Largest message accepted; larger closes with 1009. Default 1048576 (1 MiB).
+    pub max_message_size: u64,
+    /// Largest frame accepted; larger closes with 1009. Default 1048576 (1 MiB).
+    pub max_frame_size: u64,
+    /// Unpolled messages per connection before the core stops reading its socket.
+    /// Default 16.
+    pub inbound_queue_depth: u32,
+    /// Per-connection read buffer, kept for the connection's life. Default 4096.
+    pub read_buffer_size: u32,
+    /// Queued outgoing bytes per connection above which sends give
+    /// `ROOST_WOULD_BLOCK` and broadcast closes the recipient with 1008.
+    /// Default 1048576 (1 MiB).
+    pub outbound_queue_bytes: u64,
+    /// Bytes gathered before a write within one batch. Default 16384.
+    pub write_buffer_size: u32,
+    /// Keepalive ping interval; 0 disables pings. Default 20000.
+    pub ping_interval_ms: u32,
+    /// Time a ping may go unanswered before closing with 1011. Default 20000.
+    pub ping_timeout_ms: u32,
+    /// Time a client has to send its upgrade request. Default 10000.
+    pub handshake_timeout_ms: u32,
+    /// Time a closing connection waits for the peer's close frame. Default 5000.
+    pub close_timeout_ms: u32,
+    /// Open sockets above which new clients get HTTP 503. Default 100000.
+    pub max_connections: u32,
+    /// Threads of the core's runtime. Default 1.
+    pub worker_threads: u32,
+}
+
+impl From<&Config> for roost_options {
+    fn from(c: &Config) -> Self {
+        let ms = |d: Duration| d.as_millis().min(u32::MAX as u128) as u32;
+        roost_options {
+            max_message_size: c.max_message_size as u64,
+            max_frame_size: c.max_frame_size as u64,
+            inbound_queue_depth: c.inbound_queue_depth as u32,
+            read_buffer_size: c.read_buffer_size as u32,
+            outbound_queue_bytes: c.outbound_queue_bytes as u64,
+            write_buffer_size: c.write_buffer_size as u32,
+            ping_interval_ms: c.ping_interval.map_or(0, ms),
+            ping_timeout_ms: ms(c.ping_timeout),
+            handshake_timeout_ms: ms(c.handshake_timeout),
+            close_timeout_ms: ms(c.close_timeout),
+            max_connections: c.max_connections as u32,
+            worker_threads: c.worker_threads as u32,
+        }
+    }
+}
+
+impl From<&roost_options> for Config {
+    fn from(o: &roost_options) -> Self {
+        let ms = |v: u32| Duration::from_millis(u64::from(v));
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Config {
+            max_message_size: size(o.max_message_size),
+            max_frame_size: size(o.max_frame_size),
+            inbound_queue_depth: o.inbound_queue_depth as usize,
+            outbound_queue_bytes: size(o.outbound_queue_bytes),
+            read_buffer_size: o.read_buffer_size as usize,
+            write_buffer_size: o.write_buffer_size as usize,
+            ping_interval: (o.ping_interval_ms > 0).then(|| ms(o.ping_interval_ms)),
+            ping_timeout: ms(o.ping_timeout_ms),
+            handshake_timeout: ms(o.handshake_timeout_ms),
+            close_timeout: ms(o.close_timeout_ms),
+            max_connections: o.max_connections as usize,
+            worker_threads: o.worker_threads as usize,
+        }
+    }
+}
+
+/// What a `roost_event` reports.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum roost_event_kind {
+    /// A client completed the upgrade: `connection`, `route`, `uuid`, `path`, `query`,
+    /// `headers` and `peer` are set.
+    ROOST_EVENT_CONNECT = 1,
+    /// A whole text message (valid UTF-8) in `data`.
+    ROOST_EVENT_TEXT = 2,
+    /// A whole binary message in `data`.
+    ROOST_EVENT_BINARY = 3,
+    /// The connection ended: `close_code`, and the reason in `data`. Its id is retired.
+    ROOST_EVENT_DISCONNECT = 4,
+    /// A send that gave `ROOST_WOULD_BLOCK` may be retried on `connection`.
+    ROOST_EVENT_WRITABLE = 5,
+}
+
+/// One request header of a connect event.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct roost_header {
+    /// Header name as sent (not NUL-terminated).
+    pub name: *const u8,
+    /// Length of `name`.
+    pub name_len: usize,
+    /// Header value as sent (not NUL-terminated).
+    pub value: *const u8,
+    /// Length of `value`.
+    pub value_len: usize,
+}
+
+/// An event filled in by `roost_server_poll`. Every pointer in it stays valid until
+/// the next `roost_server_poll` or `roost_server_free` on the same server; copy what
+/// you keep. Pointers that an event kind does not use are NULL with length 0.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct roost_event {
+    /// What happened.
+    pub kind: roost_event_kind,
+    /// Close code (DISCONNECT only; 1005 when the peer sent none, 1006 when the
+    /// connection dropped without a close frame).
+    pub close_code: u16,
+    /// Route id of the connection (all kinds but WRITABLE).
+    pub route: u32,
+    /// Connection id, never reused.
+    pub connection: u64,
+    /// Message payload (TEXT, BINARY) or close reason (DISCONNECT).
+    pub data: *const u8,
+    /// Length of `data`.
+    pub data_len: usize,
+    /// The connection's UUID4, 36 ASCII characters (CONNECT).
+    pub uuid: *const u8,
+    /// Length of `uuid`.
+    pub uuid_len: usize,
+    /// Request path without the query string (CONNECT).
+    pub path: *const u8,
+    /// Length of `path`.
+    pub path_len: usize,
+    /// Raw query string after `?`, not decoded (CONNECT).
+    pub query: *const u8,
+    /// Length of `query`.
+    pub query_len: usize,
+    /// Request headers in the order sent (CONNECT).
+    pub headers: *const roost_header,
+    /// Number of `headers`.
+    pub header_count: usize,
+    /// Peer address as `ip:port` (CONNECT).
+    pub peer: *const u8,
+    /// Length of `peer`.
+    pub peer_len: usize,
+}
+
+impl roost_event {
+    pub(crate) fn empty(kind: roost_event_kind, connection: u64) -> Self {
+        roost_event {
+            kind,
+            close_code: 0,
+            route: 0,
+            connection,
+            data: std::ptr::null(),
+            data_len: 0,
+            uuid: std::ptr::null(),
+            uuid_len: 0,
+            path: std::ptr::null(),
+            path_len: 0,
+            query: std::ptr::null(),
+            query_len: 0,
+            headers: std::ptr::null(),
+            header_count: 0,
+            peer: std::ptr::null(),
+            peer_len: 0,
+        }
+    }
+}

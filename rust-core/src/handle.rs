@@ -1,0 +1,226 @@
+//! The part of a connection that other threads touch: its send queue (bounded in
+//! bytes), its inbound credit (bounded in messages) and the waker of its task.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use futures_util::task::AtomicWaker;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::error::{Error, Result};
+
+/// Something the consumer asked to go out on a connection.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A data message (a broadcast shares its payload among recipients).
+    Message(Message),
+    /// Start the close handshake with this code and reason; nothing is sent after it.
+    Close(u16, String),
+}
+
+/// What the connection's task should do next with its outbox.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum OutboxState {
+    /// Sending normally.
+    Open,
+    /// A close was queued: sends are refused, queued messages still go out first.
+    Closing,
+    /// Drop everything queued and close at once with this code (slow broadcast
+    /// recipient).
+    Killed(u16),
+}
+
+#[derive(Debug)]
+struct Outbox {
+    queue: VecDeque<Outgoing>,
+    /// Payload bytes queued or handed to the socket and not yet flushed.
+    bytes: usize,
+    state: OutboxState,
+    /// A send was refused with WouldBlock: report a writable event once drained.
+    want_writable: bool,
+}
+
+/// Shared state of one live connection.
+#[derive(Debug)]
+pub struct ConnectionHandle {
+    /// Connection id, unique for the server's life (never reused).
+    pub id: u64,
+    /// Route the connection was accepted on.
+    pub route: u32,
+    outbox: Mutex<Outbox>,
+    outbound_limit: usize,
+    /// Messages handed to the event queue and not yet polled by the consumer.
+    unpolled: AtomicUsize,
+    inbound_depth: usize,
+    paused: AtomicBool,
+    /// Wakes the connection's task: new outgoing data, credit returned, resumed.
+    waker: AtomicWaker,
+}
+
+impl ConnectionHandle {
+    pub(crate) fn new(id: u64, route: u32, outbound_limit: usize, inbound_depth: usize) -> Self {
+        ConnectionHandle {
+            id,
+            route,
+            outbox: Mutex::new(Outbox {
+                queue: VecDeque::new(),
+                bytes: 0,
+                state: OutboxState::Open,
+                want_writable: false,
+            }),
+            outbound_limit,
+            unpolled: AtomicUsize::new(0),
+            inbound_depth,
+            paused: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        // A poisoned lock only means another thread panicked mid-call; the queue
+        // itself is always left consistent, so keep using it.
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `len` more bytes would take a non-empty queue over the limit. A single
+    /// message larger than the limit still goes out when the queue is empty.
+    fn over_limit(&self, outbox: &Outbox, len: usize) -> bool {
+        outbox.bytes > 0 && outbox.bytes + len > self.outbound_limit
+    }
+
+    /// Queues a message for this connection alone.
+    pub(crate) fn send(&self, message: Message) -> Result<()> {
+        let len = message.len();
+        let mut outbox = self.outbox();
+        if outbox.state != OutboxState::Open {
+            return Err(Error::Closed);
+        }
+        if self.over_limit(&outbox, len) {
+            outbox.want_writable = true;
+            return Err(Error::WouldBlock);
+        }
+        outbox.bytes += len;
+        outbox.queue.push_back(Outgoing::Message(message));
+        drop(outbox);
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// Queues a broadcast message. A recipient over its limit is closed with 1008
+    /// instead of holding back the others. Returns whether the message was queued.
+    pub(crate) fn offer_broadcast(&self, message: &Message) -> bool {
+        let len = message.len();
+        let mut outbox = self.outbox();
+        if outbox.state != OutboxState::Open {
+            return false;
+        }
+        if self.over_limit(&outbox, len) {
+            outbox.state = OutboxState::Killed(1008);
+            outbox.queue.clear();
+            drop(outbox);
+            self.waker.wake();
+            return false;
+        }
+        outbox.bytes += len;
+        outbox.queue.push_back(Outgoing::Message(message.clone()));
+        drop(outbox);
+        self.waker.wake();
+        true
+    }
+
+    /// Queues a close after whatever is already queued.
+    pub(crate) fn close(&self, code: u16, reason: String) -> Result<()> {
+        let mut outbox = self.outbox();
+        if outbox.state != OutboxState::Open {
+            return Err(Error::Closed);
+        }
+        outbox.state = OutboxState::Closing;
+        outbox.queue.push_back(Outgoing::Close(code, reason));
+        drop(outbox);
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// Server shutdown: close with 1001 even if a close is already queued (the task
+    /// stops at the first close it finds).
+    pub(crate) fn shutdown(&self) {
+        let mut outbox = self.outbox();
+        if outbox.state == OutboxState::Open {
+            outbox.state = OutboxState::Closing;
+        }
+        outbox.queue.push_back(Outgoing::Close(1001, "server shutting down".into()));
+        drop(outbox);
+        self.waker.wake();
+    }
+
+    /// The close code when a broadcast found this connection too slow to keep up.
+    pub(crate) fn killed(&self) -> Option<u16> {
+        match self.outbox().state {
+            OutboxState::Killed(code) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Moves queued items into `batch` until about `max_bytes` are taken or a close is
+    /// reached.
+    pub(crate) fn take_batch(&self, batch: &mut VecDeque<Outgoing>, max_bytes: usize) {
+        let mut outbox = self.outbox();
+        let mut taken = 0;
+        while taken < max_bytes.max(1) {
+            let Some(item) = outbox.queue.pop_front() else { break };
+            let is_close = matches!(item, Outgoing::Close(..));
+            if let Outgoing::Message(m) = &item {
+                taken += m.len();
+            }
+            batch.push_back(item);
+            if is_close {
+                break;
+            }
+        }
+    }
+
+    /// Records that `bytes` were flushed to the socket. Returns true when a refused
+    /// sender should now hear that the connection is writable again.
+    pub(crate) fn flushed(&self, bytes: usize) -> bool {
+        let mut outbox = self.outbox();
+        outbox.bytes = outbox.bytes.saturating_sub(bytes);
+        if outbox.want_writable && outbox.bytes <= self.outbound_limit / 2 {
+            outbox.want_writable = false;
+            return outbox.state == OutboxState::Open;
+        }
+        false
+    }
+
+    /// Whether the task may read another message: inbound credit left and not paused.
+    pub(crate) fn may_read(&self) -> bool {
+        !self.paused.load(Ordering::Acquire)
+            && self.unpolled.load(Ordering::Acquire) < self.inbound_depth
+    }
+
+    /// A message of this connection entered the event queue.
+    pub(crate) fn message_queued(&self) {
+        self.unpolled.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The consumer polled one of this connection's messages: return its credit.
+    pub(crate) fn message_polled(&self) {
+        let before = self.unpolled.fetch_sub(1, Ordering::AcqRel);
+        if before >= self.inbound_depth {
+            self.waker.wake();
+        }
+    }
+
+    /// Stops (true) or restarts (false) reading from this connection's socket.
+    pub(crate) fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release);
+        if !paused {
+            self.waker.wake();
+        }
+    }
+
+    /// Registers the task to wake on outgoing data, returned credit or resume.
+    pub(crate) fn register(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
+    }
+}

@@ -1,0 +1,177 @@
+//! The HTTP/1.1 upgrade, done by the core itself so that every refusal gets a proper
+//! status and a short text body (404 unknown path, 426 not an upgrade, 400 malformed,
+//! 431 head too large, 503 over the connection limit).
+
+use std::ops::Range;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+/// Largest request head accepted; a browser's upgrade request is well under 2 KiB.
+const MAX_HEAD_BYTES: usize = 16 << 10;
+/// Most request headers accepted.
+const MAX_HEADERS: usize = 64;
+
+/// An upgrade request that passed every check.
+#[derive(Debug)]
+pub(crate) struct UpgradeRequest {
+    /// The request head, through the blank line.
+    pub head: Box<[u8]>,
+    /// Bytes the client sent after the head (early frames), to be read first.
+    pub rest: Vec<u8>,
+    pub route: u32,
+    pub path: Range<usize>,
+    pub query: Range<usize>,
+    pub headers: Vec<(Range<usize>, Range<usize>)>,
+    accept_key: String,
+}
+
+/// Why a request was refused: becomes the HTTP status of the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    Malformed(&'static str),
+    HeadTooLarge,
+    UnknownPath,
+    NotUpgrade,
+    UnsupportedVersion,
+    TooManyConnections,
+}
+
+impl Refusal {
+    /// The full HTTP response for this refusal; the socket is closed after it.
+    pub(crate) fn response(self) -> Vec<u8> {
+        let (status, extra, body) = match self {
+            Refusal::Malformed(why) => ("400 Bad Request", "", why),
+            Refusal::HeadTooLarge => {
+                ("431 Request Header Fields Too Large", "", "Request head too large")
+            }
+            Refusal::UnknownPath => ("404 Not Found", "", "Not Found"),
+            Refusal::NotUpgrade => (
+                "426 Upgrade Required",
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n",
+                "WebSocket upgrade required",
+            ),
+            Refusal::UnsupportedVersion => (
+                "426 Upgrade Required",
+                "Sec-WebSocket-Version: 13\r\n",
+                "Unsupported WebSocket version (13 is supported)",
+            ),
+            Refusal::TooManyConnections => {
+                ("503 Service Unavailable", "", "Too many connections")
+            }
+        };
+        format!(
+            "HTTP/1.1 {status}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}\n",
+            body.len() + 1
+        )
+        .into_bytes()
+    }
+}
+
+impl UpgradeRequest {
+    /// The 101 response that completes the upgrade.
+    pub(crate) fn response(&self) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            self.accept_key
+        )
+        .into_bytes()
+    }
+}
+
+/// Reads one request head from `stream`. Returns the head and any bytes after it, or
+/// `Ok(None)` when the client closed before finishing it.
+pub(crate) async fn read_head(
+    stream: &mut TcpStream,
+) -> Result<Option<(Vec<u8>, Vec<u8>)>, Refusal> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut scanned: usize = 0;
+    loop {
+        if buf.len() == buf.capacity() {
+            if buf.len() >= MAX_HEAD_BYTES {
+                return Err(Refusal::HeadTooLarge);
+            }
+            buf.reserve(buf.len());
+        }
+        match stream.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(_) => {}
+        }
+        let from = scanned.saturating_sub(3);
+        if let Some(pos) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            let end = from + pos + 4;
+            let rest = buf.split_off(end);
+            return Ok(Some((buf, rest)));
+        }
+        scanned = buf.len();
+    }
+}
+
+/// Checks a request head against the routes and the WebSocket upgrade rules.
+pub(crate) fn check(
+    head: Vec<u8>,
+    rest: Vec<u8>,
+    route_of: impl Fn(&[u8]) -> Option<u32>,
+) -> Result<UpgradeRequest, Refusal> {
+    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut storage);
+    match request.parse(&head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(Refusal::Malformed("Incomplete request")),
+        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::HeadTooLarge),
+        Err(_) => return Err(Refusal::Malformed("Malformed HTTP request")),
+    }
+    let offset = |s: &[u8]| s.as_ptr() as usize - head.as_ptr() as usize;
+    let span = |s: &[u8]| offset(s)..offset(s) + s.len();
+
+    let target = request.path.unwrap_or("").as_bytes();
+    let (path, query) = match target.iter().position(|&b| b == b'?') {
+        Some(q) => (span(&target[..q]), span(&target[q + 1..])),
+        None => (span(target), offset(target) + target.len()..offset(target) + target.len()),
+    };
+    let route = route_of(&head[path.clone()]).ok_or(Refusal::UnknownPath)?;
+
+    let header = |name: &str| {
+        request.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+    };
+    let has_token = |name: &str, token: &str| {
+        request.headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name)).any(|h| {
+            h.value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        })
+    };
+    let is_upgrade = request.method == Some("GET")
+        && request.version == Some(1)
+        && has_token("upgrade", "websocket")
+        && has_token("connection", "upgrade");
+    if !is_upgrade {
+        return Err(Refusal::NotUpgrade);
+    }
+    if header("sec-websocket-version").map(|v| v.trim_ascii()) != Some(b"13") {
+        return Err(Refusal::UnsupportedVersion);
+    }
+    let key = header("sec-websocket-key").map(|v| v.trim_ascii()).unwrap_or(b"");
+    if !is_websocket_key(key) {
+        return Err(Refusal::Malformed("Missing or invalid Sec-WebSocket-Key"));
+    }
+    let accept_key = derive_accept_key(key);
+    let headers = request.headers.iter().map(|h| (span(h.name.as_bytes()), span(h.value))).collect();
+    Ok(UpgradeRequest { head: head.into_boxed_slice(), rest, route, path, query, headers, accept_key })
+}
+
+/// A key is the base64 form of 16 bytes: 22 base64 characters and `==`.
+fn is_websocket_key(key: &[u8]) -> bool {
+    key.len() == 24
+        && key.ends_with(b"==")
+        && key[..22].iter().all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
+/// Writes a refusal and closes the socket, ignoring errors: the client may be gone.
+pub(crate) async fn refuse(stream: &mut TcpStream, refusal: Refusal) {
+    let _ = stream.write_all(&refusal.response()).await;
+    let _ = stream.shutdown().await;
+}

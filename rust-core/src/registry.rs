@@ -1,0 +1,71 @@
+//! Live connections by id and by route: what send, close and broadcast look up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::handle::ConnectionHandle;
+
+#[derive(Debug, Default)]
+struct Inner {
+    by_id: HashMap<u64, Arc<ConnectionHandle>>,
+    by_route: Vec<HashMap<u64, Arc<ConnectionHandle>>>,
+}
+
+/// The registry of upgraded connections. Ids are never reused, so a stale id simply
+/// is not found.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    inner: RwLock<Inner>,
+}
+
+impl Registry {
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn insert(&self, handle: Arc<ConnectionHandle>) {
+        let mut inner = self.write();
+        let route = handle.route as usize;
+        if inner.by_route.len() <= route {
+            inner.by_route.resize_with(route + 1, HashMap::new);
+        }
+        inner.by_route[route].insert(handle.id, handle.clone());
+        inner.by_id.insert(handle.id, handle);
+    }
+
+    pub(crate) fn remove(&self, id: u64) {
+        let mut inner = self.write();
+        if let Some(handle) = inner.by_id.remove(&id) {
+            if let Some(route) = inner.by_route.get_mut(handle.route as usize) {
+                route.remove(&id);
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, id: u64) -> Option<Arc<ConnectionHandle>> {
+        self.read().by_id.get(&id).cloned()
+    }
+
+    /// Calls `f` on every connection of `route` while holding the read lock, so that a
+    /// broadcast reaches exactly the connections registered at that moment, in order.
+    pub(crate) fn for_each_in_route(&self, route: u32, mut f: impl FnMut(&ConnectionHandle)) {
+        let inner = self.read();
+        if let Some(members) = inner.by_route.get(route as usize) {
+            for handle in members.values() {
+                f(handle);
+            }
+        }
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<ConnectionHandle>> {
+        self.read().by_id.values().cloned().collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.read().by_id.len()
+    }
+}

@@ -1,0 +1,313 @@
+//! The server: routes, the runtime and its listener, and the calls a consumer makes
+//! (poll, send, broadcast, close, stop). Every method takes `&self` and may be called
+//! from any thread.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::config::Config;
+use crate::connection;
+use crate::error::{Error, Result};
+use crate::events::{Event, EventQueue};
+use crate::handle::ConnectionHandle;
+use crate::registry::Registry;
+
+/// Backlog of the listening socket: bursts of thousands of connects are normal.
+const LISTEN_BACKLOG: libc::c_int = 4096;
+/// Longest close reason a close frame can carry (125 bytes minus the code).
+const MAX_CLOSE_REASON: usize = 123;
+
+/// State shared by the server's calls and its connection tasks.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) events: EventQueue,
+    pub(crate) registry: Registry,
+    /// Sockets accepted and not yet closed, upgraded or not (for `max_connections`).
+    pub(crate) open_sockets: AtomicUsize,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) stopping: AtomicBool,
+    routes: OnceLock<HashMap<Box<[u8]>, u32>>,
+    /// Signalled when the last connection leaves during a stop.
+    drained: Notify,
+    stop_accepting: Notify,
+}
+
+impl Shared {
+    pub(crate) fn route_of(&self, path: &[u8]) -> Option<u32> {
+        self.routes.get()?.get(path).copied()
+    }
+
+    pub(crate) fn notify_if_drained(&self) {
+        if self.stopping.load(Ordering::Acquire) && self.registry.len() == 0 {
+            self.drained.notify_one();
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Lifecycle {
+    Created { routes: Vec<Box<[u8]>> },
+    Running { runtime: Runtime, port: u16 },
+    Stopped,
+}
+
+/// A WebSocket server. Create it, add routes, start it, then poll its events when its
+/// ready descriptor is readable.
+#[derive(Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+    lifecycle: Mutex<Lifecycle>,
+}
+
+impl Server {
+    /// Creates a stopped server with the given limits.
+    pub fn new(config: Config) -> Result<Server> {
+        config.validate().map_err(Error::InvalidArgument)?;
+        let shared = Shared {
+            config,
+            events: EventQueue::new()?,
+            registry: Registry::default(),
+            open_sockets: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            stopping: AtomicBool::new(false),
+            routes: OnceLock::new(),
+            drained: Notify::new(),
+            stop_accepting: Notify::new(),
+        };
+        Ok(Server {
+            shared: Arc::new(shared),
+            lifecycle: Mutex::new(Lifecycle::Created { routes: Vec::new() }),
+        })
+    }
+
+    fn lifecycle(&self) -> std::sync::MutexGuard<'_, Lifecycle> {
+        self.lifecycle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The server's limits.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Serves WebSocket upgrades on `path` (exact match, without query string) and
+    /// returns its route id, counted from 0 in the order routes are added.
+    pub fn add_route(&self, path: &str) -> Result<u32> {
+        if !path.starts_with('/') || path.contains('?') || path.contains(char::is_whitespace) {
+            return Err(Error::InvalidArgument(format!(
+                "route path must start with '/' and contain no '?' or spaces: {path:?}"
+            )));
+        }
+        match &mut *self.lifecycle() {
+            Lifecycle::Created { routes } => {
+                if routes.iter().any(|r| **r == *path.as_bytes()) {
+                    return Err(Error::InvalidArgument(format!("route {path:?} is already added")));
+                }
+                routes.push(path.as_bytes().into());
+                Ok((routes.len() - 1) as u32)
+            }
+            _ => Err(Error::InvalidState("routes must be added before start".into())),
+        }
+    }
+
+    /// Binds `host:port` (port 0 picks a free port), starts the runtime and accepts
+    /// connections. Returns the bound port.
+    pub fn start(&self, host: &str, port: u16) -> Result<u16> {
+        let mut lifecycle = self.lifecycle();
+        let Lifecycle::Created { routes } = &mut *lifecycle else {
+            return Err(Error::InvalidState("server was already started".into()));
+        };
+        if routes.is_empty() {
+            return Err(Error::InvalidState("add at least one route before start".into()));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.shared.config.worker_threads)
+            .thread_name("roost-worker")
+            .enable_all()
+            .build()?;
+        let listener = {
+            let _context = runtime.enter();
+            let listener = std::net::TcpListener::bind((host, port))?;
+            // Raise std's backlog of 128; calling listen again only updates it.
+            // SAFETY: the descriptor belongs to the live listener.
+            unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) };
+            listener.set_nonblocking(true)?;
+            TcpListener::from_std(listener)?
+        };
+        let port = listener.local_addr()?.port();
+        let table = routes.drain(..).enumerate().map(|(i, p)| (p, i as u32)).collect();
+        let _ = self.shared.routes.set(table);
+        runtime.spawn(accept_loop(listener, self.shared.clone()));
+        *lifecycle = Lifecycle::Running { runtime, port };
+        Ok(port)
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> Result<u16> {
+        match &*self.lifecycle() {
+            Lifecycle::Running { port, .. } => Ok(*port),
+            _ => Err(Error::InvalidState("server is not running".into())),
+        }
+    }
+
+    /// The descriptor that becomes readable when `poll` may return events. Valid from
+    /// creation until the server is dropped.
+    pub fn ready_fd(&self) -> RawFd {
+        self.shared.events.fd()
+    }
+
+    /// Moves up to `max` waiting events into `out` and returns how many. When it
+    /// returns 0 the ready descriptor is re-armed: wait for it before polling again.
+    pub fn poll(&self, out: &mut Vec<Event>, max: usize) -> usize {
+        self.shared.events.poll(out, max)
+    }
+
+    fn connection(&self, id: u64) -> Result<Arc<ConnectionHandle>> {
+        if self.shared.stopping.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.shared.registry.get(id).ok_or(Error::NotFound)
+    }
+
+    /// Queues a text message for one connection. `data` must be UTF-8.
+    pub fn send_text(&self, id: u64, data: Bytes) -> Result<()> {
+        let handle = self.connection(id)?;
+        handle.send(Message::Text(utf8(data)?))
+    }
+
+    /// Queues a binary message for one connection.
+    pub fn send_binary(&self, id: u64, data: Bytes) -> Result<()> {
+        self.connection(id)?.send(Message::Binary(data))
+    }
+
+    /// Queues one shared text message for every connection of `route`; returns how
+    /// many received it. A recipient over its send limit is closed with 1008.
+    pub fn broadcast_text(&self, route: u32, data: Bytes) -> Result<usize> {
+        self.broadcast(route, Message::Text(utf8(data)?))
+    }
+
+    /// Binary form of `broadcast_text`.
+    pub fn broadcast_binary(&self, route: u32, data: Bytes) -> Result<usize> {
+        self.broadcast(route, Message::Binary(data))
+    }
+
+    fn broadcast(&self, route: u32, message: Message) -> Result<usize> {
+        if self.shared.stopping.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        match self.shared.routes.get() {
+            Some(routes) if (route as usize) < routes.len() => {}
+            _ => return Err(Error::NotFound),
+        }
+        let mut delivered = 0;
+        self.shared.registry.for_each_in_route(route, |handle| {
+            delivered += usize::from(handle.offer_broadcast(&message));
+        });
+        Ok(delivered)
+    }
+
+    /// Closes one connection with `code` and `reason` after the messages already
+    /// queued for it. Its disconnect event follows when the handshake ends.
+    pub fn close(&self, id: u64, code: u16, reason: &str) -> Result<()> {
+        if !is_sendable_close_code(code) {
+            return Err(Error::InvalidArgument(format!("{code} is not a close code a server may send")));
+        }
+        if reason.len() > MAX_CLOSE_REASON {
+            return Err(Error::InvalidArgument(format!(
+                "close reason is {} bytes; at most {MAX_CLOSE_REASON} fit in a close frame",
+                reason.len()
+            )));
+        }
+        self.connection(id)?.close(code, reason.to_string())
+    }
+
+    /// Stops (true) or restarts (false) reading one connection's socket, for consumers
+    /// that buffer messages of their own.
+    pub fn set_reading_paused(&self, id: u64, paused: bool) -> Result<()> {
+        self.connection(id)?.set_paused(paused);
+        Ok(())
+    }
+
+    /// Connections upgraded and not yet disconnected.
+    pub fn connection_count(&self) -> usize {
+        self.shared.registry.len()
+    }
+
+    /// Stops accepting, closes every connection with 1001 after what is queued for it,
+    /// waits up to `grace` for the close handshakes, then drops what is left (those get
+    /// a 1006 disconnect event). Blocks the caller; must not be called from inside a
+    /// tokio runtime. Disconnect events stay available to `poll`. Calling it again, or
+    /// on a server never started, does nothing.
+    pub fn stop(&self, grace: Duration) -> Result<()> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::InvalidState("stop must not be called from a tokio runtime".into()));
+        }
+        let mut lifecycle = self.lifecycle();
+        let previous = std::mem::replace(&mut *lifecycle, Lifecycle::Stopped);
+        let Lifecycle::Running { runtime, .. } = previous else { return Ok(()) };
+        let shared = &self.shared;
+        shared.stopping.store(true, Ordering::Release);
+        shared.stop_accepting.notify_one();
+        for handle in shared.registry.all() {
+            handle.shutdown();
+        }
+        runtime.block_on(async {
+            let _ = tokio::time::timeout(grace, async {
+                loop {
+                    let drained = shared.drained.notified();
+                    if shared.registry.len() == 0 {
+                        break;
+                    }
+                    drained.await;
+                }
+            })
+            .await;
+        });
+        // Dropping the remaining tasks sends their disconnect events.
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop(Duration::ZERO);
+    }
+}
+
+fn utf8(data: Bytes) -> Result<Utf8Bytes> {
+    Utf8Bytes::try_from(data)
+        .map_err(|_| Error::InvalidArgument("text message is not valid UTF-8".into()))
+}
+
+/// Codes RFC 6455 lets an endpoint put in a close frame.
+fn is_sendable_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.stop_accepting.notified() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                shared.open_sockets.fetch_add(1, Ordering::AcqRel);
+                tokio::spawn(connection::serve(socket, peer, shared.clone()));
+            }
+            // Out of descriptors or a peer that reset before accept: pause briefly
+            // instead of spinning on the error.
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
