@@ -4,7 +4,7 @@ CC ?= cc
 CFLAGS_EXAMPLE = -O2 -Wall -Werror -pedantic -std=c11 -Irust-core/include
 LIBS_STATIC = build/lib/libroost.a -lpthread -ldl -lm
 
-.PHONY: all build examples test test-rust test-c check-header install clean
+.PHONY: all build examples test test-deps test-rust test-c test-examples check-header install clean
 
 all: build examples
 
@@ -16,7 +16,13 @@ examples: examples/c/echo_server
 examples/c/echo_server: examples/c/echo_server.c build
 	$(CC) $(CFLAGS_EXAMPLE) -o $@ $< $(LIBS_STATIC)
 
-test: all check-header test-rust test-c
+test: all check-header test-rust test-c test-examples
+
+test-deps:
+	python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+test-examples: examples test-deps
+	python3 -m pytest -q tests/examples
 
 test-rust:
 	cd rust-core && cargo test --release --locked --features fault-injection
