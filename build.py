@@ -3,7 +3,7 @@
 
     python3 build.py                  build the core (cargo, release), refresh
                                       rust-core/include/roost.h (cbindgen), stage the
-                                      library and header in build/
+                                      library and header in build/ and python/_native/
     python3 build.py check-header     fail if the committed header is stale
     python3 build.py install PREFIX   install libroost.so, libroost.a, roost.h and
                                       roost.pc under PREFIX
@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent
 CORE = ROOT / "rust-core"
 HEADER = CORE / "include" / "roost.h"
 STAGE = ROOT / "build"
+# The Python package builds its cffi extension from these (pip builds in place).
+PYTHON_STAGE = ROOT / "python" / "_native"
 CBINDGEN_VERSION = "0.29.4"
 LIBRARIES = ("libroost.so", "libroost.a")
 
@@ -57,11 +59,12 @@ def build() -> None:
         if not HEADER.exists() or not filecmp.cmp(fresh, HEADER, shallow=False):
             shutil.copyfile(fresh, HEADER)
             print("refreshed", HEADER.relative_to(ROOT))
-    (STAGE / "lib").mkdir(parents=True, exist_ok=True)
-    (STAGE / "include").mkdir(parents=True, exist_ok=True)
-    for name in LIBRARIES:
-        shutil.copyfile(CORE / "target" / "release" / name, STAGE / "lib" / name)
-    shutil.copyfile(HEADER, STAGE / "include" / "roost.h")
+    for stage in (STAGE, PYTHON_STAGE):
+        (stage / "lib").mkdir(parents=True, exist_ok=True)
+        (stage / "include").mkdir(parents=True, exist_ok=True)
+        for name in LIBRARIES:
+            shutil.copyfile(CORE / "target" / "release" / name, stage / "lib" / name)
+        shutil.copyfile(HEADER, stage / "include" / "roost.h")
 
 
 def check_header() -> int:

@@ -1,0 +1,48 @@
+"""Roost: a fast WebSocket server with Robyn's WebSocket API, on asyncio and trio.
+
+    from roost import App, WebSocketDisconnect
+
+    app = App(__file__)
+
+    @app.websocket("/ws")
+    async def echo(websocket):
+        while True:
+            msg = await websocket.receive_text()
+            await websocket.send_text(f"Echo: {msg}")
+
+    app.start(port=8080)
+"""
+
+from ._app import App
+from ._errors import (
+    CorePanic,
+    InvalidArgument,
+    InvalidState,
+    RoostError,
+    ServerIOError,
+    WebSocketDisconnect,
+)
+from ._query import QueryParams
+from ._roost_ffi import ffi as _ffi
+from ._roost_ffi import lib as _lib
+from ._websocket import Address, WebSocket
+
+#: The same class as `App`, for code written for Robyn.
+Robyn = App
+
+__version__: str = _ffi.string(_lib.roost_version()).decode()
+
+__all__ = [
+    "Address",
+    "App",
+    "CorePanic",
+    "InvalidArgument",
+    "InvalidState",
+    "QueryParams",
+    "Robyn",
+    "RoostError",
+    "ServerIOError",
+    "WebSocket",
+    "WebSocketDisconnect",
+    "__version__",
+]

@@ -1,0 +1,230 @@
+"""The application: route registration, and serving on asyncio or trio."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any, Callable, Optional, TypeVar
+
+import anyio
+from anyio.abc import TaskStatus
+
+from ._dispatcher import Dispatcher
+from ._endpoint import Endpoint
+from ._native import Limits, NativeServer
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BACKENDS = ("asyncio", "trio")
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+class App:
+    """A WebSocket application (also exported as `Robyn`).
+
+    Args:
+        file_path: Accepted for compatibility with `Robyn(__file__)`; unused.
+        max_message_size: Largest message accepted, in bytes (larger: close 1009).
+        max_frame_size: Largest frame accepted, in bytes (larger: close 1009).
+        inbound_queue_depth: Messages kept per connection before the server stops
+            reading that socket (TCP then pushes back on the client).
+        outbound_queue_bytes: Bytes queued per connection above which `send_*` waits
+            and a broadcast closes that recipient with 1008.
+        read_buffer_size: Per-connection read buffer, in bytes.
+        write_buffer_size: Bytes gathered per socket write.
+        ping_interval: Seconds between keepalive pings; None disables them.
+        ping_timeout: Seconds a ping may go unanswered before closing with 1011.
+        handshake_timeout: Seconds a client has to send its upgrade request.
+        close_timeout: Seconds a closing connection waits for the client's close frame.
+        max_connections: Open connections above which clients get HTTP 503.
+        worker_threads: Threads of the core's I/O runtime.
+        shutdown_grace: Seconds a graceful stop waits for connections to close.
+    """
+
+    def __init__(
+        self,
+        file_path: Optional[str] = None,
+        *,
+        max_message_size: int = Limits.max_message_size,
+        max_frame_size: int = Limits.max_frame_size,
+        inbound_queue_depth: int = Limits.inbound_queue_depth,
+        outbound_queue_bytes: int = Limits.outbound_queue_bytes,
+        read_buffer_size: int = Limits.read_buffer_size,
+        write_buffer_size: int = Limits.write_buffer_size,
+        ping_interval: Optional[float] = Limits.ping_interval,
+        ping_timeout: float = Limits.ping_timeout,
+        handshake_timeout: float = Limits.handshake_timeout,
+        close_timeout: float = Limits.close_timeout,
+        max_connections: int = Limits.max_connections,
+        worker_threads: int = Limits.worker_threads,
+        shutdown_grace: float = 5.0,
+    ) -> None:
+        self.file_path = file_path
+        self.limits = Limits(
+            max_message_size=max_message_size,
+            max_frame_size=max_frame_size,
+            inbound_queue_depth=inbound_queue_depth,
+            outbound_queue_bytes=outbound_queue_bytes,
+            read_buffer_size=read_buffer_size,
+            write_buffer_size=write_buffer_size,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            handshake_timeout=handshake_timeout,
+            close_timeout=close_timeout,
+            max_connections=max_connections,
+            worker_threads=worker_threads,
+        )
+        self.shutdown_grace = float(shutdown_grace)
+        self._endpoints: dict[str, Endpoint] = {}
+        self._stop_requested: Optional[anyio.Event] = None
+        #: The bound port while serving, else None.
+        self.port: Optional[int] = None
+
+    def websocket(self, path: str) -> Callable[[F], F]:
+        """Decorator registering an `async def handler(websocket, ...)` for `path`
+        (exact match). The handler gains `handler.on_connect` and `handler.on_close`
+        decorators.
+
+        Raises:
+            TypeError: the handler is not an async function.
+            ValueError: `path` is not a path or is already registered.
+        """
+        if not isinstance(path, str) or not path.startswith("/") or "?" in path:
+            raise ValueError(f"WebSocket path must be a str starting with '/', without '?': {path!r}")
+        if path in self._endpoints:
+            raise ValueError(f"WebSocket path {path!r} is already registered")
+
+        def register(handler: F) -> F:
+            if path in self._endpoints:
+                raise ValueError(f"WebSocket path {path!r} is already registered")
+            endpoint = Endpoint(path, handler)
+            handler.on_connect = endpoint.set_on_connect  # type: ignore[attr-defined]
+            handler.on_close = endpoint.set_on_close  # type: ignore[attr-defined]
+            self._endpoints[path] = endpoint
+            return handler
+
+        return register
+
+    def start(self, host: Optional[str] = None, port: Optional[int] = None, *,
+              backend: Optional[str] = None) -> None:
+        """Serves until SIGINT or SIGTERM, then stops gracefully (every client gets
+        close 1001). Blocks; runs its own event loop.
+
+        Args:
+            host: Address to bind; default `$ROOST_HOST` or 127.0.0.1.
+            port: Port to bind (0 picks one); default `$ROOST_PORT` or 8080.
+            backend: "asyncio" or "trio"; default `$ROOST_BACKEND` or "asyncio".
+
+        Raises:
+            ValueError: unknown backend.
+            SystemExit: the address cannot be bound (exit status 1, message on stderr).
+        """
+        chosen = backend or os.environ.get("ROOST_BACKEND") or "asyncio"
+        if chosen not in BACKENDS:
+            raise ValueError(f"unknown backend {chosen!r}: expected one of {', '.join(BACKENDS)}")
+        try:
+            anyio.run(self._serve_until_signal, host, port, chosen, backend=chosen)
+        except OSError as error:
+            print(f"roost: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+    async def _serve_until_signal(self, host: Optional[str], port: Optional[int], backend: str) -> None:
+        native = self._bind(host, port)
+        print(f"Roost serving on ws://{self._host(host)}:{self.port} ({backend}); Ctrl+C stops",
+              flush=True)
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._run, native, anyio.TASK_STATUS_IGNORED)
+                async for _ in signals:
+                    self.stop()
+                    break
+
+    async def serve(self, host: Optional[str] = None, port: Optional[int] = None, *,
+                    task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serves inside an asyncio or trio program that is already running, until
+        `stop()` (graceful: every client gets 1001, handlers finish, `on_close` runs)
+        or until cancelled (clients still get 1001; handlers are cancelled).
+
+        Under trio or anyio, `port = await nursery.start(app.serve, host, 0)` gives
+        the bound port; it is also in `app.port`.
+
+        Args:
+            host: Address to bind; default `$ROOST_HOST` or 127.0.0.1.
+            port: Port to bind (0 picks one); default `$ROOST_PORT` or 8080.
+
+        Raises:
+            RuntimeError: no route is registered, or the app is already serving.
+            OSError: the address cannot be bound.
+        """
+        await self._run(self._bind(host, port), task_status)
+
+    @staticmethod
+    def _host(host: Optional[str]) -> str:
+        return host or os.environ.get("ROOST_HOST") or DEFAULT_HOST
+
+    def _bind(self, host: Optional[str], port: Optional[int]) -> NativeServer:
+        if not self._endpoints:
+            raise RuntimeError("no WebSocket route: decorate a handler with @app.websocket(path)")
+        if self._stop_requested is not None:
+            raise RuntimeError("this app is already serving")
+        if port is None:
+            port = int(os.environ.get("ROOST_PORT", DEFAULT_PORT))
+        native = NativeServer(self.limits)
+        try:
+            for endpoint in self._endpoints.values():
+                native.add_route(endpoint.path)
+            self.port = native.start(self._host(host), port)
+        except BaseException:
+            native.free()
+            raise
+        self._stop_requested = anyio.Event()
+        return native
+
+    async def _run(self, native: NativeServer, task_status: TaskStatus[int]) -> None:
+        assert self._stop_requested is not None and self.port is not None
+        try:
+            async with anyio.create_task_group() as tasks:
+                dispatcher = Dispatcher(native, list(self._endpoints.values()),
+                                        self.limits.inbound_queue_depth, tasks)
+                tasks.start_soon(dispatcher.run)
+                task_status.started(self.port)
+                try:
+                    await self._stop_requested.wait()
+                    await self._stop_gracefully(native, dispatcher)
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self._stop_at_once(native, dispatcher)
+                    tasks.cancel_scope.cancel()
+        finally:
+            native.free()
+            self.port = None
+            self._stop_requested = None
+
+    def stop(self) -> None:
+        """Asks a serving app to stop gracefully. Call it from the app's event loop."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def _stop_gracefully(self, native: NativeServer, dispatcher: Dispatcher) -> None:
+        # The core closes every connection (1001) while the dispatcher goes on
+        # delivering their disconnects, so handlers end as they would for a client
+        # that left and on_close runs as usual.
+        await anyio.to_thread.run_sync(native.stop, self.shutdown_grace)
+        with anyio.move_on_after(self.shutdown_grace):
+            while dispatcher.poll_once():
+                pass
+            await dispatcher.wait_handlers_done()
+
+    async def _stop_at_once(self, native: NativeServer, dispatcher: Dispatcher) -> None:
+        # Idempotent after a graceful stop; after a cancellation it still sends 1001,
+        # and on_close runs here since the task group is already cancelled.
+        open_connections = dispatcher.open_connections()
+        dispatcher.spawn_on_close = False
+        await anyio.to_thread.run_sync(native.stop, min(self.shutdown_grace, 1.0))
+        while dispatcher.poll_once():
+            pass
+        with anyio.move_on_after(1.0):
+            for ws in open_connections:
+                await ws._run_on_close(False)

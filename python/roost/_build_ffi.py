@@ -1,0 +1,47 @@
+"""cffi build script: the extension `roost._roost_ffi`, in API out-of-line mode.
+
+The declarations come from the generated `roost.h` itself (never a hand-written copy),
+and the C compiler checks them against it. The core is linked statically from
+`libroost.a`, so the installed package needs no library path. Both files are staged
+in `python/_native/` by the repository's `make` (build.py).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cffi import FFI
+
+NATIVE = Path(__file__).resolve().parent.parent / "_native"
+HEADER = NATIVE / "include" / "roost.h"
+LIBRARY = NATIVE / "lib" / "libroost.a"
+
+
+def declarations(header: str) -> str:
+    """The header's declarations as cffi's cdef accepts them: no preprocessor lines
+    and no C++ linkage block."""
+    header = re.sub(r"#ifdef __cplusplus.*?#endif[^\n]*\n", "", header, flags=re.S)
+    return "\n".join(line for line in header.splitlines() if not line.startswith("#"))
+
+
+if not HEADER.exists() or not LIBRARY.exists():
+    raise SystemExit(
+        f"roost: {HEADER} or {LIBRARY} is missing; run `make` at the repository's root "
+        "before `pip install ./python`"
+    )
+
+ffibuilder = FFI()
+ffibuilder.cdef(declarations(HEADER.read_text()))
+ffibuilder.set_source(
+    "roost._roost_ffi",
+    '#include "roost.h"',
+    include_dirs=[str(HEADER.parent)],
+    extra_objects=[str(LIBRARY)],
+    libraries=["pthread", "dl", "m"],
+    # Keep the core's own symbols private to the extension.
+    extra_link_args=["-Wl,--exclude-libs,ALL", "-Wl,--gc-sections", "-Wl,--strip-debug"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,182 @@
+"""The one task per app that waits on the core's ready descriptor, drains its events in
+batches and hands each to its connection; and the life of one connection's handler."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.lowlevel import checkpoint
+
+from ._endpoint import Endpoint
+from ._errors import WebSocketDisconnect
+from ._native import NativeServer, check
+from ._params import QueryParamError
+from ._roost_ffi import ffi, lib
+from ._websocket import Address, WebSocket
+
+logger = logging.getLogger("roost")
+
+BATCH = 256
+
+CONNECT = lib.ROOST_EVENT_CONNECT
+TEXT = lib.ROOST_EVENT_TEXT
+BINARY = lib.ROOST_EVENT_BINARY
+DISCONNECT = lib.ROOST_EVENT_DISCONNECT
+WRITABLE = lib.ROOST_EVENT_WRITABLE
+
+
+def _text(ptr: Any, length: int) -> str:
+    return str(ffi.buffer(ptr, length), "utf-8") if length else ""
+
+
+def _bytes(ptr: Any, length: int) -> bytes:
+    return ffi.buffer(ptr, length)[:] if length else b""
+
+
+def _address(peer: str) -> Address:
+    host, _, port = peer.rpartition(":")
+    return Address(host.strip("[]"), int(port) if port.isdigit() else 0)
+
+
+class Dispatcher:
+    """Routes the core's events to WebSocket objects and runs their handlers."""
+
+    def __init__(self, native: NativeServer, endpoints: list[Endpoint], inbox_limit: int,
+                 task_group: TaskGroup) -> None:
+        self._native = native
+        self._server = native.ptr
+        self._endpoints = endpoints
+        self._inbox_limit = inbox_limit
+        self._tasks = task_group
+        self._connections: dict[int, WebSocket] = {}
+        self._active_handlers = 0
+        self._idle = anyio.Event()
+        self._events = ffi.new("roost_event[]", BATCH)
+        self._count = ffi.new("size_t *")
+        #: Whether a disconnect starts on_close in a task of its own (off while the
+        #: task group is being cancelled).
+        self.spawn_on_close = True
+
+    def poll_once(self) -> int:
+        """Handles one batch of events; returns how many there were."""
+        check(lib.roost_server_poll(self._server, self._events, BATCH, self._count))
+        n = int(self._count[0])
+        for i in range(n):
+            self._handle(self._events[i])
+        return n
+
+    async def run(self) -> None:
+        """Drains events for ever: poll until empty (which re-arms the descriptor),
+        then wait for it. Yields between batches so handlers run under load."""
+        fd = self._native.ready_fd()
+        while True:
+            if self.poll_once():
+                await checkpoint()
+            else:
+                await anyio.wait_readable(fd)
+
+    def _handle(self, event: Any) -> None:
+        kind = event.kind
+        if kind == TEXT or kind == BINARY:
+            ws = self._connections.get(event.connection)
+            if ws is not None:
+                data = event.data, event.data_len
+                ws._deliver(_text(*data) if kind == TEXT else _bytes(*data))
+        elif kind == CONNECT:
+            self._connect(event)
+        elif kind == DISCONNECT:
+            ws = self._connections.pop(event.connection, None)
+            if ws is not None:
+                ws._mark_closed(event.close_code, _text(event.data, event.data_len), by_client=True)
+                if self.spawn_on_close and not ws._on_close_started:
+                    self._tasks.start_soon(ws._run_on_close, False)
+        elif kind == WRITABLE:
+            ws = self._connections.get(event.connection)
+            if ws is not None:
+                ws._wake_writers()
+
+    def _connect(self, event: Any) -> None:
+        headers: dict[str, str] = {}
+        for i in range(event.header_count):
+            header = event.headers[i]
+            name = _bytes(header.name, header.name_len).decode("latin-1").lower()
+            value = _bytes(header.value, header.value_len).decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        ws = WebSocket(
+            server=self._server,
+            connection=event.connection,
+            route=event.route,
+            endpoint=self._endpoints[event.route],
+            uuid=_text(event.uuid, event.uuid_len),
+            path=_text(event.path, event.path_len),
+            query=_bytes(event.query, event.query_len).decode("utf-8", "replace"),
+            headers=headers,
+            client=_address(_text(event.peer, event.peer_len)),
+            inbox_limit=self._inbox_limit,
+        )
+        self._connections[event.connection] = ws
+        self._active_handlers += 1
+        self._tasks.start_soon(self._serve, ws)
+
+    async def _serve(self, ws: WebSocket) -> None:
+        try:
+            await serve_connection(ws)
+        finally:
+            self._active_handlers -= 1
+            if self._active_handlers == 0:
+                self._idle.set()
+
+    async def wait_handlers_done(self) -> None:
+        while self._active_handlers:
+            self._idle = anyio.Event()
+            await self._idle.wait()
+
+    def open_connections(self) -> list[WebSocket]:
+        return list(self._connections.values())
+
+
+async def serve_connection(ws: WebSocket) -> None:
+    """Checks typed query parameters, runs `on_connect`, the handler, and the close."""
+    endpoint = ws._endpoint
+    try:
+        kwargs = endpoint.handler_signature.resolve(ws.query_params)
+        connect_kwargs = (endpoint.on_connect_signature.resolve(ws.query_params)
+                          if endpoint.on_connect_signature else {})
+        if endpoint.on_close_signature:
+            ws._on_close_kwargs = endpoint.on_close_signature.resolve(ws.query_params)
+    except QueryParamError as rejection:
+        # Neither on_connect, the handler nor on_close runs for a rejected client.
+        ws._on_close_started = True
+        try:
+            await ws.send_text(f"Error: {rejection}")
+            await ws._close(1008, "")
+        except WebSocketDisconnect:
+            pass
+        return
+
+    try:
+        if endpoint.on_connect is not None:
+            greeting = endpoint.on_connect(ws, **connect_kwargs)
+            if inspect.isawaitable(greeting):
+                greeting = await greeting
+            await ws._send_value(greeting, "on_connect")
+        await endpoint.handler(ws, **kwargs)
+    except WebSocketDisconnect:
+        pass
+    except Exception:
+        logger.exception("WebSocket handler for %s raised; closing connection %s with 1011",
+                         endpoint.path, ws.id)
+        await _close_quietly(ws, 1011)
+        return
+    await _close_quietly(ws, 1000)
+
+
+async def _close_quietly(ws: WebSocket, code: int) -> None:
+    try:
+        await ws._close(code, "")
+    except WebSocketDisconnect:
+        pass

@@ -1,0 +1,47 @@
+"""A registered WebSocket path: its handler, its callbacks and their query signatures."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Optional, TypeVar
+
+from ._params import QuerySignature
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Endpoint:
+    """The handler of one path and its optional `on_connect` / `on_close`."""
+
+    def __init__(self, path: str, handler: Callable[..., Any]) -> None:
+        if not inspect.iscoroutinefunction(handler):
+            raise TypeError(
+                f"the WebSocket handler for {path!r} must be an async function (async def), "
+                f"got {handler!r}"
+            )
+        self.path = path
+        self.handler = handler
+        self.handler_signature = QuerySignature(handler)
+        self.on_connect: Optional[Callable[..., Any]] = None
+        self.on_connect_signature: Optional[QuerySignature] = None
+        self.on_close: Optional[Callable[..., Any]] = None
+        self.on_close_signature: Optional[QuerySignature] = None
+
+    def set_on_connect(self, fn: F) -> F:
+        """Decorator: `fn(websocket, ...)` runs before the handler; its return value
+        (str, bytes or None) is the first message the client receives."""
+        self.on_connect_signature = self._signature(fn, "on_connect")
+        self.on_connect = fn
+        return fn
+
+    def set_on_close(self, fn: F) -> F:
+        """Decorator: `fn(websocket, ...)` runs once after the connection closes; when
+        the server closes, its return value goes out as the last message."""
+        self.on_close_signature = self._signature(fn, "on_close")
+        self.on_close = fn
+        return fn
+
+    def _signature(self, fn: Callable[..., Any], what: str) -> QuerySignature:
+        if not callable(fn):
+            raise TypeError(f"{what} for {self.path!r} must be a function, got {fn!r}")
+        return QuerySignature(fn)

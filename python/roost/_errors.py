@@ -1,0 +1,64 @@
+"""Exceptions of the public API, and the one mapping from core statuses to them."""
+
+from __future__ import annotations
+
+
+class WebSocketDisconnect(Exception):
+    """The connection is closed: raised by `receive_*` when the client leaves (or the
+    server closed the connection) and by `send_*` on a closed connection.
+
+    Attributes:
+        code: The close code (1006 when the connection dropped without a close frame).
+        reason: The close reason, possibly empty.
+    """
+
+    def __init__(self, code: int = 1000, reason: str = "") -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"WebSocket closed with code {self.code}" + (f": {self.reason}" if self.reason else "")
+
+
+class RoostError(Exception):
+    """An error reported by Roost's core. Subclasses also derive from the matching
+    built-in exception, so `except ValueError` and `except OSError` work as expected.
+
+    Attributes:
+        status: The core's status code.
+    """
+
+    status = -1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class InvalidArgument(RoostError, ValueError):
+    """An argument the core rejected (bad close code, text that is not UTF-8, ...)."""
+
+    status = 4
+
+
+class InvalidState(RoostError, RuntimeError):
+    """A call not allowed in the server's current state (start twice, ...)."""
+
+    status = 5
+
+
+class ServerIOError(RoostError, OSError):
+    """The operating system refused, e.g. the address is already in use."""
+
+    status = 6
+
+
+class CorePanic(RoostError, RuntimeError):
+    """A panic inside the core was caught; the server may be unusable."""
+
+    status = 7
+
+
+ERRORS_BY_STATUS: dict[int, type[RoostError]] = {
+    cls.status: cls for cls in (InvalidArgument, InvalidState, ServerIOError, CorePanic)
+}

@@ -1,0 +1,340 @@
+"""The `websocket` object a handler receives."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, NamedTuple, Optional, Union
+
+import anyio
+from anyio.lowlevel import checkpoint
+
+from ._errors import WebSocketDisconnect
+from ._native import CLOSED, NOT_FOUND, OK, WOULD_BLOCK, check
+from ._query import QueryParams
+from ._roost_ffi import ffi, lib
+
+if TYPE_CHECKING:
+    from ._endpoint import Endpoint
+
+logger = logging.getLogger("roost")
+
+Message = Union[str, bytes]
+
+def _sendable(code: int) -> bool:
+    """Whether a server may put `code` in a close frame (RFC 6455 section 7.4)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+class Address(NamedTuple):
+    """A peer's address."""
+
+    host: str
+    port: int
+
+
+class WebSocket:
+    """One client connection, given to the handler, `on_connect` and `on_close`.
+
+    Attributes:
+        id: The connection's UUID4, the same in the handler and both callbacks.
+        path: The request path, without the query string.
+        query_params: The parsed query string.
+        headers: Request headers, names lower-cased (repeated headers joined by ", ").
+        client: The peer's address.
+    """
+
+    def __init__(
+        self,
+        *,
+        server: Any,
+        connection: int,
+        route: int,
+        endpoint: Endpoint,
+        uuid: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        client: Address,
+        inbox_limit: int,
+    ) -> None:
+        self.id = uuid
+        self.path = path
+        self.query_params = QueryParams(query)
+        self.headers = headers
+        self.client = client
+        self._server = server
+        self._connection = connection
+        self._route = route
+        self._endpoint = endpoint
+        self._inbox: deque[Message] = deque()
+        self._inbox_limit = inbox_limit
+        self._reading_paused = False
+        self._message_arrived: Optional[anyio.Event] = None
+        self._writable: Optional[anyio.Event] = None
+        self._receiving = False
+        # Set once the connection is closed: by the client, or by the server.
+        self._closed: Optional[WebSocketDisconnect] = None
+        self._closed_by_client = False
+        self._closing = False
+        self._on_close_started = False
+        self._on_close_kwargs: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<WebSocket {self.id} {self.path}>"
+
+    # ---- receiving -------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        """Waits for the next message: `str` for a text message, `bytes` for binary.
+
+        Cancel-safe: a message is taken only when this returns. Messages the client
+        sent before it closed are delivered first.
+
+        Raises:
+            WebSocketDisconnect: the connection is closed.
+            RuntimeError: another task is already receiving on this connection.
+        """
+        if self._receiving:
+            raise RuntimeError(
+                "another task is already waiting for a message on this WebSocket; "
+                "receive from one task at a time"
+            )
+        self._receiving = True
+        try:
+            await checkpoint()
+            while True:
+                closed = self._closed
+                # After a server-side close nothing more is delivered; after the
+                # client's, what it sent before closing still is.
+                if closed is not None and not (self._closed_by_client and self._inbox):
+                    raise WebSocketDisconnect(closed.code, closed.reason)
+                if self._inbox:
+                    break
+                self._message_arrived = anyio.Event()
+                await self._message_arrived.wait()
+            message = self._inbox.popleft()
+            if self._reading_paused and len(self._inbox) <= self._inbox_limit // 2:
+                self._set_reading_paused(False)
+            return message
+        finally:
+            self._receiving = False
+            self._message_arrived = None
+
+    async def receive_text(self) -> str:
+        """The next message as `str` (a binary message is decoded as UTF-8).
+
+        Raises:
+            WebSocketDisconnect: the connection is closed.
+            UnicodeDecodeError: a binary message was not UTF-8 (it is consumed).
+        """
+        message = await self.receive()
+        return message if isinstance(message, str) else message.decode("utf-8")
+
+    async def receive_bytes(self) -> bytes:
+        """The next message as `bytes` (a text message is encoded as UTF-8).
+
+        Raises:
+            WebSocketDisconnect: the connection is closed.
+        """
+        message = await self.receive()
+        return message if isinstance(message, bytes) else message.encode("utf-8")
+
+    async def receive_json(self) -> Any:
+        """The next message (text or binary) parsed as JSON.
+
+        Raises:
+            WebSocketDisconnect: the connection is closed.
+            json.JSONDecodeError: the message is not JSON (it is consumed; the
+                connection goes on).
+        """
+        return json.loads(await self.receive())
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Message]:
+        while True:
+            try:
+                message = await self.receive()
+            except WebSocketDisconnect:
+                return
+            yield message
+
+    # ---- sending ---------------------------------------------------------------
+
+    async def send_text(self, data: str) -> None:
+        """Sends a text message. Waits only while this connection's send queue is full.
+
+        Raises:
+            TypeError: `data` is not a `str`.
+            WebSocketDisconnect: the connection is closed.
+        """
+        if not isinstance(data, str):
+            raise TypeError(f"send_text() takes a str, not {type(data).__name__}")
+        await self._send(lib.roost_connection_send_text, data.encode("utf-8"))
+
+    async def send_bytes(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        """Sends a binary message. Waits only while this connection's send queue is full.
+
+        Raises:
+            TypeError: `data` is not bytes-like.
+            WebSocketDisconnect: the connection is closed.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"send_bytes() takes bytes, not {type(data).__name__}")
+        await self._send(lib.roost_connection_send_binary, bytes(data))
+
+    async def send_json(self, data: Any) -> None:
+        """Sends `data` as compact JSON text (non-ASCII characters kept).
+
+        Raises:
+            TypeError: `data` cannot be encoded as JSON.
+            WebSocketDisconnect: the connection is closed.
+        """
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        await self._send(lib.roost_connection_send_text, text.encode("utf-8"))
+
+    async def send(self, data: Union[str, bytes, bytearray, memoryview]) -> None:
+        """Sends `str` as a text message and bytes as a binary one.
+
+        Raises:
+            TypeError: `data` is neither.
+            WebSocketDisconnect: the connection is closed.
+        """
+        if isinstance(data, str):
+            await self.send_text(data)
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            await self.send_bytes(data)
+        else:
+            raise TypeError(f"send() takes str or bytes, not {type(data).__name__}")
+
+    async def _send(self, send: Callable[[Any, int, bytes, int], int], payload: bytes) -> None:
+        await checkpoint()
+        while True:
+            if self._closed is not None:
+                raise WebSocketDisconnect(self._closed.code, self._closed.reason)
+            status = send(self._server, self._connection, payload, len(payload))
+            if status == OK:
+                return
+            if status == WOULD_BLOCK:
+                if self._writable is None:
+                    self._writable = anyio.Event()
+                await self._writable.wait()
+            elif status in (CLOSED, NOT_FOUND):
+                raise WebSocketDisconnect(1006, "connection closed")
+            else:
+                check(status)
+
+    async def broadcast(self, data: Union[str, bytes, bytearray, memoryview]) -> None:
+        """Sends `data` to every client connected to this path, this one included:
+        `str` as text, bytes as binary. One shared copy serves all recipients; a
+        recipient too slow to keep up is closed with 1008.
+
+        Raises:
+            TypeError: `data` is neither str nor bytes.
+            WebSocketDisconnect: the server is shutting down.
+        """
+        if isinstance(data, str):
+            payload, send = data.encode("utf-8"), lib.roost_server_broadcast_text
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            payload, send = bytes(data), lib.roost_server_broadcast_binary
+        else:
+            raise TypeError(f"broadcast() takes str or bytes, not {type(data).__name__}")
+        await checkpoint()
+        status = send(self._server, self._route, payload, len(payload), ffi.NULL)
+        if status == CLOSED:
+            raise WebSocketDisconnect(1001, "server shutting down")
+        check(status)
+
+    async def _send_value(self, value: Any, what: str) -> None:
+        """Sends a callback's return value: str as text, bytes as binary."""
+        if value is None:
+            return
+        if isinstance(value, (str, bytes, bytearray, memoryview)):
+            await self.send(value)
+        else:
+            raise TypeError(f"{what} must return str, bytes or None, not {type(value).__name__}")
+
+    # ---- closing ---------------------------------------------------------------
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Closes the connection: `on_close`'s return value (if any) goes out as the
+        last message, then a close frame with `code` and `reason`. A pending or later
+        `receive_*` raises WebSocketDisconnect. Closing twice does nothing.
+
+        Raises:
+            TypeError: `code` is not an int or `reason` not a str.
+            ValueError: `code` is not one a server may send, or `reason` is longer
+                than 123 bytes.
+        """
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise TypeError(f"close code must be an int, not {type(code).__name__}")
+        if not isinstance(reason, str):
+            raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
+        if not _sendable(code):
+            raise ValueError(f"{code} is not a close code a server may send")
+        if len(reason.encode("utf-8")) > 123:
+            raise ValueError("close reason must be at most 123 bytes in UTF-8")
+        await checkpoint()
+        await self._close(code, reason)
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._closed is not None or self._closing:
+            return
+        self._closing = True
+        await self._run_on_close(send_result=True)
+        if self._closed is not None:  # the client left while on_close ran
+            return
+        self._mark_closed(code, reason, by_client=False)
+        raw = reason.encode("utf-8")
+        status = lib.roost_connection_close(self._server, self._connection, code, raw, len(raw))
+        if status not in (OK, CLOSED, NOT_FOUND):
+            check(status)
+
+    async def _run_on_close(self, send_result: bool) -> None:
+        """Runs `on_close` once; its errors are logged and stay with this connection."""
+        if self._on_close_started or self._endpoint.on_close is None:
+            return
+        self._on_close_started = True
+        try:
+            result = self._endpoint.on_close(self, **self._on_close_kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            if send_result and self._closed is None:
+                await self._send_value(result, "on_close")
+        except WebSocketDisconnect:
+            pass
+        except Exception:
+            logger.exception("on_close of %s raised (connection %s)", self.path, self.id)
+
+    # ---- called by the dispatcher ------------------------------------------------
+
+    def _mark_closed(self, code: int, reason: str, *, by_client: bool) -> None:
+        if self._closed is None:
+            self._closed = WebSocketDisconnect(code, reason)
+            self._closed_by_client = by_client
+        if self._message_arrived is not None:
+            self._message_arrived.set()
+        self._wake_writers()
+
+    def _deliver(self, message: Message) -> None:
+        self._inbox.append(message)
+        if self._message_arrived is not None:
+            self._message_arrived.set()
+        if not self._reading_paused and len(self._inbox) >= self._inbox_limit:
+            self._set_reading_paused(True)
+
+    def _wake_writers(self) -> None:
+        if self._writable is not None:
+            self._writable.set()
+            self._writable = None
+
+    def _set_reading_paused(self, paused: bool) -> None:
+        self._reading_paused = paused
+        status = lib.roost_connection_pause_reading(self._server, self._connection, paused)
+        if status not in (OK, CLOSED, NOT_FOUND):
+            check(status)
+
