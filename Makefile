@@ -4,7 +4,7 @@ CC ?= cc
 CFLAGS_EXAMPLE = -O2 -Wall -Werror -pedantic -std=c11 -Irust-core/include
 LIBS_STATIC = build/lib/libroost.a -lpthread -ldl -lm
 
-.PHONY: all build examples test test-deps test-rust test-c test-examples check-header install clean
+.PHONY: all build examples python test test-deps test-rust test-c test-examples test-python typecheck demo check-header install clean
 
 all: build examples
 
@@ -16,13 +16,32 @@ examples: examples/c/echo_server
 examples/c/echo_server: examples/c/echo_server.c build
 	$(CC) $(CFLAGS_EXAMPLE) -o $@ $< $(LIBS_STATIC)
 
-test: all check-header test-rust test-c test-examples
+test: all check-header test-rust test-c test-examples test-python typecheck
 
 test-deps:
 	python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 test-examples: examples test-deps
 	python3 -m pytest -q tests/examples
+
+# Installs the Python package from this tree (its cffi extension links build's libroost.a).
+python: build
+	python3 -m pip install --quiet --disable-pip-version-check ./python
+
+test-python: python test-deps
+	python3 -m pytest -q tests/python
+
+typecheck: python test-deps
+	python3 -m mypy --strict python/roost
+
+# The chat server of examples/python, built and installed from scratch.
+demo: python
+	@echo
+	@echo "Chat server: connect several clients to ws://127.0.0.1:8080/chat?name=YOU, e.g."
+	@echo "    python3 -m websockets 'ws://127.0.0.1:8080/chat?name=alice'"
+	@echo "Stop it with Ctrl+C."
+	@echo
+	cd examples/python && python3 chat.py --port $${PORT:-8080}
 
 test-rust:
 	cd rust-core && cargo test --release --locked --features fault-injection

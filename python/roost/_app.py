@@ -79,6 +79,7 @@ class App:
         self.shutdown_grace = float(shutdown_grace)
         self._endpoints: dict[str, Endpoint] = {}
         self._stop_requested: Optional[anyio.Event] = None
+        self._native: Optional[NativeServer] = None
         #: The bound port while serving, else None.
         self.port: Optional[int] = None
 
@@ -180,6 +181,7 @@ class App:
             native.free()
             raise
         self._stop_requested = anyio.Event()
+        self._native = native
         return native
 
     async def _run(self, native: NativeServer, task_status: TaskStatus[int]) -> None:
@@ -200,7 +202,12 @@ class App:
         finally:
             native.free()
             self.port = None
+            self._native = None
             self._stop_requested = None
+
+    def connection_count(self) -> int:
+        """Connections open in the core right now (0 when not serving)."""
+        return self._native.connection_count() if self._native is not None else 0
 
     def stop(self) -> None:
         """Asks a serving app to stop gracefully. Call it from the app's event loop."""
