@@ -17,7 +17,7 @@ pub enum Error {
     /// An argument was invalid (null, out of range, not UTF-8 where text is required).
     InvalidArgument(String),
     /// The call is not allowed in the server's current state (start twice, add a route
-    /// after start, poll before start).
+    /// after start, start without a route).
     InvalidState(String),
     /// The operating system refused (bind failed, out of descriptors).
     Io(std::io::Error),

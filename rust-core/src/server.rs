@@ -180,8 +180,8 @@ impl Server {
 
     /// Queues a text message for one connection. `data` must be UTF-8.
     pub fn send_text(&self, id: u64, data: Bytes) -> Result<()> {
-        let handle = self.connection(id)?;
-        handle.send(Message::Text(utf8(data)?))
+        let text = utf8(data)?;
+        self.connection(id)?.send(Message::Text(text))
     }
 
     /// Queues a binary message for one connection.
@@ -252,8 +252,11 @@ impl Server {
             return Err(Error::InvalidState("stop must not be called from a tokio runtime".into()));
         }
         let mut lifecycle = self.lifecycle();
+        if !matches!(*lifecycle, Lifecycle::Running { .. }) {
+            return Ok(());
+        }
         let previous = std::mem::replace(&mut *lifecycle, Lifecycle::Stopped);
-        let Lifecycle::Running { runtime, .. } = previous else { return Ok(()) };
+        let Lifecycle::Running { runtime, .. } = previous else { unreachable!() };
         let shared = &self.shared;
         shared.stopping.store(true, Ordering::Release);
         shared.stop_accepting.notify_one();
