@@ -58,3 +58,14 @@ install:
 clean:
 	cd rust-core && cargo clean
 	rm -rf build examples/c/echo_server tests/c/out
+
+# Benchmarks (bench/): the load generator is a crate of its own in bench/loadgen.
+.PHONY: bench-c idle-memory
+
+bench-c: examples
+	cd bench/loadgen && cargo build --release --locked
+	python3 bench/c_echo.py
+
+idle-memory: examples
+	cd bench/loadgen && cargo build --release --locked
+	python3 bench/idle_memory.py

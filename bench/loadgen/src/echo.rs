@@ -1,0 +1,373 @@
+//! `echo`: closed-loop throughput. Each connection keeps `inflight` text messages
+//! outstanding; every reply is checked and answered by a new message.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+
+use crate::common::{connect_many, first_errors, get_hex, put_hex, Conn};
+use crate::stats::{fmt_us, phase, Cpu, Json, Latencies};
+use crate::ws::{self, Target, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
+use crate::{Args, Outcome};
+
+const PREFIX: &[u8] = b"Echo: ";
+
+#[derive(Default)]
+struct ConnResult {
+    /// Replies received inside the measured window.
+    measured: u64,
+    /// Replies received at all.
+    total: u64,
+    lat: Latencies,
+    bad_replies: u64,
+    /// Why the connection failed before its replies were all in, if it did.
+    error: Option<String>,
+    /// The server closed the connection (a close frame or EOF) before we did.
+    disconnected: bool,
+    close_error: Option<String>,
+    close_code: Option<u16>,
+}
+
+struct Plan {
+    inflight: usize,
+    size: usize,
+    measure_start: Instant,
+    measure_end: Instant,
+    stall: Duration,
+    expected_per_conn: usize,
+}
+
+pub async fn run(args: &Args) -> Result<Outcome, String> {
+    let target = Target::parse(&args.required("url")?)?;
+    let connections = args.u64("connections", 50)? as usize;
+    let inflight = args.u64("inflight", 16)? as usize;
+    let size = args.u64("size", 32)? as usize;
+    let duration = args.f64("duration", 10.0)?;
+    let warmup = args.f64("warmup", 2.0)?;
+    let concurrency = args.u64("concurrency", 256)? as usize;
+    let stall = args.f64("stall-timeout", 10.0)?;
+    args.finish()?;
+    if connections == 0 || inflight == 0 || duration <= 0.0 {
+        return Err("--connections, --inflight and --duration must be positive".into());
+    }
+
+    let wall0 = Instant::now();
+    let cpu0 = Cpu::now();
+    let read_cap = (inflight * (size + PREFIX.len() + 14)).clamp(4096, 1 << 20);
+    let (conns, connect_errors, hs) = connect_many(
+        &target,
+        connections,
+        concurrency,
+        read_cap,
+        Duration::from_secs(30),
+    )
+    .await;
+    if !connect_errors.is_empty() {
+        return Err(format!(
+            "{} of {connections} connections failed: {}",
+            connect_errors.len(),
+            first_errors(&connect_errors, 3)
+        ));
+    }
+    let hs = hs.summary();
+    phase(
+        "connected",
+        &format!(
+            "connections={connections} handshake_p99_us={:.0}",
+            hs.p99_us
+        ),
+    );
+
+    let start = Instant::now();
+    let measure_start = start + Duration::from_secs_f64(warmup);
+    let measure_end = measure_start + Duration::from_secs_f64(duration);
+    // Room for every reply of the window: a generous guess from a first look at rates.
+    let expected_per_conn = 1 << 14;
+    let phases = tokio::task::spawn_local(async move {
+        phase("warmup", &format!("seconds={warmup}"));
+        tokio::time::sleep_until(measure_start.into()).await;
+        let a = Cpu::now();
+        phase("measure_start", "");
+        tokio::time::sleep_until(measure_end.into()).await;
+        let b = Cpu::now();
+        phase("measure_end", "");
+        (a, b)
+    });
+
+    let mut tasks = Vec::with_capacity(connections);
+    for conn in conns.into_iter().flatten() {
+        let plan = Plan {
+            inflight,
+            size,
+            measure_start,
+            measure_end,
+            stall: Duration::from_secs_f64(stall),
+            expected_per_conn,
+        };
+        tasks.push(tokio::task::spawn_local(drive(conn, plan)));
+    }
+    let mut all = Latencies::with_capacity(0);
+    let (mut measured, mut total, mut bad, mut disconnects) = (0u64, 0u64, 0u64, 0u64);
+    let mut errors = Vec::new();
+    let mut close_errors = Vec::new();
+    let mut close_codes = std::collections::BTreeMap::new();
+    let mut per_conn = Vec::with_capacity(connections);
+    for t in tasks {
+        let r = t
+            .await
+            .map_err(|e| format!("connection task failed: {e}"))?;
+        measured += r.measured;
+        per_conn.push(r.measured);
+        total += r.total;
+        bad += r.bad_replies;
+        disconnects += r.disconnected as u64;
+        if let Some(e) = r.error {
+            errors.push(e);
+        }
+        if let Some(e) = r.close_error {
+            close_errors.push(e);
+        }
+        *close_codes
+            .entry(r.close_code.map_or("none".to_string(), |c| c.to_string()))
+            .or_insert(0u64) += 1;
+        all.extend(r.lat);
+    }
+    let (cpu_a, cpu_b) = phases
+        .await
+        .map_err(|e| format!("phase task failed: {e}"))?;
+    let window_cpu = cpu_b.since(cpu_a);
+    let cpu = Cpu::now().since(cpu0);
+    let wall = wall0.elapsed().as_secs_f64();
+    let lat = all.summary();
+    // Fairness: replies per connection in the window, least and most served.
+    per_conn.sort_unstable();
+    let fewest = per_conn.first().copied().unwrap_or(0);
+    let most = per_conn.last().copied().unwrap_or(0);
+    let rate = measured as f64 / duration;
+    let ok = errors.is_empty() && bad == 0 && measured > 0;
+
+    let codes: Vec<String> = close_codes
+        .iter()
+        .map(|(k, v)| format!("{k}x{v}"))
+        .collect();
+    let summary = format!(
+        "echo {url}: {connections} conns x {inflight} in flight, {size} B: {rate:.0} msg/s over {duration} s \
+         ({measured} replies; {total} in all), RTT p50 {p50} p99 {p99} max {max}; \
+         per connection {fewest}..{most}; errors {nerr}, bad replies {bad}, server disconnects {disconnects}, close errors {ncl} (close codes {codes}); \
+         loadgen CPU {cpu:.2} s (user {u:.2} + sys {s:.2}), {wcpu:.2} s in the window = {pct:.0}% of a core; wall {wall:.1} s{first}",
+        url = target.host_header.clone() + &target.path,
+        p50 = fmt_us(lat.p50_us),
+        p99 = fmt_us(lat.p99_us),
+        max = fmt_us(lat.max_us),
+        nerr = errors.len(),
+        ncl = close_errors.len(),
+        codes = codes.join(","),
+        cpu = cpu.total(),
+        u = cpu.user,
+        s = cpu.sys,
+        wcpu = window_cpu.total(),
+        pct = 100.0 * window_cpu.total() / duration,
+        first = if errors.is_empty() && close_errors.is_empty() {
+            String::new()
+        } else {
+            format!("; first errors: {}", first_errors(&[errors.clone(), close_errors.clone()].concat(), 3))
+        },
+    );
+    let json = Json::new("echo")
+        .str(
+            "url",
+            &format!("ws://{}{}", target.host_header, target.path),
+        )
+        .int("connections", connections as u64)
+        .int("inflight", inflight as u64)
+        .int("size", size as u64)
+        .num("duration_s", duration)
+        .num("warmup_s", warmup)
+        .int("messages", measured)
+        .int("messages_total", total)
+        .num("msgs_per_sec", rate)
+        .latency("", &lat)
+        .int("per_conn_min", fewest)
+        .int("per_conn_max", most)
+        .num("handshake_p99_us", hs.p99_us)
+        .int("errors", errors.len() as u64)
+        .int("bad_replies", bad)
+        .int("disconnects", disconnects)
+        .int("close_errors", close_errors.len() as u64)
+        .str("close_codes", &codes.join(","))
+        .str(
+            "first_errors",
+            &first_errors(&[errors, close_errors].concat(), 3),
+        )
+        .num("cpu_window_s", window_cpu.total())
+        .num("cpu_window_user_s", window_cpu.user)
+        .num("cpu_window_sys_s", window_cpu.sys)
+        .cpu(cpu, wall)
+        .bool("ok", ok)
+        .finish();
+    Ok(Outcome { summary, json, ok })
+}
+
+async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
+    let mut r = ConnResult {
+        lat: Latencies::with_capacity(plan.expected_per_conn),
+        ..Default::default()
+    };
+    let size = plan.size;
+    let k = size.min(16);
+    let mut payload = vec![b'x'; size];
+    let mut out: Vec<u8> = Vec::with_capacity(plan.inflight * (size + 14) + 64);
+    let mut pending: VecDeque<(u64, Instant)> = VecDeque::with_capacity(plan.inflight + 1);
+    let mut seq = 0u64;
+
+    let now = Instant::now();
+    for _ in 0..plan.inflight {
+        put_hex(&mut payload[..k], seq);
+        ws::encode(&mut out, OP_TEXT, &payload, &mut c.rng);
+        pending.push_back((seq, now));
+        seq += 1;
+    }
+    if let Err(e) = c.stream.write_all(&out).await {
+        r.error = Some(format!("write: {e}"));
+        return r;
+    }
+    out.clear();
+
+    'outer: while !pending.is_empty() {
+        match tokio::time::timeout(plan.stall, c.reader.fill(&mut c.stream)).await {
+            Err(_) => {
+                r.error = Some(format!(
+                    "stalled: no reply for {:?} with {} outstanding",
+                    plan.stall,
+                    pending.len()
+                ));
+                break;
+            }
+            Ok(Err(e)) => {
+                r.error = Some(format!("read: {e}"));
+                r.disconnected = true;
+                break;
+            }
+            Ok(Ok(0)) => {
+                r.error = Some(format!(
+                    "server closed the TCP stream with {} replies outstanding",
+                    pending.len()
+                ));
+                r.disconnected = true;
+                break;
+            }
+            Ok(Ok(_)) => {}
+        }
+        let now = Instant::now();
+        let in_window = now >= plan.measure_start && now < plan.measure_end;
+        let sending = now < plan.measure_end;
+        let mut fresh = 0usize;
+        loop {
+            let m = match c.reader.next() {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    r.error = Some(format!("protocol error: {e}"));
+                    break 'outer;
+                }
+            };
+            match m.opcode {
+                OP_TEXT => {
+                    let d = m.data;
+                    let Some(&(want, sent)) = pending.front() else {
+                        r.bad_replies += 1;
+                        r.error = Some("reply to nothing (more replies than messages)".into());
+                        break 'outer;
+                    };
+                    let ok = d.len() == PREFIX.len() + size
+                        && d.starts_with(PREFIX)
+                        && (k == 0
+                            || get_hex(&d[PREFIX.len()..PREFIX.len() + k]) == Some(want & mask(k)));
+                    if !ok {
+                        r.bad_replies += 1;
+                        r.error = Some(format!(
+                            "bad reply to message {want}: {} bytes, starts {:?}",
+                            d.len(),
+                            String::from_utf8_lossy(&d[..d.len().min(40)])
+                        ));
+                        break 'outer;
+                    }
+                    pending.pop_front();
+                    r.total += 1;
+                    if in_window {
+                        r.measured += 1;
+                        r.lat.push(now - sent);
+                    }
+                    if sending {
+                        put_hex(&mut payload[..k], seq);
+                        ws::encode(&mut out, OP_TEXT, &payload, &mut c.rng);
+                        pending.push_back((seq, now));
+                        seq += 1;
+                        fresh += 1;
+                    }
+                }
+                OP_PING => {
+                    let p = m.data.to_vec();
+                    ws::encode(&mut out, OP_PONG, &p, &mut c.rng);
+                }
+                OP_PONG => {}
+                OP_CLOSE => {
+                    let code =
+                        (m.data.len() >= 2).then(|| u16::from_be_bytes([m.data[0], m.data[1]]));
+                    r.error = Some(format!(
+                        "server closed the connection (code {code:?}) with {} outstanding",
+                        pending.len()
+                    ));
+                    r.disconnected = true;
+                    r.close_code = code;
+                    return r;
+                }
+                OP_BINARY => {
+                    r.bad_replies += 1;
+                    r.error = Some("binary reply to a text message".into());
+                    break 'outer;
+                }
+                _ => {}
+            }
+        }
+        if !out.is_empty() {
+            // Stamp this batch's new messages with the time they actually leave.
+            let t = Instant::now();
+            let len = pending.len();
+            for e in pending.range_mut(len - fresh..) {
+                e.1 = t;
+            }
+            if let Err(e) = c.stream.write_all(&out).await {
+                r.error = Some(format!("write: {e}"));
+                r.disconnected = true;
+                break;
+            }
+            out.clear();
+        }
+    }
+    if !r.disconnected {
+        match ws::close(
+            &mut c.stream,
+            &mut c.reader,
+            &mut c.rng,
+            true,
+            Duration::from_secs(5),
+        )
+        .await
+        {
+            Ok(code) => r.close_code = code,
+            Err(e) => r.close_error = Some(e),
+        }
+    }
+    r
+}
+
+#[inline]
+fn mask(k: usize) -> u64 {
+    if k >= 16 {
+        u64::MAX
+    } else {
+        (1u64 << (4 * k)) - 1
+    }
+}

@@ -1,0 +1,172 @@
+//! loadgen: drives a Roost server over WebSocket from one thread and reports
+//! throughput, latency and its own CPU time.
+//!
+//!   loadgen echo      --url ws://127.0.0.1:PORT/ws   --connections 50 --inflight 16 --size 32 --duration 10 --warmup 2
+//!   loadgen pingpong  --url ws://127.0.0.1:PORT/ws   --count 10000
+//!   loadgen broadcast --url ws://127.0.0.1:PORT/chat --receivers 100 --messages 1000 --rate 1000
+//!   loadgen idle      --url ws://127.0.0.1:PORT/ws   --connections 10000 --hold 30
+//!
+//! Each mode prints `PHASE ...` progress lines, one human-readable summary line and one
+//! `RESULT {json}` line, and exits 1 when anything went wrong (bad or lost replies,
+//! failed connections, unexpected disconnects), 2 on bad usage.
+//!
+//! Everything runs on a current-thread tokio runtime, so the load generator occupies
+//! at most one core; `taskset` it to a core of its own.
+
+mod broadcast;
+mod common;
+mod echo;
+mod idle;
+mod pingpong;
+mod stats;
+mod ws;
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: loadgen MODE [--flag value]...
+
+modes and flags (defaults in brackets):
+  echo       --url URL --connections [50] --inflight [16] --size [32] --duration [10] --warmup [2]
+             --concurrency [256] --stall-timeout [10]
+  pingpong   --url URL --count [10000] --size [32] --warmup-count [count/10, max 1000]
+  broadcast  --url URL --receivers [100] --messages [1000] --rate [1000] --size [64]
+             --concurrency [256] --drain-timeout [10]
+  idle       --url URL --connections [10000] --hold [10] --concurrency [256]
+             --connect-timeout [30]
+
+URL is ws://HOST:PORT/PATH. Durations and timeouts are in seconds.
+Output: PHASE lines while running, a summary line, and `RESULT {json}`.
+";
+
+/// `--key value` flags; every flag given must be used by the mode.
+pub struct Args {
+    values: HashMap<String, String>,
+    used: std::cell::RefCell<Vec<String>>,
+}
+
+impl Args {
+    fn parse(raw: &[String]) -> Result<Args, String> {
+        let mut values = HashMap::new();
+        let mut it = raw.iter();
+        while let Some(flag) = it.next() {
+            let key = flag
+                .strip_prefix("--")
+                .ok_or_else(|| format!("expected a --flag, got {flag:?}"))?;
+            let (key, value) = match key.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => {
+                    let v = it.next().ok_or_else(|| format!("--{key} needs a value"))?;
+                    (key.to_string(), v.clone())
+                }
+            };
+            if values.insert(key.clone(), value).is_some() {
+                return Err(format!("--{key} given twice"));
+            }
+        }
+        Ok(Args {
+            values,
+            used: Default::default(),
+        })
+    }
+
+    pub fn str(&self, key: &str) -> Option<String> {
+        self.used.borrow_mut().push(key.to_string());
+        self.values.get(key).cloned()
+    }
+
+    pub fn required(&self, key: &str) -> Result<String, String> {
+        self.str(key).ok_or_else(|| format!("--{key} is required"))
+    }
+
+    pub fn u64(&self, key: &str, default: u64) -> Result<u64, String> {
+        match self.str(key) {
+            None => Ok(default),
+            Some(v) => v
+                .replace('_', "")
+                .parse()
+                .map_err(|_| format!("--{key}: not a whole number: {v:?}")),
+        }
+    }
+
+    pub fn f64(&self, key: &str, default: f64) -> Result<f64, String> {
+        match self.str(key) {
+            None => Ok(default),
+            Some(v) => match v.parse::<f64>() {
+                Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+                _ => Err(format!("--{key}: not a non-negative number: {v:?}")),
+            },
+        }
+    }
+
+    /// Fails on any flag the mode did not read.
+    pub fn finish(&self) -> Result<(), String> {
+        let used = self.used.borrow();
+        let mut unknown: Vec<_> = self.values.keys().filter(|k| !used.contains(k)).collect();
+        unknown.sort();
+        match unknown.first() {
+            Some(k) => Err(format!("unknown flag --{k} for this mode")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a mode hands back: its summary line, its JSON, and whether it went well.
+pub struct Outcome {
+    pub summary: String,
+    pub json: String,
+    pub ok: bool,
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let Some(mode) = argv.get(1).cloned() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    if mode == "-h" || mode == "--help" || mode == "help" {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let args = match Args::parse(&argv[2..]) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("loadgen: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    stats::raise_nofile();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .expect("tokio runtime");
+    let local = tokio::task::LocalSet::new();
+    let result = local.block_on(&runtime, async {
+        match mode.as_str() {
+            "echo" => echo::run(&args).await,
+            "pingpong" => pingpong::run(&args).await,
+            "broadcast" => broadcast::run(&args).await,
+            "idle" => idle::run(&args).await,
+            other => Err(format!("unknown mode {other:?}")),
+        }
+    });
+    match result {
+        Ok(outcome) => {
+            println!("{}", outcome.summary);
+            println!("RESULT {}", outcome.json);
+            if outcome.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            let usage = e.starts_with("--") || e.starts_with("unknown");
+            eprintln!("loadgen {mode}: {e}");
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! `pingpong`: one connection, one message at a time; the round-trip latency of an
+//! otherwise idle server.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+
+use crate::common::{connect_many, first_errors, get_hex, put_hex};
+use crate::stats::{fmt_us, Cpu, Json, Latencies};
+use crate::ws::{self, Target, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
+use crate::{Args, Outcome};
+
+const PREFIX: &[u8] = b"Echo: ";
+
+pub async fn run(args: &Args) -> Result<Outcome, String> {
+    let target = Target::parse(&args.required("url")?)?;
+    let count = args.u64("count", 10_000)?;
+    let size = args.u64("size", 32)? as usize;
+    let warmup = args.u64("warmup-count", (count / 10).min(1000))?;
+    args.finish()?;
+    if count == 0 {
+        return Err("--count must be positive".into());
+    }
+    let wall0 = Instant::now();
+    let cpu0 = Cpu::now();
+    let (mut conns, errors, _) = connect_many(&target, 1, 1, 4096, Duration::from_secs(10)).await;
+    let Some(mut c) = conns.pop().flatten() else {
+        return Err(format!("connect failed: {}", first_errors(&errors, 1)));
+    };
+
+    let k = size.min(16);
+    let mut payload = vec![b'x'; size];
+    let mut out = Vec::with_capacity(size + 16);
+    let mut lat = Latencies::with_capacity(count as usize);
+    let mut error: Option<String> = None;
+    let mut measured_start = Instant::now();
+    let mut cpu_a = Cpu::now();
+    'outer: for i in 0..warmup + count {
+        if i == warmup {
+            measured_start = Instant::now();
+            cpu_a = Cpu::now();
+        }
+        put_hex(&mut payload[..k], i);
+        out.clear();
+        ws::encode(&mut out, OP_TEXT, &payload, &mut c.rng);
+        let sent = Instant::now();
+        if let Err(e) = c.stream.write_all(&out).await {
+            error = Some(format!("write: {e}"));
+            break;
+        }
+        loop {
+            let mut pong = None;
+            match c.reader.next() {
+                Ok(Some(m)) => match m.opcode {
+                    OP_TEXT => {
+                        let d = m.data;
+                        let want = if k >= 16 {
+                            i
+                        } else {
+                            i & ((1u64 << (4 * k)) - 1)
+                        };
+                        if d.len() != PREFIX.len() + size
+                            || !d.starts_with(PREFIX)
+                            || (k > 0 && get_hex(&d[PREFIX.len()..PREFIX.len() + k]) != Some(want))
+                        {
+                            error = Some(format!(
+                                "bad reply to message {i}: {:?}",
+                                String::from_utf8_lossy(d)
+                            ));
+                            break 'outer;
+                        }
+                        if i >= warmup {
+                            lat.push(sent.elapsed());
+                        }
+                        break;
+                    }
+                    OP_PING => pong = Some(m.data.to_vec()),
+                    OP_PONG => {}
+                    OP_CLOSE => {
+                        error = Some("server closed the connection".into());
+                        break 'outer;
+                    }
+                    op => {
+                        error = Some(format!("unexpected opcode {op}"));
+                        break 'outer;
+                    }
+                },
+                Ok(None) => match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    c.reader.fill(&mut c.stream),
+                )
+                .await
+                {
+                    Ok(Ok(0)) => {
+                        error = Some("server closed the TCP stream".into());
+                        break 'outer;
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        error = Some(format!("read: {e}"));
+                        break 'outer;
+                    }
+                    Err(_) => {
+                        error = Some(format!("no reply to message {i} within 10 s"));
+                        break 'outer;
+                    }
+                },
+                Err(e) => {
+                    error = Some(format!("protocol error: {e}"));
+                    break 'outer;
+                }
+            }
+            if let Some(p) = pong {
+                let mut o = Vec::new();
+                ws::encode(&mut o, OP_PONG, &p, &mut c.rng);
+                let _ = c.stream.write_all(&o).await;
+            }
+        }
+    }
+    let elapsed = measured_start.elapsed().as_secs_f64();
+    let window_cpu = Cpu::now().since(cpu_a);
+    let mut close_error = None;
+    if error.is_none() {
+        if let Err(e) = ws::close(
+            &mut c.stream,
+            &mut c.reader,
+            &mut c.rng,
+            true,
+            Duration::from_secs(5),
+        )
+        .await
+        {
+            close_error = Some(e);
+        }
+    }
+    let cpu = Cpu::now().since(cpu0);
+    let wall = wall0.elapsed().as_secs_f64();
+    let n = lat.len() as u64;
+    let s = lat.summary();
+    let ok = error.is_none() && n == count;
+    let rate = n as f64 / elapsed;
+    let summary = format!(
+        "pingpong ws://{}{}: {n}/{count} round trips of {size} B, RTT mean {} p50 {} p99 {} p99.9 {} max {} \
+         ({rate:.0} round trips/s); error: {}; close: {}; loadgen CPU {:.2} s (user {:.2} + sys {:.2}), {:.2} s measured; wall {wall:.1} s",
+        target.host_header,
+        target.path,
+        fmt_us(s.mean_us),
+        fmt_us(s.p50_us),
+        fmt_us(s.p99_us),
+        fmt_us(s.p999_us),
+        fmt_us(s.max_us),
+        error.as_deref().unwrap_or("none"),
+        close_error.as_deref().unwrap_or("ok"),
+        cpu.total(),
+        cpu.user,
+        cpu.sys,
+        window_cpu.total(),
+    );
+    let json = Json::new("pingpong")
+        .str(
+            "url",
+            &format!("ws://{}{}", target.host_header, target.path),
+        )
+        .int("count", n)
+        .int("size", size as u64)
+        .num("round_trips_per_sec", rate)
+        .latency("", &s)
+        .str("error", error.as_deref().unwrap_or(""))
+        .str("close_error", close_error.as_deref().unwrap_or(""))
+        .num("cpu_window_s", window_cpu.total())
+        .cpu(cpu, wall)
+        .bool("ok", ok)
+        .finish();
+    Ok(Outcome { summary, json, ok })
+}
