@@ -8,6 +8,11 @@
  *
  * One thread: poll(2) on the server's ready descriptor, drain events, repeat.
  * SIGINT or SIGTERM stops the server gracefully (every client gets close 1001).
+ *
+ * A client that does not read its replies fills its send queue: a send then gives
+ * ROOST_WOULD_BLOCK. The reply is kept, reading from that client is paused (so at most
+ * a few more messages arrive), and the kept replies go out in order on its
+ * ROOST_EVENT_WRITABLE event. Nothing is dropped and memory stays bounded.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -37,53 +42,123 @@ static int fail(const char *what, roost_status status) {
     return 1;
 }
 
-/* Reusable buffer for "Echo: " + message. */
-static unsigned char *reply_buf = NULL;
-static size_t reply_cap = 0;
+/* A reply that could not be sent yet (its connection's send queue was full). */
+typedef struct pending {
+    struct pending *next;
+    uint64_t connection;
+    int binary;
+    size_t len;
+    unsigned char data[];
+} pending;
 
-static const unsigned char *echo_reply(const roost_event *ev, size_t *len) {
-    size_t need = sizeof(ECHO_PREFIX) - 1 + ev->data_len;
-    if (need > reply_cap) {
-        unsigned char *grown = realloc(reply_buf, need);
-        if (grown == NULL) return NULL;
-        reply_buf = grown;
-        reply_cap = need;
+static pending *pending_head = NULL;
+
+static int has_pending(uint64_t connection) {
+    for (pending *p = pending_head; p != NULL; p = p->next)
+        if (p->connection == connection) return 1;
+    return 0;
+}
+
+static void keep_pending(uint64_t connection, int binary, const unsigned char *prefix,
+                         size_t prefix_len, const uint8_t *data, size_t len) {
+    pending *p = malloc(sizeof *p + prefix_len + len);
+    if (p == NULL) return;
+    p->next = NULL;
+    p->connection = connection;
+    p->binary = binary;
+    p->len = prefix_len + len;
+    if (prefix_len > 0) memcpy(p->data, prefix, prefix_len);
+    if (len > 0) memcpy(p->data + prefix_len, data, len);
+    pending **tail = &pending_head;
+    while (*tail != NULL) tail = &(*tail)->next;
+    *tail = p;
+}
+
+static roost_status send_one(roost_server *server, uint64_t connection, int binary,
+                             const unsigned char *data, size_t len) {
+    return binary ? roost_connection_send_binary(server, connection, data, len)
+                  : roost_connection_send_text(server, connection, data, len);
+}
+
+/* Sends the kept replies of `connection` in order; resumes reading once all are out.
+ * With `drop` set (the client left) it only frees them. */
+static void flush_pending(roost_server *server, uint64_t connection, int drop) {
+    pending **link = &pending_head;
+    int blocked = 0;
+    while (*link != NULL) {
+        pending *p = *link;
+        if (p->connection != connection) {
+            link = &p->next;
+            continue;
+        }
+        if (!drop && !blocked &&
+            send_one(server, connection, p->binary, p->data, p->len) == ROOST_WOULD_BLOCK) {
+            blocked = 1;
+        }
+        if (blocked) {
+            link = &p->next;
+            continue;
+        }
+        *link = p->next;
+        free(p);
     }
-    memcpy(reply_buf, ECHO_PREFIX, sizeof(ECHO_PREFIX) - 1);
-    if (ev->data_len > 0) memcpy(reply_buf + sizeof(ECHO_PREFIX) - 1, ev->data, ev->data_len);
-    *len = need;
-    return reply_buf;
+    if (!drop && !blocked) roost_connection_pause_reading(server, connection, false);
+}
+
+/* Sends "prefix + data" to one connection, keeping it for later when the connection's
+ * send queue is full (or earlier replies still wait). */
+static void reply(roost_server *server, uint64_t connection, int binary,
+                  const unsigned char *prefix, size_t prefix_len, const uint8_t *data,
+                  size_t len) {
+    static unsigned char *buf = NULL;
+    static size_t cap = 0;
+    if (!has_pending(connection)) {
+        const unsigned char *out = data;
+        if (prefix_len > 0) {
+            if (prefix_len + len > cap) {
+                unsigned char *grown = realloc(buf, prefix_len + len);
+                if (grown == NULL) return;
+                buf = grown;
+                cap = prefix_len + len;
+            }
+            memcpy(buf, prefix, prefix_len);
+            if (len > 0) memcpy(buf + prefix_len, data, len);
+            out = buf;
+        }
+        if (send_one(server, connection, binary, out, prefix_len + len) != ROOST_WOULD_BLOCK)
+            return; /* sent, or the client is gone (CLOSED / NOT_FOUND) */
+        roost_connection_pause_reading(server, connection, true);
+    }
+    keep_pending(connection, binary, prefix, prefix_len, data, len);
 }
 
 static void handle(roost_server *server, const roost_event *ev, uint32_t ws_route,
                    uint32_t chat_route) {
-    roost_status status = ROOST_OK;
-    size_t len = 0;
-    const unsigned char *reply;
+    int binary = ev->kind == ROOST_EVENT_BINARY;
     switch (ev->kind) {
     case ROOST_EVENT_TEXT:
-        if (ev->route == chat_route) {
-            status = roost_server_broadcast_text(server, chat_route, ev->data, ev->data_len, NULL);
-        } else if (ev->route == ws_route) {
-            reply = echo_reply(ev, &len);
-            if (reply == NULL) return;
-            status = roost_connection_send_text(server, ev->connection, reply, len);
-        }
-        break;
     case ROOST_EVENT_BINARY:
         if (ev->route == chat_route) {
-            status = roost_server_broadcast_binary(server, chat_route, ev->data, ev->data_len, NULL);
-        } else {
-            status = roost_connection_send_binary(server, ev->connection, ev->data, ev->data_len);
+            /* Broadcast never blocks: a recipient that cannot keep up is closed (1008). */
+            if (binary)
+                roost_server_broadcast_binary(server, chat_route, ev->data, ev->data_len, NULL);
+            else
+                roost_server_broadcast_text(server, chat_route, ev->data, ev->data_len, NULL);
+        } else if (ev->route == ws_route) {
+            const char *prefix = binary ? "" : ECHO_PREFIX;
+            reply(server, ev->connection, binary, (const unsigned char *)prefix, strlen(prefix),
+                  ev->data, ev->data_len);
         }
         break;
+    case ROOST_EVENT_WRITABLE:
+        flush_pending(server, ev->connection, 0);
+        break;
+    case ROOST_EVENT_DISCONNECT:
+        flush_pending(server, ev->connection, 1);
+        break;
     default:
-        /* CONNECT, DISCONNECT and WRITABLE need nothing here. */
         break;
     }
-    /* WOULD_BLOCK drops the echo for a client that does not read its replies; CLOSED
-     * and NOT_FOUND mean the client left meanwhile. Neither concerns the others. */
-    (void)status;
 }
 
 int main(int argc, char **argv) {
@@ -149,6 +224,10 @@ int main(int argc, char **argv) {
     printf("echo_server stopping\n");
     roost_server_stop(server, 2000);
     roost_server_free(server);
-    free(reply_buf);
+    while (pending_head != NULL) {
+        pending *next = pending_head->next;
+        free(pending_head);
+        pending_head = next;
+    }
     return 0;
 }
