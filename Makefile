@@ -44,7 +44,7 @@ demo: python
 	cd examples/python && python3 chat.py --port $${PORT:-8080}
 
 test-rust:
-	cd rust-core && cargo test --release --locked --features fault-injection
+	cd rust-core && cargo test --profile ci --locked --features fault-injection
 
 test-c: build
 	$(MAKE) -C tests/c

@@ -72,7 +72,7 @@ typedef enum {
    */
   ROOST_INVALID_ARGUMENT = 4,
   /**
-   * Not allowed now: start twice, add a route after start, stop from a core thread.
+   * Not allowed now: start twice, add a route after start, start without a route.
    */
   ROOST_INVALID_STATE = 5,
   /**

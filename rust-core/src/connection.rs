@@ -32,11 +32,13 @@ use crate::server::Shared;
 
 /// Messages read in one go before the task yields to others.
 const READ_BUDGET: usize = 32;
+/// Longest wait for a close frame to reach a peer that is being dropped.
+const ABORT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Serves one accepted socket until it is closed. `shared.open_sockets` was counted
 /// for it by the accept loop and is released here.
 pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    let _slot = SocketSlot(shared.clone());
+    let slot = SocketSlot(shared.clone());
     let _ = socket.set_nodelay(true);
     let config = &shared.config;
 
@@ -72,7 +74,7 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, shared: Arc<S
         config.outbound_queue_bytes,
         config.inbound_queue_depth,
     ));
-    let mut registration = Registration::new(shared.clone(), handle.clone());
+    let mut registration = Registration::new(shared.clone(), handle.clone(), slot);
     shared.events.push(
         Event::Connect(Box::new(ConnectInfo::new(
             id,
@@ -99,7 +101,7 @@ fn internal_error() -> (u16, String) {
     (1011, "internal error".into())
 }
 
-/// Releases the accept loop's count of open sockets.
+/// Releases the accept loop's count of open sockets when dropped.
 struct SocketSlot(Arc<Shared>);
 
 impl Drop for SocketSlot {
@@ -113,19 +115,23 @@ impl Drop for SocketSlot {
 struct Registration {
     shared: Arc<Shared>,
     handle: Arc<ConnectionHandle>,
+    slot: Option<SocketSlot>,
     code: u16,
     reason: String,
 }
 
 impl Registration {
-    fn new(shared: Arc<Shared>, handle: Arc<ConnectionHandle>) -> Self {
+    fn new(shared: Arc<Shared>, handle: Arc<ConnectionHandle>, slot: SocketSlot) -> Self {
         shared.registry.insert(handle.clone());
-        Registration { shared, handle, code: 1006, reason: String::new() }
+        Registration { shared, handle, slot: Some(slot), code: 1006, reason: String::new() }
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        // Free the connection's place first: a client reconnecting as soon as it hears
+        // of the disconnect must not find the server full.
+        self.slot.take();
         self.shared.registry.remove(self.handle.id);
         self.shared.events.push(
             Event::Disconnect {
@@ -340,16 +346,15 @@ impl Driver {
         let now = Instant::now();
         keepalive.ping_sent = Some(now);
         keepalive.timer.as_mut().reset(now + keepalive.timeout);
-        // A peer that does not read leaves no room for the ping: the timeout then
+        // tungstenite buffers the ping behind whatever is being written, even when the
+        // socket is full; a peer that never reads then never sees it, and the timeout
         // closes it, which is what a dead peer deserves.
-        if let Poll::Ready(Ok(())) = Pin::new(&mut self.ws).poll_ready(cx) {
-            if let Err(err) = Pin::new(&mut self.ws).start_send(Message::Ping(Default::default())) {
-                return Poll::Ready(End::Failed(err));
-            }
-            self.needs_flush = true;
-            if let Poll::Ready(Err(err)) = Pin::new(&mut self.ws).poll_flush(cx) {
-                return Poll::Ready(End::Failed(err));
-            }
+        if let Err(err) = Pin::new(&mut self.ws).start_send(Message::Ping(Default::default())) {
+            return Poll::Ready(End::Failed(err));
+        }
+        self.needs_flush = true;
+        if let Poll::Ready(Err(err)) = Pin::new(&mut self.ws).poll_flush(cx) {
+            return Poll::Ready(End::Failed(err));
         }
         // Arm the new deadline with this task's waker.
         match keepalive.timer.as_mut().poll(cx) {
@@ -393,6 +398,8 @@ impl Driver {
                 (code, reason)
             }
             End::Abort(code, reason) => {
+                // The peer is dead or far behind: one short try, then drop it.
+                let limit = limit.min(ABORT_CLOSE_TIMEOUT);
                 let _ = timeout(limit, self.ws.send(close_message(code, reason))).await;
                 (code, reason.to_string())
             }

@@ -160,6 +160,10 @@ impl EventQueue {
     /// Moves up to `max` events into `out`, returning how many. A poll that finds the
     /// queue empty re-arms the descriptor.
     pub fn poll(&self, out: &mut Vec<Event>, max: usize) -> usize {
+        if max == 0 {
+            // Room for nothing says nothing about emptiness: do not re-arm.
+            return 0;
+        }
         let mut inner = self.lock();
         let n = inner.events.len().min(max);
         for queued in inner.events.drain(..n) {

@@ -244,13 +244,22 @@ impl Server {
 
     /// Stops accepting, closes every connection with 1001 after what is queued for it,
     /// waits up to `grace` for the close handshakes, then drops what is left (those get
-    /// a 1006 disconnect event). Blocks the caller; must not be called from inside a
-    /// tokio runtime. Disconnect events stay available to `poll`. Calling it again, or
-    /// on a server never started, does nothing.
+    /// a 1006 disconnect event). Blocks the caller (from inside a tokio runtime, on a
+    /// helper thread, since a runtime cannot be shut down from async context).
+    /// Disconnect events stay available to `poll`. Calling it again, or on a server
+    /// never started, does nothing.
     pub fn stop(&self, grace: Duration) -> Result<()> {
         if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::InvalidState("stop must not be called from a tokio runtime".into()));
+            return std::thread::scope(|scope| {
+                scope.spawn(|| self.stop_here(grace)).join().map_err(|payload| {
+                    Error::Panic(crate::error::panic_message(&*payload))
+                })?
+            });
         }
+        self.stop_here(grace)
+    }
+
+    fn stop_here(&self, grace: Duration) -> Result<()> {
         let mut lifecycle = self.lifecycle();
         if !matches!(*lifecycle, Lifecycle::Running { .. }) {
             return Ok(());

@@ -31,7 +31,7 @@ pub enum roost_status {
     /// An argument was invalid: NULL, unknown or freed server handle, bad length,
     /// text that is not UTF-8, a close code a server may not send.
     ROOST_INVALID_ARGUMENT = 4,
-    /// Not allowed now: start twice, add a route after start, stop from a core thread.
+    /// Not allowed now: start twice, add a route after start, start without a route.
     ROOST_INVALID_STATE = 5,
     /// The operating system refused (the address is in use, out of descriptors).
     ROOST_IO = 6,
