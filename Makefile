@@ -60,7 +60,7 @@ clean:
 	rm -rf build examples/c/echo_server tests/c/out
 
 # Benchmarks (bench/): the load generator is a crate of its own in bench/loadgen.
-.PHONY: bench-c idle-memory
+.PHONY: bench-c idle-memory bench-python-vs-c
 
 bench-c: examples
 	cd bench/loadgen && cargo build --release --locked
@@ -69,3 +69,7 @@ bench-c: examples
 idle-memory: examples
 	cd bench/loadgen && cargo build --release --locked
 	python3 bench/idle_memory.py
+
+bench-python-vs-c: examples python
+	cd bench/loadgen && cargo build --release --locked
+	python3 bench/echo_python_vs_c.py
