@@ -215,9 +215,14 @@ class App:
             self._stop_requested.set()
 
     async def _stop_gracefully(self, native: NativeServer, dispatcher: Dispatcher) -> None:
-        # The core closes every connection (1001) while the dispatcher goes on
-        # delivering their disconnects, so handlers end as they would for a client
-        # that left and on_close runs as usual.
+        # Each connection is closed as `websocket.close(1001)` would: on_close runs and
+        # its return value is the last message. Then the core closes whatever is left
+        # (also 1001) while the dispatcher goes on delivering disconnects, so handlers
+        # end as they would for a client that left.
+        with anyio.move_on_after(self.shutdown_grace):
+            async with anyio.create_task_group() as closing:
+                for ws in dispatcher.open_connections():
+                    closing.start_soon(ws._close, 1001, "server shutting down")
         await anyio.to_thread.run_sync(native.stop, self.shutdown_grace)
         with anyio.move_on_after(self.shutdown_grace):
             while dispatcher.poll_once():

@@ -164,6 +164,7 @@ async def serve_connection(ws: WebSocket) -> None:
             if inspect.isawaitable(greeting):
                 greeting = await greeting
             await ws._send_value(greeting, "on_connect")
+        ws._join_broadcast()
         await endpoint.handler(ws, **kwargs)
     except WebSocketDisconnect:
         pass

@@ -72,6 +72,9 @@ class Limits:
         options.ping_timeout_ms = _ms(self.ping_timeout)
         options.handshake_timeout_ms = _ms(self.handshake_timeout)
         options.close_timeout_ms = _ms(self.close_timeout)
+        # A client joins its path's broadcasts only after on_connect's greeting went
+        # out (and never when its query parameters are rejected).
+        options.join_broadcast_on_connect = False
         return options
 
 

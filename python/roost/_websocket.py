@@ -332,6 +332,11 @@ class WebSocket:
             self._writable.set()
             self._writable = None
 
+    def _join_broadcast(self) -> None:
+        status = lib.roost_connection_join_broadcast(self._server, self._connection)
+        if status not in (OK, CLOSED, NOT_FOUND):
+            check(status)
+
     def _set_reading_paused(self, paused: bool) -> None:
         self._reading_paused = paused
         status = lib.roost_connection_pause_reading(self._server, self._connection, paused)

@@ -175,6 +175,12 @@ typedef struct {
    * Threads of the core's runtime. Default 1.
    */
   uint32_t worker_threads;
+  /**
+   * Whether connections receive their route's broadcasts as soon as they are
+   * upgraded. When false, a connection joins with `roost_connection_join_broadcast`
+   * (for a consumer that greets or vets clients first). Default true.
+   */
+  bool join_broadcast_on_connect;
 } roost_options;
 
 /**
@@ -427,6 +433,16 @@ roost_status roost_connection_close(roost_server *server,
                                     uint16_t code,
                                     const uint8_t *reason,
                                     size_t reason_len);
+
+/**
+ * Makes `connection` a recipient of its route's broadcasts, for servers whose option
+ * `join_broadcast_on_connect` is false (otherwise it already is one). May be called
+ * from any thread.
+ *
+ * Returns `ROOST_OK`, `ROOST_NOT_FOUND` (unknown or retired id), `ROOST_CLOSED` (after
+ * stop) or `ROOST_INVALID_ARGUMENT`.
+ */
+roost_status roost_connection_join_broadcast(roost_server *server, uint64_t connection);
 
 /**
  * Stops (`paused` non-zero) or restarts reading `connection`'s socket. For consumers

@@ -40,6 +40,11 @@ pub struct Config {
     /// Open sockets (handshaking or upgraded) above which new clients get HTTP 503.
     /// Default 100,000.
     pub max_connections: usize,
+    /// Whether a connection receives broadcasts to its route from the moment it is
+    /// upgraded. A consumer that first greets or vets a client (and must not let a
+    /// broadcast overtake that) sets it to false and calls `Server::join_broadcast`
+    /// when ready. Default true.
+    pub join_broadcast_on_connect: bool,
     /// Threads of the core's tokio runtime. Default 1: the consumer's event loop runs on
     /// another core, and one thread drives tens of thousands of connections.
     pub worker_threads: usize,
@@ -59,6 +64,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             max_connections: 100_000,
+            join_broadcast_on_connect: true,
             worker_threads: 1,
         }
     }

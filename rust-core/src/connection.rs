@@ -34,6 +34,9 @@ use crate::server::Shared;
 const READ_BUDGET: usize = 32;
 /// Longest wait for a close frame to reach a peer that is being dropped.
 const ABORT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often a connection whose reading is held back checks that its peer is still
+/// there (nothing else would notice: its socket is not being read).
+const HELD_BACK_CHECK: Duration = Duration::from_millis(500);
 
 /// Serves one accepted socket until it is closed. `shared.open_sockets` was counted
 /// for it by the accept loop and is released here.
@@ -122,7 +125,7 @@ struct Registration {
 
 impl Registration {
     fn new(shared: Arc<Shared>, handle: Arc<ConnectionHandle>, slot: SocketSlot) -> Self {
-        shared.registry.insert(handle.clone());
+        shared.registry.insert(handle.clone(), shared.config.join_broadcast_on_connect);
         Registration { shared, handle, slot: Some(slot), code: 1006, reason: String::new() }
     }
 }
@@ -179,6 +182,11 @@ struct Driver {
     batch_bytes: usize,
     needs_flush: bool,
     keepalive: Option<Keepalive>,
+    /// Timer of the peer checks while reading is held back (made when first needed).
+    held_back_check: Option<Pin<Box<Sleep>>>,
+    /// The peer hung up while reading was held back: read what it sent before
+    /// hanging up, whatever the credit (the kernel's buffer bounds it).
+    peer_hung_up: bool,
 }
 
 impl Driver {
@@ -198,6 +206,8 @@ impl Driver {
             batch_bytes: 0,
             needs_flush: false,
             keepalive,
+            held_back_check: None,
+            peer_hung_up: false,
         }
     }
 
@@ -276,10 +286,12 @@ impl Driver {
     /// Reads messages into the event queue while inbound credit lasts.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<End> {
         for _ in 0..READ_BUDGET {
-            if !self.handle.may_read() {
+            if !self.peer_hung_up && !self.handle.may_read() {
                 // Backpressure of our own making, not a dead peer.
                 self.postpone_pong_deadline();
-                return Poll::Pending;
+                if !self.check_peer_while_held_back(cx) {
+                    return Poll::Pending;
+                }
             }
             let message = match Pin::new(&mut self.ws).poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -314,6 +326,22 @@ impl Driver {
         // Budget spent: let other connections run, then continue.
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Every `HELD_BACK_CHECK`, asks the kernel whether the peer hung up. Returns true
+    /// when it did (`peer_hung_up` is then set).
+    fn check_peer_while_held_back(&mut self, cx: &mut Context<'_>) -> bool {
+        let timer = self
+            .held_back_check
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(HELD_BACK_CHECK)));
+        while timer.as_mut().poll(cx).is_ready() {
+            if peer_hung_up(self.ws.get_ref()) {
+                self.peer_hung_up = true;
+                return true;
+            }
+            timer.as_mut().reset(Instant::now() + HELD_BACK_CHECK);
+        }
+        false
     }
 
     fn heard_from_peer(&mut self) {
@@ -405,6 +433,20 @@ impl Driver {
             }
         }
     }
+}
+
+/// Whether the peer closed or reset the connection, without reading from it: a
+/// level-triggered poll(2) that leaves the runtime's own readiness state alone.
+fn peer_hung_up(socket: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    #[cfg(target_os = "linux")]
+    let hang_up = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR;
+    #[cfg(not(target_os = "linux"))]
+    let hang_up = libc::POLLHUP | libc::POLLERR;
+    let mut pollfd = libc::pollfd { fd: socket.as_raw_fd(), events: hang_up, revents: 0 };
+    // SAFETY: one valid pollfd, zero timeout.
+    let ready = unsafe { libc::poll(&mut pollfd, 1, 0) };
+    ready > 0 && pollfd.revents & hang_up != 0
 }
 
 fn close_message(code: u16, reason: &str) -> Message {

@@ -49,7 +49,7 @@ impl Refusal {
             Refusal::UnknownPath => ("404 Not Found", "", "Not Found"),
             Refusal::NotUpgrade => (
                 "426 Upgrade Required",
-                "Upgrade: websocket\r\nConnection: Upgrade\r\n",
+                "Upgrade: websocket\r\n",
                 "WebSocket upgrade required",
             ),
             Refusal::UnsupportedVersion => (
@@ -63,8 +63,10 @@ impl Refusal {
         };
         format!(
             "HTTP/1.1 {status}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}\n",
-            body.len() + 1
+             Content-Length: {}\r\nConnection: {connection}\r\n\r\n{body}\n",
+            body.len() + 1,
+            // An Upgrade header must come with "Connection: upgrade" (RFC 9110 7.8).
+            connection = if extra.starts_with("Upgrade") { "Upgrade, close" } else { "close" }
         )
         .into_bytes()
     }

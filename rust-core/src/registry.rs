@@ -27,14 +27,31 @@ impl Registry {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn insert(&self, handle: Arc<ConnectionHandle>) {
+    /// Registers a connection by id; with `join`, also as a broadcast recipient of its
+    /// route.
+    pub(crate) fn insert(&self, handle: Arc<ConnectionHandle>, join: bool) {
         let mut inner = self.write();
+        if join {
+            Self::add_to_route(&mut inner, &handle);
+        }
+        inner.by_id.insert(handle.id, handle);
+    }
+
+    /// Makes a registered connection a broadcast recipient of its route. Returns false
+    /// when the id is not registered (gone, or never was).
+    pub(crate) fn join_route(&self, id: u64) -> bool {
+        let mut inner = self.write();
+        let Some(handle) = inner.by_id.get(&id).cloned() else { return false };
+        Self::add_to_route(&mut inner, &handle);
+        true
+    }
+
+    fn add_to_route(inner: &mut Inner, handle: &Arc<ConnectionHandle>) {
         let route = handle.route as usize;
         if inner.by_route.len() <= route {
             inner.by_route.resize_with(route + 1, HashMap::new);
         }
         inner.by_route[route].insert(handle.id, handle.clone());
-        inner.by_id.insert(handle.id, handle);
     }
 
     pub(crate) fn remove(&self, id: u64) {

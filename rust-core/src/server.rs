@@ -230,6 +230,19 @@ impl Server {
         self.connection(id)?.close(code, reason.to_string())
     }
 
+    /// Makes a connection a broadcast recipient of its route, for servers created with
+    /// `join_broadcast_on_connect` false (for others it already is one).
+    pub fn join_broadcast(&self, id: u64) -> Result<()> {
+        if self.shared.stopping.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if self.shared.registry.join_route(id) {
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+
     /// Stops (true) or restarts (false) reading one connection's socket, for consumers
     /// that buffer messages of their own.
     pub fn set_reading_paused(&self, id: u64, paused: bool) -> Result<()> {

@@ -77,3 +77,23 @@ fn broadcast_to_unknown_route_is_not_found_and_empty_route_reaches_nobody() {
         Err(roost::Error::InvalidArgument(_))
     ));
 }
+
+#[test]
+fn with_join_on_connect_off_a_client_hears_broadcasts_only_after_joining() {
+    let config = roost::Config { join_broadcast_on_connect: false, ..test_config() };
+    let (h, mut events) = Harness::with_consumer(config, &["/room"], record_handler());
+    let port = h.port;
+    let server = h.server().clone();
+    let room = h.routes[0];
+    run(10, async move {
+        let mut ws = ws_connect(port, "/room").await;
+        let id = events.connect().await.id;
+        assert_eq!(server.broadcast_text(room, Bytes::from_static(b"before")).unwrap(), 0);
+        server.send_text(id, Bytes::from_static(b"welcome")).unwrap();
+        server.join_broadcast(id).unwrap();
+        assert_eq!(server.broadcast_text(room, Bytes::from_static(b"after")).unwrap(), 1);
+        assert_eq!(ws_recv(&mut ws).await, Message::text("welcome"));
+        assert_eq!(ws_recv(&mut ws).await, Message::text("after"));
+        assert!(matches!(server.join_broadcast(id + 1000), Err(roost::Error::NotFound)));
+    });
+}

@@ -121,3 +121,39 @@ fn paused_reading_holds_messages_back_until_resumed() {
         assert_eq!(events.message(id).await.1.as_ref(), b"second");
     });
 }
+
+#[test]
+fn a_peer_that_hangs_up_while_held_back_is_noticed_and_its_messages_still_arrive() {
+    // No consumer polls at first: after `inbound_queue_depth` messages the core stops
+    // reading. The client then drops TCP; the core must notice within about a second
+    // and still deliver what was sent before the drop.
+    let config = roost::Config { inbound_queue_depth: 2, ..test_config() };
+    let h = Harness::new(config, &["/ws"]);
+    let port = h.port;
+    let server = h.server().clone();
+    run(10, async move {
+        let mut raw = raw_upgrade(port, "/ws").await;
+        for i in 0..10u8 {
+            raw.write_all(&client_frame(true, 0x1, &[b'a' + i])).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(raw);
+        // Nothing polls: only the held-back check can end the connection.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while server.connection_count() > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "hang-up behind a full queue not noticed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut events = Vec::new();
+        while server.poll(&mut events, 64) > 0 {}
+        let texts: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                roost::Event::Message { data, .. } => Some(data.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts.len(), 10, "every message sent before the drop arrives: {events:?}");
+        assert!(matches!(events.last(), Some(roost::Event::Disconnect { code: 1006, .. })));
+    });
+}

@@ -276,6 +276,17 @@ pub unsafe extern "C" fn roost_connection_close(
     })
 }
 
+/// Makes `connection` a recipient of its route's broadcasts, for servers whose option
+/// `join_broadcast_on_connect` is false (otherwise it already is one). May be called
+/// from any thread.
+///
+/// Returns `ROOST_OK`, `ROOST_NOT_FOUND` (unknown or retired id), `ROOST_CLOSED` (after
+/// stop) or `ROOST_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn roost_connection_join_broadcast(server: *mut roost_server, connection: u64) -> roost_status {
+    boundary(|| lookup(server)?.server.join_broadcast(connection))
+}
+
 /// Stops (`paused` non-zero) or restarts reading `connection`'s socket. For consumers
 /// that keep messages of their own: while paused, TCP pushes back on the client.
 ///

@@ -85,6 +85,10 @@ pub struct roost_options {
     pub max_connections: u32,
     /// Threads of the core's runtime. Default 1.
     pub worker_threads: u32,
+    /// Whether connections receive their route's broadcasts as soon as they are
+    /// upgraded. When false, a connection joins with `roost_connection_join_broadcast`
+    /// (for a consumer that greets or vets clients first). Default true.
+    pub join_broadcast_on_connect: bool,
 }
 
 impl From<&Config> for roost_options {
@@ -103,6 +107,7 @@ impl From<&Config> for roost_options {
             close_timeout_ms: ms(c.close_timeout),
             max_connections: c.max_connections as u32,
             worker_threads: c.worker_threads as u32,
+            join_broadcast_on_connect: c.join_broadcast_on_connect,
         }
     }
 }
@@ -124,6 +129,7 @@ impl From<&roost_options> for Config {
             close_timeout: ms(o.close_timeout_ms),
             max_connections: o.max_connections as usize,
             worker_threads: o.worker_threads as usize,
+            join_broadcast_on_connect: o.join_broadcast_on_connect,
         }
     }
 }

@@ -1,0 +1,283 @@
+"""Limits and protocol enforcement: message size (1009), invalid UTF-8 (1007),
+protocol errors (1002) and the keepalive that closes a peer which stops answering."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import anyio
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from roost import App, WebSocketDisconnect
+
+from conftest import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawClient,
+                      blocking_handshake, close_payload, eventually, open_socket, parse_frames,
+                      port_of, serving)
+
+pytestmark = pytest.mark.anyio
+
+
+def recording_app(**limits) -> tuple[App, list[object]]:
+    app = App(__file__, **limits)
+    outcome: list[object] = []
+
+    @app.websocket("/ws")
+    async def handler(websocket):
+        try:
+            while True:
+                message = await websocket.receive()
+                outcome.append(len(message))
+                await websocket.send_text(f"got {len(message)}")
+        except WebSocketDisconnect as disconnect:
+            outcome.append(("disconnect", disconnect.code))
+
+    return app, outcome
+
+
+async def test_a_message_over_the_size_limit_closes_with_1009(connect) -> None:
+    app, outcome = recording_app(max_message_size=1024)
+    async with serving(app) as url:
+        async with connect(url + "/ws") as ws:
+            await ws.send("a" * 1024)  # at the limit: fine
+            assert await ws.recv() == "got 1024"
+            try:
+                await ws.send(b"b" * 1025)
+            except ConnectionClosed:
+                pass  # the server may close before the client finishes sending
+            messages, end = await ws.recv_closed()
+            assert (messages, end.code) == ([], 1009)
+        await eventually(lambda: len(outcome) == 2, what="the handler's disconnect")
+    assert outcome == [1024, ("disconnect", 1009)]
+
+
+async def test_the_default_size_limit_is_one_mebibyte(connect) -> None:
+    app, outcome = recording_app()
+    async with serving(app) as url:
+        async with connect(url + "/ws", max_size=None) as ws:
+            await ws.send(b"a" * (1 << 20))
+            assert await ws.recv() == f"got {1 << 20}"
+            try:
+                await ws.send(b"a" * ((1 << 20) + 1))
+            except ConnectionClosed:
+                pass  # the server may close before the client finishes sending
+            messages, end = await ws.recv_closed()
+            assert (messages, end.code) == ([], 1009)
+
+
+async def test_a_fragmented_message_over_the_size_limit_closes_with_1009(connect) -> None:
+    app, outcome = recording_app(max_message_size=1024)
+    async with serving(app) as url:
+        async with connect(url + "/ws") as ws:
+            try:
+                await ws.send(["x" * 600, "y" * 600])  # each frame fits, the message does not
+            except ConnectionClosed:
+                pass  # the server may close before the client finishes sending
+            messages, end = await ws.recv_closed()
+            assert (messages, end.code) == ([], 1009)
+
+
+async def test_invalid_utf8_in_a_text_message_closes_with_1007() -> None:
+    app, outcome = recording_app()
+    async with serving(app) as url:
+        async with await RawClient.open(url, "/ws") as raw:
+            await raw.send_frame(OP_TEXT, "ok ✓".encode())
+            frame = await raw.recv_frame()
+            assert frame is not None and frame.payload == b"got 4"
+            await raw.send_frame(OP_TEXT, b"\xff\xfe")
+            frames = await raw.recv_all()
+            assert [f.opcode for f in frames] == [OP_CLOSE]
+            assert frames[0].close_code == 1007
+        await eventually(lambda: len(outcome) == 2, what="the handler's disconnect")
+    assert outcome == [4, ("disconnect", 1007)]
+
+
+async def test_invalid_utf8_split_across_fragments_closes_with_1007() -> None:
+    app, _ = recording_app()
+    async with serving(app) as url:
+        async with await RawClient.open(url, "/ws") as raw:
+            await raw.send_frame(OP_TEXT, b"abc\xc3", fin=False)  # an incomplete sequence...
+            await raw.send_frame(OP_CONT, b"(", fin=True)  # ...that never completes
+            frames = await raw.recv_all()
+            assert [f.opcode for f in frames] == [OP_CLOSE]
+            assert frames[0].close_code == 1007
+
+
+@pytest.mark.parametrize("what, frame", [
+    ("unmasked frame", dict(opcode=OP_TEXT, payload=b"hi", mask=False)),
+    ("reserved opcode", dict(opcode=0x3, payload=b"")),
+    ("reserved bits", dict(opcode=OP_TEXT, payload=b"hi", rsv=0b100)),
+    ("continuation without start", dict(opcode=OP_CONT, payload=b"x")),
+    ("fragmented control frame", dict(opcode=OP_PING, payload=b"", fin=False)),
+])
+async def test_a_protocol_error_closes_with_1002(what: str, frame: dict) -> None:
+    app, outcome = recording_app()
+    async with serving(app) as url:
+        async with await RawClient.open(url, "/ws") as raw:
+            await raw.send_frame(**frame)
+            frames = await raw.recv_all()
+            assert [f.opcode for f in frames] == [OP_CLOSE], what
+            assert frames[0].close_code == 1002, what
+        await eventually(lambda: bool(outcome), what="the handler's disconnect")
+    assert outcome == [("disconnect", 1002)]
+
+
+@pytest.mark.parametrize("code", [1005, 1006, 999, 1015, 5000])
+async def test_a_close_frame_with_a_code_a_peer_may_not_send_closes_with_1002(code: int) -> None:
+    app, outcome = recording_app()
+    async with serving(app) as url:
+        async with await RawClient.open(url, "/ws") as raw:
+            await raw.send_frame(OP_CLOSE, close_payload(code))
+            frames = await raw.recv_all()
+            assert [f.opcode for f in frames] == [OP_CLOSE]
+            assert frames[0].close_code == 1002
+        await eventually(lambda: bool(outcome), what="the handler's disconnect")
+    assert outcome == [("disconnect", 1002)]
+
+
+async def test_an_empty_close_frame_is_answered_and_reported_as_1005() -> None:
+    app, outcome = recording_app()
+    async with serving(app) as url:
+        async with await RawClient.open(url, "/ws") as raw:
+            await raw.send_frame(OP_CLOSE, b"")
+            frame = await raw.recv_frame()
+            assert frame is not None and frame.opcode == OP_CLOSE
+            assert await raw.recv_frame() is None
+        await eventually(lambda: bool(outcome), what="the handler's disconnect")
+    assert outcome == [("disconnect", 1005)]
+
+
+async def test_a_client_ping_is_answered_with_a_pong() -> None:
+    app, outcome = recording_app()
+    async with serving(app) as url:
+        async with await RawClient.open(url, "/ws") as raw:
+            await raw.send_frame(OP_PING, b"are you there")
+            frame = await raw.recv_frame()
+            assert frame is not None and (frame.opcode, frame.payload) == (OP_PONG, b"are you there")
+            await raw.send_frame(OP_TEXT, b"and data")
+            frame = await raw.recv_frame()
+            assert frame is not None and frame.payload == b"got 8"
+    assert outcome[0] == 8
+
+
+async def test_keepalive_closes_a_peer_that_never_answers_pings() -> None:
+    app, outcome = recording_app(ping_interval=0.2, ping_timeout=0.3)
+    async with serving(app) as url:
+        async with await RawClient.open(url, "/ws") as raw:
+            started = anyio.current_time()
+            frames = await raw.recv_all(timeout=5, answer_pings=False)
+            elapsed = anyio.current_time() - started
+            # Pings are left out of `frames`; all that remains is the closing frame.
+            assert [f.opcode for f in frames] in ([OP_CLOSE], []), frames
+            assert elapsed < 2.0, f"closed after {elapsed:.2f} s"
+        await eventually(lambda: bool(outcome), timeout=2, what="the handler's disconnect")
+    assert isinstance(outcome[0], tuple) and outcome[0][0] == "disconnect"
+
+
+async def test_keepalive_pings_are_sent_and_a_peer_that_answers_stays() -> None:
+    app, outcome = recording_app(ping_interval=0.2, ping_timeout=0.3)
+    async with serving(app) as url:
+        async with await RawClient.open(url, "/ws") as raw:
+            pings = 0
+            with anyio.move_on_after(1.2):
+                while True:
+                    frame = await raw.recv_frame()
+                    assert frame is not None, "the server closed a peer that answers pings"
+                    assert frame.opcode == OP_PING, frame
+                    pings += 1
+                    await raw.send_frame(OP_PONG, frame.payload)
+            assert pings >= 3
+            await raw.send_frame(OP_BINARY, b"still here")
+            frame = await raw.recv_frame()
+            while frame is not None and frame.opcode == OP_PING:
+                frame = await raw.recv_frame()
+            assert frame is not None and frame.payload == b"got 10"
+    assert outcome[0] == 10
+
+
+async def test_keepalive_runs_in_the_core_while_the_python_loop_is_blocked() -> None:
+    app, outcome = recording_app(ping_interval=0.2, ping_timeout=0.3)
+    async with serving(app) as url:
+        sock = blocking_handshake(port_of(url), "/ws")
+        try:
+            # Everything below blocks this thread, and with it the event loop that
+            # runs the app's Python side: only the core can ping and close.
+            sock.settimeout(0.2)
+            received = b""
+            started = time.monotonic()
+            while time.monotonic() - started < 4.0:
+                try:
+                    chunk = sock.recv(65536)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    break
+                received += chunk
+            elapsed = time.monotonic() - started
+        finally:
+            sock.close()
+        assert elapsed < 2.5, f"the socket was still open after {elapsed:.2f} s"
+        frames = parse_frames(received)
+        assert frames and frames[0].opcode == OP_PING
+        assert all(f.opcode in (OP_PING, OP_CLOSE) for f in frames), frames
+        await eventually(lambda: bool(outcome), timeout=2, what="the handler's disconnect")
+    assert isinstance(outcome[0], tuple) and outcome[0][0] == "disconnect"
+
+
+async def test_a_busy_python_loop_does_not_break_a_healthy_connection() -> None:
+    """The client runs in a thread of its own (websockets' sync client, which answers
+    pings by itself) while the event loop running the app is blocked for several ping
+    timeouts: the core keeps the connection alive on its own."""
+    from websockets.sync.client import connect as sync_connect
+
+    app, outcome = recording_app(ping_interval=0.1, ping_timeout=0.3)
+    connected, go = threading.Event(), threading.Event()
+    replies: list[object] = []
+
+    def client(url: str) -> None:
+        with sync_connect(url, ping_interval=None, open_timeout=5) as ws:
+            connected.set()
+            go.wait(10)
+            ws.send("alive")
+            replies.append(ws.recv(timeout=5))
+
+    async with serving(app) as url:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(anyio.to_thread.run_sync, client, url + "/ws")
+            await eventually(connected.is_set, what="the client thread to connect")
+            time.sleep(1.5)  # blocks the event loop: five ping timeouts' worth
+            go.set()
+    assert replies == ["got 5"]
+    assert outcome[0] == 5
+
+
+async def test_connections_over_max_connections_get_http_503(connect) -> None:
+    app, _ = recording_app(max_connections=2)
+    async with serving(app) as url:
+        async with connect(url + "/ws") as a, connect(url + "/ws") as b:
+            await eventually(lambda: app.connection_count() == 2, what="two connections")
+            with pytest.raises(InvalidStatus) as caught:
+                async with connect(url + "/ws"):
+                    pass
+            assert caught.value.response.status_code == 503
+            await a.send("x")
+            assert await a.recv() == "got 1"
+        await eventually(lambda: app.connection_count() == 0, what="both to close")
+        async with connect(url + "/ws") as c:  # room again
+            await c.send("y")
+            assert await c.recv() == "got 1"
+
+
+async def test_a_client_that_never_sends_its_handshake_is_dropped() -> None:
+    app, outcome = recording_app(handshake_timeout=0.3)
+    async with serving(app) as url:
+        stream = await open_socket(port_of(url))
+        async with RawClient(stream) as silent:
+            started = anyio.current_time()
+            with anyio.fail_after(3):
+                while await silent._fill():
+                    pass  # whatever the server says, it must then hang up
+            assert anyio.current_time() - started < 2.0
+    assert outcome == []  # no connection ever reached the app

@@ -1,0 +1,144 @@
+"""The public surface: names, decorators, the websocket object's identity."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+import roost
+from roost import App, Robyn, WebSocketDisconnect
+
+from conftest import eventually, serving
+
+pytestmark = pytest.mark.anyio
+
+
+def test_robyn_is_app() -> None:
+    assert Robyn is App
+    app = Robyn(__file__)
+    assert isinstance(app, App)
+
+
+def test_app_takes_file_path_or_nothing() -> None:
+    assert App(__file__).file_path == __file__
+    assert App().file_path is None
+
+
+def test_decorator_returns_the_handler_and_callback_decorators_return_their_function() -> None:
+    app = App(__file__)
+
+    async def handler(websocket):
+        pass
+
+    decorated = app.websocket("/ws")(handler)
+    assert decorated is handler
+
+    def on_connect(websocket):
+        return None
+
+    async def on_close(websocket):
+        return None
+
+    assert handler.on_connect(on_connect) is on_connect
+    assert handler.on_close(on_close) is on_close
+
+
+def test_websocket_disconnect_defaults_and_attributes() -> None:
+    assert issubclass(WebSocketDisconnect, Exception)
+    default = WebSocketDisconnect()
+    assert (default.code, default.reason) == (1000, "")
+    custom = WebSocketDisconnect(code=4001, reason="bye")
+    assert (custom.code, custom.reason) == (4001, "bye")
+    positional = WebSocketDisconnect(1006, "dropped")
+    assert (positional.code, positional.reason) == (1006, "dropped")
+    with pytest.raises(Exception) as caught:
+        raise WebSocketDisconnect(1001, "going")
+    assert caught.value.code == 1001
+
+
+def test_public_names() -> None:
+    for name in ("App", "Robyn", "WebSocketDisconnect", "QueryParams"):
+        assert hasattr(roost, name), name
+    assert isinstance(roost.__version__, str) and roost.__version__
+
+
+async def test_first_parameter_may_have_any_name(connect) -> None:
+    app = App(__file__)
+
+    @app.websocket("/ws")
+    async def handler(conn):
+        await conn.send_text(f"first parameter works: {await conn.receive_text()}")
+
+    @handler.on_connect
+    def greet(client):
+        return f"hello {client.id}"
+
+    async with serving(app) as url:
+        async with connect(url + "/ws") as ws:
+            assert (await ws.recv()).startswith("hello ")
+            await ws.send("x")
+            assert await ws.recv() == "first parameter works: x"
+
+
+async def test_id_is_a_canonical_uuid4_and_the_same_everywhere(connect) -> None:
+    app = App(__file__)
+    seen: dict[str, list[str]] = {"handler": [], "on_connect": [], "on_close": []}
+
+    @app.websocket("/ws")
+    async def handler(websocket):
+        seen["handler"].append(websocket.id)
+        await websocket.send_text(websocket.id)
+        await websocket.receive_text()
+
+    @handler.on_connect
+    async def on_connect(websocket):
+        seen["on_connect"].append(websocket.id)
+
+    @handler.on_close
+    def on_close(websocket):
+        seen["on_close"].append(websocket.id)
+
+    async with serving(app) as url:
+        ids = []
+        for _ in range(3):
+            async with connect(url + "/ws") as ws:
+                ids.append(await ws.recv())
+        await eventually(lambda: len(seen["on_close"]) == 3, what="on_close x3")
+
+    for connection_id in ids:
+        assert isinstance(connection_id, str)
+        parsed = uuid.UUID(connection_id)
+        assert parsed.version == 4
+        assert str(parsed) == connection_id  # canonical: lower-case, hyphenated
+    assert len(set(ids)) == 3
+    assert seen["handler"] == ids
+    assert seen["on_connect"] == ids
+    assert sorted(seen["on_close"]) == sorted(ids)
+
+
+async def test_headers_path_and_client_address(connect) -> None:
+    app = App(__file__)
+
+    @app.websocket("/info")
+    async def handler(websocket):
+        await websocket.send_json({
+            "path": websocket.path,
+            "custom": websocket.headers.get("x-custom-thing"),
+            "lower": all(name == name.lower() for name in websocket.headers),
+            "upgrade": websocket.headers.get("upgrade"),
+            "client": [websocket.client.host, websocket.client.port],
+            "named": [websocket.client[0], websocket.client[1]],
+        })
+        await websocket.receive_text()
+
+    async with serving(app) as url:
+        async with connect(url + "/info?a=1", additional_headers={"X-Custom-Thing": "Value 1"}) as ws:
+            info = json.loads(await ws.recv())
+            assert info["path"] == "/info"
+            assert info["custom"] == "Value 1"
+            assert info["lower"] is True
+            assert info["upgrade"].lower() == "websocket"
+            assert info["client"] == ["127.0.0.1", ws.local_port]
+            assert info["named"] == info["client"]
