@@ -19,6 +19,22 @@ use batch::PolledServer;
 use boundary::{boundary, bytes, lookup, require_out, text, write_out};
 pub use types::*;
 
+/// Copies the payload once and hands it to `call` on the server: the shared body of
+/// the send and broadcast functions.
+///
+/// # Safety
+/// `data` points to `len` readable bytes (or is NULL with `len` 0).
+unsafe fn send<T>(
+    server: *mut roost_server,
+    data: *const u8,
+    len: usize,
+    call: impl FnOnce(&Server, Bytes) -> crate::Result<T>,
+) -> crate::Result<T> {
+    // SAFETY: forwarded from the caller.
+    let data = Bytes::copy_from_slice(unsafe { bytes(data, len, "data")? });
+    call(&lookup(server)?.server, data)
+}
+
 /// The library version as a NUL-terminated string, e.g. "0.1.0". Static: never free it.
 #[no_mangle]
 pub extern "C" fn roost_version() -> *const c_char {
@@ -189,11 +205,8 @@ pub unsafe extern "C" fn roost_connection_send_text(
     data: *const u8,
     len: usize,
 ) -> roost_status {
-    boundary(|| {
-        // SAFETY: `data` points to `len` bytes, as the caller promises.
-        let data = Bytes::copy_from_slice(unsafe { bytes(data, len, "data")? });
-        lookup(server)?.server.send_text(connection, data)
-    })
+    // SAFETY: forwarded from the caller.
+    boundary(|| unsafe { send(server, data, len, |s, data| s.send_text(connection, data)) })
 }
 
 /// Binary form of `roost_connection_send_text`; any bytes are accepted.
@@ -204,11 +217,8 @@ pub unsafe extern "C" fn roost_connection_send_binary(
     data: *const u8,
     len: usize,
 ) -> roost_status {
-    boundary(|| {
-        // SAFETY: `data` points to `len` bytes, as the caller promises.
-        let data = Bytes::copy_from_slice(unsafe { bytes(data, len, "data")? });
-        lookup(server)?.server.send_binary(connection, data)
-    })
+    // SAFETY: forwarded from the caller.
+    boundary(|| unsafe { send(server, data, len, |s, data| s.send_binary(connection, data)) })
 }
 
 /// Queues one text message for every connection of `route`, copying `data` once and
@@ -227,9 +237,8 @@ pub unsafe extern "C" fn roost_server_broadcast_text(
     out_recipients: *mut usize,
 ) -> roost_status {
     boundary(|| {
-        // SAFETY: `data` points to `len` bytes, as the caller promises.
-        let data = Bytes::copy_from_slice(unsafe { bytes(data, len, "data")? });
-        let n = lookup(server)?.server.broadcast_text(route, data)?;
+        // SAFETY: forwarded from the caller.
+        let n = unsafe { send(server, data, len, |s, data| s.broadcast_text(route, data))? };
         // SAFETY: NULL is allowed and skipped; otherwise writable.
         unsafe { out_recipients.as_mut() }.map(|out| *out = n);
         Ok(())
@@ -246,9 +255,8 @@ pub unsafe extern "C" fn roost_server_broadcast_binary(
     out_recipients: *mut usize,
 ) -> roost_status {
     boundary(|| {
-        // SAFETY: `data` points to `len` bytes, as the caller promises.
-        let data = Bytes::copy_from_slice(unsafe { bytes(data, len, "data")? });
-        let n = lookup(server)?.server.broadcast_binary(route, data)?;
+        // SAFETY: forwarded from the caller.
+        let n = unsafe { send(server, data, len, |s, data| s.broadcast_binary(route, data))? };
         // SAFETY: NULL is allowed and skipped; otherwise writable.
         unsafe { out_recipients.as_mut() }.map(|out| *out = n);
         Ok(())
