@@ -36,6 +36,7 @@ typecheck: python test-deps
 
 # The chat server of examples/python, built and installed from scratch.
 demo: python
+	python3 -m pip install --quiet --disable-pip-version-check websockets==17.4
 	@echo
 	@echo "Chat server: connect several clients to ws://127.0.0.1:8080/chat?name=YOU, e.g."
 	@echo "    python3 -m websockets 'ws://127.0.0.1:8080/chat?name=alice'"
