@@ -2,7 +2,7 @@
 //! bytes), its inbound credit (bounded in messages) and the waker of its task.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use futures_util::task::AtomicWaker;
@@ -54,6 +54,9 @@ pub struct ConnectionHandle {
     unpolled: AtomicUsize,
     inbound_depth: usize,
     paused: AtomicBool,
+    /// The close code once a broadcast found the connection too slow (0: not killed).
+    /// Mirrors `OutboxState::Killed` so that the task checks it without the lock.
+    killed: AtomicU16,
     /// Wakes the connection's task: new outgoing data, credit returned, resumed.
     waker: AtomicWaker,
 }
@@ -73,6 +76,7 @@ impl ConnectionHandle {
             unpolled: AtomicUsize::new(0),
             inbound_depth,
             paused: AtomicBool::new(false),
+            killed: AtomicU16::new(0),
             waker: AtomicWaker::new(),
         }
     }
@@ -117,6 +121,7 @@ impl ConnectionHandle {
         }
         if self.over_limit(&outbox, len) {
             outbox.state = OutboxState::Killed(1008);
+            self.killed.store(1008, Ordering::Release);
             outbox.queue.clear();
             drop(outbox);
             self.waker.wake();
@@ -156,9 +161,9 @@ impl ConnectionHandle {
 
     /// The close code when a broadcast found this connection too slow to keep up.
     pub(crate) fn killed(&self) -> Option<u16> {
-        match self.outbox().state {
-            OutboxState::Killed(code) => Some(code),
-            _ => None,
+        match self.killed.load(Ordering::Acquire) {
+            0 => None,
+            code => Some(code),
         }
     }
 
