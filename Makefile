@@ -74,3 +74,19 @@ idle-memory: examples
 bench-python-vs-c: examples python
 	cd bench/loadgen && cargo build --release --locked
 	python3 bench/echo_python_vs_c.py
+
+# Autobahn|Testsuite conformance of the C and Python echo servers (tests/autobahn/),
+# compared with tests/autobahn/expected-results.json. Not part of `make test`: it needs a
+# CPython 2.7 interpreter (the suite runs on nothing newer) and PyPI on first use.
+# CONFORMANCE_ARGS=--update-baseline rewrites the baseline.
+.PHONY: conformance
+
+conformance: examples python
+	python3 tests/autobahn/run.py $(CONFORMANCE_ARGS)
+
+# Soak test of the Python chat example (outside `make test`): 200 clients chat for 3
+# minutes with a report every 10 s, then SIGINT must end the server with status 0.
+# Flags through SOAK_ARGS, e.g. make soak SOAK_ARGS="--minutes 10 --backend trio".
+.PHONY: soak
+soak: python
+	python3 bench/soak.py $(SOAK_ARGS)

@@ -1,10 +1,14 @@
 /*
  * A WebSocket server in C on top of roost.h alone.
  *
- *   echo_server PORT [HOST]
+ *   echo_server PORT [HOST [MAX_MESSAGE_SIZE]]
  *
  * /ws    answers each text message with "Echo: <message>" (binary is echoed as is)
+ * /echo  echoes each message unchanged: text as text, binary as binary
  * /chat  broadcasts each message to every /chat client, the sender included
+ *
+ * MAX_MESSAGE_SIZE (bytes) raises or lowers both the message and the frame limit of
+ * the core (default 1 MiB each); the Autobahn conformance run uses 16 MiB.
  *
  * One thread: poll(2) on the server's ready descriptor, drain events, repeat.
  * SIGINT or SIGTERM stops the server gracefully (every client gets close 1001).
@@ -133,7 +137,7 @@ static void reply(roost_server *server, uint64_t connection, int binary,
 }
 
 static void handle(roost_server *server, const roost_event *ev, uint32_t ws_route,
-                   uint32_t chat_route) {
+                   uint32_t echo_route, uint32_t chat_route) {
     int binary = ev->kind == ROOST_EVENT_BINARY;
     switch (ev->kind) {
     case ROOST_EVENT_TEXT:
@@ -148,6 +152,8 @@ static void handle(roost_server *server, const roost_event *ev, uint32_t ws_rout
             const char *prefix = binary ? "" : ECHO_PREFIX;
             reply(server, ev->connection, binary, (const unsigned char *)prefix, strlen(prefix),
                   ev->data, ev->data_len);
+        } else if (ev->route == echo_route) {
+            reply(server, ev->connection, binary, NULL, 0, ev->data, ev->data_len);
         }
         break;
     case ROOST_EVENT_WRITABLE:
@@ -163,7 +169,7 @@ static void handle(roost_server *server, const roost_event *ev, uint32_t ws_rout
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s PORT [HOST]\n", argv[0]);
+        fprintf(stderr, "usage: %s PORT [HOST [MAX_MESSAGE_SIZE]]\n", argv[0]);
         return 2;
     }
     char *end = NULL;
@@ -173,6 +179,16 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *host = argc > 2 ? argv[2] : "127.0.0.1";
+    unsigned long long max_message_size = 0; /* 0: the core's default */
+    if (argc > 3) {
+        errno = 0;
+        max_message_size = strtoull(argv[3], &end, 10);
+        if (*argv[3] < '0' || *argv[3] > '9' || *end != '\0' || errno != 0 ||
+            max_message_size == 0) {
+            fprintf(stderr, "echo_server: invalid MAX_MESSAGE_SIZE '%s'\n", argv[3]);
+            return 2;
+        }
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -180,12 +196,20 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    roost_options options;
+    roost_status status = roost_options_init(&options);
+    if (status != ROOST_OK) return fail("roost_options_init", status);
+    if (max_message_size > 0) {
+        options.max_message_size = max_message_size;
+        options.max_frame_size = max_message_size;
+    }
     roost_server *server = NULL;
-    roost_status status = roost_server_new(NULL, &server);
+    status = roost_server_new(&options, &server);
     if (status != ROOST_OK) return fail("roost_server_new", status);
 
-    uint32_t ws_route = 0, chat_route = 0;
+    uint32_t ws_route = 0, echo_route = 0, chat_route = 0;
     if ((status = roost_server_add_route(server, (const uint8_t *)"/ws", 3, &ws_route)) != ROOST_OK ||
+        (status = roost_server_add_route(server, (const uint8_t *)"/echo", 5, &echo_route)) != ROOST_OK ||
         (status = roost_server_add_route(server, (const uint8_t *)"/chat", 5, &chat_route)) != ROOST_OK) {
         int rc = fail("roost_server_add_route", status);
         roost_server_free(server);
@@ -200,7 +224,8 @@ int main(int argc, char **argv) {
     }
     int fd = -1;
     roost_server_ready_fd(server, &fd);
-    printf("echo_server listening on ws://%s:%u (/ws echo, /chat broadcast)\n", host, bound);
+    printf("echo_server listening on ws://%s:%u (/ws echo, /echo raw echo, /chat broadcast)\n",
+           host, bound);
     fflush(stdout);
 
     static roost_event events[BATCH];
@@ -212,7 +237,7 @@ int main(int argc, char **argv) {
             fail("roost_server_poll", status);
             break;
         }
-        for (size_t i = 0; i < n; i++) handle(server, &events[i], ws_route, chat_route);
+        for (size_t i = 0; i < n; i++) handle(server, &events[i], ws_route, echo_route, chat_route);
         if (n > 0) continue;
         /* The empty poll re-armed the descriptor: sleep until it says "poll me". */
         if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
