@@ -87,6 +87,10 @@ impl Config {
                 return Err(format!("{name} must be greater than zero"));
             }
         }
+        if self.read_buffer_size > 16 << 20 {
+            // Allocated for every connection at upgrade: a typo must not cost gigabytes.
+            return Err("read_buffer_size must be at most 16 MiB".into());
+        }
         if self.worker_threads > 256 {
             return Err("worker_threads must be at most 256".into());
         }

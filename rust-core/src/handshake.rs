@@ -136,8 +136,14 @@ pub(crate) fn check(
     };
     let route = route_of(&head[path.clone()]).ok_or(Refusal::UnknownPath)?;
 
+    // The value of a header that must appear at most once; None when absent or repeated
+    // (RFC 6455 11.3.1: a repeated key or version is not a valid upgrade).
     let header = |name: &str| {
-        request.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+        let mut values = request.headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name));
+        match (values.next(), values.next()) {
+            (Some(h), None) => Some(h.value),
+            _ => None,
+        }
     };
     let has_token = |name: &str, token: &str| {
         request.headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name)).any(|h| {

@@ -12,6 +12,9 @@ mod connection;
 pub mod error;
 pub mod events;
 pub mod ffi;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 mod handshake;
 mod registry;

@@ -62,6 +62,14 @@ fn missing_key_gets_400() {
 }
 
 #[test]
+fn repeated_key_or_version_is_refused() {
+    let a = answer(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    assert_eq!(a.status, 400, "{a:?}");
+    let a = answer(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 8\r\n\r\n");
+    assert_eq!(a.status, 426, "{a:?}");
+}
+
+#[test]
 fn successful_upgrade_reports_path_query_headers_uuid_and_peer() {
     let (h, mut events) = Harness::echo(test_config(), &["/other", "/ws"]);
     let port = h.port;

@@ -240,7 +240,9 @@ pub unsafe extern "C" fn roost_server_broadcast_text(
         // SAFETY: forwarded from the caller.
         let n = unsafe { send(server, data, len, |s, data| s.broadcast_text(route, data))? };
         // SAFETY: NULL is allowed and skipped; otherwise writable.
-        unsafe { out_recipients.as_mut() }.map(|out| *out = n);
+        if let Some(out) = unsafe { out_recipients.as_mut() } {
+            *out = n;
+        }
         Ok(())
     })
 }
@@ -258,7 +260,9 @@ pub unsafe extern "C" fn roost_server_broadcast_binary(
         // SAFETY: forwarded from the caller.
         let n = unsafe { send(server, data, len, |s, data| s.broadcast_binary(route, data))? };
         // SAFETY: NULL is allowed and skipped; otherwise writable.
-        unsafe { out_recipients.as_mut() }.map(|out| *out = n);
+        if let Some(out) = unsafe { out_recipients.as_mut() } {
+            *out = n;
+        }
         Ok(())
     })
 }
