@@ -90,3 +90,31 @@ conformance: examples python
 .PHONY: soak
 soak: python
 	python3 bench/soak.py $(SOAK_ARGS)
+
+# Fuzzing with cargo-fuzz (libFuzzer) of the parsing the core owns: rust-core/fuzz, a
+# crate and workspace of its own (own Cargo.lock), target `handshake` (the upgrade
+# request check). cargo-fuzz is installed, pinned, when missing. It asks rustc for
+# AddressSanitizer with -Zsanitizer, which stable rustc accepts under RUSTC_BOOTSTRAP=1.
+# New inputs go to rust-core/fuzz/corpus-work/ (ignored); the committed seeds in
+# rust-core/fuzz/corpus/ are only read. A crash fails the run and is saved under
+# rust-core/fuzz/artifacts/. `make fuzz` runs FUZZ_SECONDS; `make fuzz-ci` runs 30 s.
+# Neither is part of `make test`.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGET ?= handshake
+CARGO_FUZZ_VERSION = 0.13.2
+
+.PHONY: fuzz fuzz-ci fuzz-tool
+
+fuzz-tool:
+	@if [ "$$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $(CARGO_FUZZ_VERSION)" ]; then \
+	  cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked; fi
+
+fuzz: fuzz-tool
+	mkdir -p rust-core/fuzz/corpus-work/$(FUZZ_TARGET)
+	cd rust-core && RUSTC_BOOTSTRAP=1 cargo fuzz run --debug-assertions --codegen-units 16 $(FUZZ_TARGET) \
+	  fuzz/corpus-work/$(FUZZ_TARGET) fuzz/corpus/$(FUZZ_TARGET) -- \
+	  -max_total_time=$(FUZZ_SECONDS) -dict=fuzz/$(FUZZ_TARGET).dict -max_len=16384 -timeout=10 \
+	  -rss_limit_mb=2048 -print_final_stats=1
+
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=30
