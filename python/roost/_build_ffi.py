@@ -38,6 +38,8 @@ ffibuilder.set_source(
     '#include "roost.h"',
     include_dirs=[str(HEADER.parent)],
     extra_objects=[str(LIBRARY)],
+    # Relink when the core changes, not only when the generated C source does.
+    depends=[str(LIBRARY), str(HEADER)],
     libraries=["pthread", "dl", "m"],
     # Keep the core's own symbols private to the extension.
     extra_link_args=["-Wl,--exclude-libs,ALL", "-Wl,--gc-sections", "-Wl,--strip-debug"],

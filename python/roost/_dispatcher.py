@@ -168,12 +168,27 @@ async def serve_connection(ws: WebSocket) -> None:
         await endpoint.handler(ws, **kwargs)
     except WebSocketDisconnect:
         pass
+    except anyio.get_cancelled_exc_class():
+        if is_real_cancellation():
+            raise
+        # A cancellation the handler's own code caught from elsewhere (asyncio lets a
+        # CancelledError travel): it is an error of this connection, not a shutdown.
+        logger.exception("WebSocket handler for %s raised a stray cancellation; closing "
+                         "connection %s with 1011", endpoint.path, ws.id)
+        await _close_quietly(ws, 1011)
+        return
     except Exception:
         logger.exception("WebSocket handler for %s raised; closing connection %s with 1011",
                          endpoint.path, ws.id)
         await _close_quietly(ws, 1011)
         return
     await _close_quietly(ws, 1000)
+
+
+def is_real_cancellation() -> bool:
+    """Whether the running task's own scope is cancelled (else a cancellation exception
+    was merely raised by code that awaited something cancelled elsewhere)."""
+    return anyio.current_effective_deadline() == float("-inf")
 
 
 async def _close_quietly(ws: WebSocket, code: int) -> None:

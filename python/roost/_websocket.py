@@ -307,6 +307,11 @@ class WebSocket:
                 await self._send_value(result, "on_close")
         except WebSocketDisconnect:
             pass
+        except anyio.get_cancelled_exc_class():
+            if anyio.current_effective_deadline() == float("-inf"):
+                raise
+            logger.exception("on_close of %s raised a stray cancellation (connection %s)",
+                             self.path, self.id)
         except Exception:
             logger.exception("on_close of %s raised (connection %s)", self.path, self.id)
 

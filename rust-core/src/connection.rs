@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -181,6 +181,8 @@ struct Driver {
     /// once flushed.
     batch_bytes: usize,
     needs_flush: bool,
+    /// A pong tungstenite queued has not reached the socket yet.
+    pong_unsent: bool,
     keepalive: Option<Keepalive>,
     /// Timer of the peer checks while reading is held back (made when first needed).
     held_back_check: Option<Pin<Box<Sleep>>>,
@@ -205,6 +207,7 @@ impl Driver {
             batch: VecDeque::new(),
             batch_bytes: 0,
             needs_flush: false,
+            pong_unsent: false,
             keepalive,
             held_back_check: None,
             peer_hung_up: false,
@@ -286,6 +289,15 @@ impl Driver {
     /// Reads messages into the event queue while inbound credit lasts.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<End> {
         for _ in 0..READ_BUDGET {
+            // tungstenite queues a pong for every ping read. A peer that pings without
+            // reading must not grow the write buffer: read on only once it is sent.
+            if self.pong_unsent {
+                match Pin::new(&mut self.ws).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => self.pong_unsent = false,
+                    Poll::Ready(Err(err)) => return Poll::Ready(End::Failed(err)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
             if !self.peer_hung_up && !self.handle.may_read() {
                 // Backpressure of our own making, not a dead peer.
                 self.postpone_pong_deadline();
@@ -304,9 +316,10 @@ impl Driver {
                 Message::Text(_) => false,
                 Message::Binary(_) => true,
                 Message::Close(frame) => return Poll::Ready(End::PeerClosed(frame.clone())),
-                // tungstenite queued the pong; the next read or write sends it.
+                // tungstenite queued the pong. Send it before reading on: a peer that
+                // pings without reading must not grow the write buffer without bound.
                 Message::Ping(_) => {
-                    self.needs_flush = true;
+                    self.pong_unsent = true;
                     continue;
                 }
                 Message::Pong(_) | Message::Frame(_) => continue,
@@ -411,6 +424,7 @@ impl Driver {
                 let (code, reason) = close_code_for(&err);
                 if code != 1006 {
                     let _ = timeout(limit, self.ws.send(close_message(code, &reason))).await;
+                    self.linger(limit.min(ABORT_CLOSE_TIMEOUT)).await;
                 }
                 (code, reason)
             }
@@ -429,9 +443,27 @@ impl Driver {
                 // The peer is dead or far behind: one short try, then drop it.
                 let limit = limit.min(ABORT_CLOSE_TIMEOUT);
                 let _ = timeout(limit, self.ws.send(close_message(code, reason))).await;
+                self.linger(limit).await;
                 (code, reason.to_string())
             }
         }
+    }
+
+    /// Ends our side and discards what the peer still sends, for at most `limit`, so
+    /// that closing with unread data does not reset the connection and destroy the
+    /// close frame before the peer has read it.
+    async fn linger(&mut self, limit: Duration) {
+        let socket = self.ws.get_mut();
+        let _ = socket.shutdown().await;
+        let mut discard = [0u8; 4096];
+        let _ = timeout(limit, async {
+            while let Ok(n) = socket.read(&mut discard).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 }
 
