@@ -449,18 +449,21 @@ impl Driver {
         }
     }
 
-    /// Ends our side and discards what the peer still sends, for at most `limit`, so
-    /// that closing with unread data does not reset the connection and destroy the
-    /// close frame before the peer has read it.
+    /// Ends our side and discards what the peer still sends, for at most `limit` and
+    /// one message's worth of bytes, so that closing with unread data (the rest of an
+    /// oversized message) does not reset the connection and destroy the close frame
+    /// before the peer has read it, while a hostile peer is still cut off soon.
     async fn linger(&mut self, limit: Duration) {
+        let mut budget = self.shared.config.max_message_size;
         let socket = self.ws.get_mut();
         let _ = socket.shutdown().await;
         let mut discard = [0u8; 4096];
         let _ = timeout(limit, async {
             while let Ok(n) = socket.read(&mut discard).await {
-                if n == 0 {
+                if n == 0 || n >= budget {
                     break;
                 }
+                budget -= n;
             }
         })
         .await;
