@@ -13,7 +13,7 @@ from anyio.lowlevel import checkpoint
 
 from ._endpoint import Endpoint
 from ._errors import WebSocketDisconnect
-from ._native import NativeServer, check
+from ._native import NativeServer, check, is_real_cancellation
 from ._params import QueryParamError
 from ._roost_ffi import ffi, lib
 from ._websocket import Address, WebSocket
@@ -184,11 +184,6 @@ async def serve_connection(ws: WebSocket) -> None:
         return
     await _close_quietly(ws, 1000)
 
-
-def is_real_cancellation() -> bool:
-    """Whether the running task's own scope is cancelled (else a cancellation exception
-    was merely raised by code that awaited something cancelled elsewhere)."""
-    return anyio.current_effective_deadline() == float("-inf")
 
 
 async def _close_quietly(ws: WebSocket, code: int) -> None:

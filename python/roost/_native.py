@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import anyio
+
 from ._errors import ERRORS_BY_STATUS, RoostError
 from ._roost_ffi import ffi, lib
 
@@ -24,6 +26,19 @@ def check(status: int) -> None:
     if status != OK:
         cls = ERRORS_BY_STATUS.get(status, RoostError)
         raise cls(last_error())
+
+
+def check_unless_gone(status: int) -> None:
+    """Like `check`, but a connection that is closing or already gone is not an error:
+    for calls whose only purpose ends with the connection (close, pause, join)."""
+    if status not in (OK, CLOSED, NOT_FOUND):
+        check(status)
+
+
+def is_real_cancellation() -> bool:
+    """Whether the running task's own scope is cancelled (else a cancellation exception
+    was merely raised by code that awaited something cancelled elsewhere)."""
+    return anyio.current_effective_deadline() == float("-inf")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from ._errors import WebSocketDisconnect
-from ._native import CLOSED, NOT_FOUND, OK, WOULD_BLOCK, check
+from ._native import CLOSED, NOT_FOUND, OK, WOULD_BLOCK, check, check_unless_gone, is_real_cancellation
 from ._query import QueryParams
 from ._roost_ffi import ffi, lib
 
@@ -290,9 +290,7 @@ class WebSocket:
             return
         self._mark_closed(code, reason, by_client=False)
         raw = reason.encode("utf-8")
-        status = lib.roost_connection_close(self._server, self._connection, code, raw, len(raw))
-        if status not in (OK, CLOSED, NOT_FOUND):
-            check(status)
+        check_unless_gone(lib.roost_connection_close(self._server, self._connection, code, raw, len(raw)))
 
     async def _run_on_close(self, send_result: bool) -> None:
         """Runs `on_close` once; its errors are logged and stay with this connection."""
@@ -308,7 +306,7 @@ class WebSocket:
         except WebSocketDisconnect:
             pass
         except anyio.get_cancelled_exc_class():
-            if anyio.current_effective_deadline() == float("-inf"):
+            if is_real_cancellation():
                 raise
             logger.exception("on_close of %s raised a stray cancellation (connection %s)",
                              self.path, self.id)
@@ -338,13 +336,9 @@ class WebSocket:
             self._writable = None
 
     def _join_broadcast(self) -> None:
-        status = lib.roost_connection_join_broadcast(self._server, self._connection)
-        if status not in (OK, CLOSED, NOT_FOUND):
-            check(status)
+        check_unless_gone(lib.roost_connection_join_broadcast(self._server, self._connection))
 
     def _set_reading_paused(self, paused: bool) -> None:
         self._reading_paused = paused
-        status = lib.roost_connection_pause_reading(self._server, self._connection, paused)
-        if status not in (OK, CLOSED, NOT_FOUND):
-            check(status)
+        check_unless_gone(lib.roost_connection_pause_reading(self._server, self._connection, paused))
 

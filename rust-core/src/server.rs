@@ -274,11 +274,14 @@ impl Server {
 
     fn stop_here(&self, grace: Duration) -> Result<()> {
         let mut lifecycle = self.lifecycle();
-        if !matches!(*lifecycle, Lifecycle::Running { .. }) {
-            return Ok(());
-        }
-        let previous = std::mem::replace(&mut *lifecycle, Lifecycle::Stopped);
-        let Lifecycle::Running { runtime, .. } = previous else { unreachable!() };
+        let runtime = match std::mem::replace(&mut *lifecycle, Lifecycle::Stopped) {
+            Lifecycle::Running { runtime, .. } => runtime,
+            // Never started (or already stopped): leave it as it was.
+            other => {
+                *lifecycle = other;
+                return Ok(());
+            }
+        };
         let shared = &self.shared;
         shared.stopping.store(true, Ordering::Release);
         shared.stop_accepting.notify_one();
