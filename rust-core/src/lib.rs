@@ -18,6 +18,7 @@ pub mod fuzzing;
 mod handle;
 mod handshake;
 mod registry;
+mod scheduling;
 pub mod server;
 mod wakeup;
 

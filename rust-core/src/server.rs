@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventQueue};
 use crate::handle::ConnectionHandle;
 use crate::registry::Registry;
+use crate::scheduling;
 
 /// Backlog of the listening socket: bursts of thousands of connects are normal.
 const LISTEN_BACKLOG: libc::c_int = 4096;
@@ -132,6 +133,7 @@ impl Server {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(self.shared.config.worker_threads)
             .thread_name("roost-worker")
+            .on_thread_start(scheduling::yield_to_consumer_on_wakeup)
             .enable_all()
             .build()?;
         let listener = {
