@@ -16,6 +16,7 @@ from ._errors import WebSocketDisconnect
 from ._native import NativeServer, check, is_real_cancellation
 from ._params import QueryParamError
 from ._roost_ffi import ffi, lib
+from ._signal import signal_factory
 from ._websocket import Address, WebSocket
 
 logger = logging.getLogger("roost")
@@ -27,6 +28,9 @@ TEXT = lib.ROOST_EVENT_TEXT
 BINARY = lib.ROOST_EVENT_BINARY
 DISCONNECT = lib.ROOST_EVENT_DISCONNECT
 WRITABLE = lib.ROOST_EVENT_WRITABLE
+
+_poll = lib.roost_server_poll
+_buffer = ffi.buffer
 
 
 def _text(ptr: Any, length: int) -> str:
@@ -57,16 +61,31 @@ class Dispatcher:
         self._idle = anyio.Event()
         self._events = ffi.new("roost_event[]", BATCH)
         self._count = ffi.new("size_t *")
+        self._new_signal = signal_factory()
         #: Whether a disconnect starts on_close in a task of its own (off while the
         #: task group is being cancelled).
         self.spawn_on_close = True
 
     def poll_once(self) -> int:
         """Handles one batch of events; returns how many there were."""
-        check(lib.roost_server_poll(self._server, self._events, BATCH, self._count))
-        n = int(self._count[0])
+        check(_poll(self._server, self._events, BATCH, self._count))
+        n: int = self._count[0]
+        events, connections = self._events, self._connections
+        # Messages are most events: they are handled inline, the rest in _handle.
         for i in range(n):
-            self._handle(self._events[i])
+            event = events[i]
+            kind = event.kind
+            if kind == TEXT:
+                ws = connections.get(event.connection)
+                if ws is not None:
+                    length = event.data_len
+                    ws._deliver(str(_buffer(event.data, length), "utf-8") if length else "")
+            elif kind == BINARY:
+                ws = connections.get(event.connection)
+                if ws is not None:
+                    ws._deliver(_bytes(event.data, event.data_len))
+            else:
+                self._handle(event)
         return n
 
     async def run(self) -> None:
@@ -81,12 +100,7 @@ class Dispatcher:
 
     def _handle(self, event: Any) -> None:
         kind = event.kind
-        if kind == TEXT or kind == BINARY:
-            ws = self._connections.get(event.connection)
-            if ws is not None:
-                data = event.data, event.data_len
-                ws._deliver(_text(*data) if kind == TEXT else _bytes(*data))
-        elif kind == CONNECT:
+        if kind == CONNECT:
             self._connect(event)
         elif kind == DISCONNECT:
             ws = self._connections.pop(event.connection, None)
@@ -117,6 +131,7 @@ class Dispatcher:
             headers=headers,
             client=_address(_text(event.peer, event.peer_len)),
             inbox_limit=self._inbox_limit,
+            new_signal=self._new_signal,
         )
         self._connections[event.connection] = ws
         self._active_handlers += 1

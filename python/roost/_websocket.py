@@ -15,6 +15,7 @@ from ._errors import WebSocketDisconnect
 from ._native import CLOSED, NOT_FOUND, OK, WOULD_BLOCK, check, check_unless_gone, is_real_cancellation
 from ._query import QueryParams
 from ._roost_ffi import ffi, lib
+from ._signal import Signal
 
 if TYPE_CHECKING:
     from ._endpoint import Endpoint
@@ -22,6 +23,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger("roost")
 
 Message = Union[str, bytes]
+
+#: Receives and sends that find a message waiting or room to send complete without
+#: suspending (as a socket read with data buffered would); every this many such calls
+#: on one connection yield to the event loop once, so a busy connection cannot keep
+#: others, or a cancellation, waiting for long.
+CALLS_BETWEEN_YIELDS = 32
+
+_SEND_TEXT = lib.roost_connection_send_text
+_SEND_BINARY = lib.roost_connection_send_binary
 
 def _sendable(code: int) -> bool:
     """Whether a server may put `code` in a close frame (RFC 6455 section 7.4)."""
@@ -59,6 +69,7 @@ class WebSocket:
         headers: dict[str, str],
         client: Address,
         inbox_limit: int,
+        new_signal: Callable[[], Signal],
     ) -> None:
         self.id = uuid
         self.path = path
@@ -72,7 +83,8 @@ class WebSocket:
         self._inbox: deque[Message] = deque()
         self._inbox_limit = inbox_limit
         self._reading_paused = False
-        self._message_arrived: Optional[anyio.Event] = None
+        self._message_arrived = new_signal()
+        self._calls_since_yield = 0
         self._writable: Optional[anyio.Event] = None
         self._receiving = False
         # Set once the connection is closed: by the client, or by the server.
@@ -97,6 +109,26 @@ class WebSocket:
             WebSocketDisconnect: the connection is closed.
             RuntimeError: another task is already receiving on this connection.
         """
+        message = self._take_waiting_message()
+        if message is None:
+            message = await self._wait_for_message()
+        return message
+
+    def _take_waiting_message(self) -> Optional[Message]:
+        """The next message if one is already here and no yield is due; else None, and
+        the caller waits in `_wait_for_message`. Never suspends."""
+        inbox = self._inbox
+        if not inbox or self._receiving or self._calls_since_yield >= CALLS_BETWEEN_YIELDS:
+            return None
+        if self._closed is not None and not self._closed_by_client:
+            return None
+        self._calls_since_yield += 1
+        message = inbox.popleft()
+        if self._reading_paused and len(inbox) <= self._inbox_limit // 2:
+            self._set_reading_paused(False)
+        return message
+
+    async def _wait_for_message(self) -> Message:
         if self._receiving:
             raise RuntimeError(
                 "another task is already waiting for a message on this WebSocket; "
@@ -104,24 +136,24 @@ class WebSocket:
             )
         self._receiving = True
         try:
-            await checkpoint()
+            await self._yield_if_due()
+            inbox = self._inbox
             while True:
                 closed = self._closed
                 # After a server-side close nothing more is delivered; after the
                 # client's, what it sent before closing still is.
-                if closed is not None and not (self._closed_by_client and self._inbox):
+                if closed is not None and not (self._closed_by_client and inbox):
                     raise WebSocketDisconnect(closed.code, closed.reason)
-                if self._inbox:
+                if inbox:
                     break
-                self._message_arrived = anyio.Event()
                 await self._message_arrived.wait()
-            message = self._inbox.popleft()
-            if self._reading_paused and len(self._inbox) <= self._inbox_limit // 2:
+                self._calls_since_yield = 0
+            message = inbox.popleft()
+            if self._reading_paused and len(inbox) <= self._inbox_limit // 2:
                 self._set_reading_paused(False)
             return message
         finally:
             self._receiving = False
-            self._message_arrived = None
 
     async def receive_text(self) -> str:
         """The next message as `str` (a binary message is decoded as UTF-8).
@@ -130,7 +162,9 @@ class WebSocket:
             WebSocketDisconnect: the connection is closed.
             UnicodeDecodeError: a binary message was not UTF-8 (it is consumed).
         """
-        message = await self.receive()
+        message = self._take_waiting_message()
+        if message is None:
+            message = await self._wait_for_message()
         return message if isinstance(message, str) else message.decode("utf-8")
 
     async def receive_bytes(self) -> bytes:
@@ -139,7 +173,9 @@ class WebSocket:
         Raises:
             WebSocketDisconnect: the connection is closed.
         """
-        message = await self.receive()
+        message = self._take_waiting_message()
+        if message is None:
+            message = await self._wait_for_message()
         return message if isinstance(message, bytes) else message.encode("utf-8")
 
     async def receive_json(self) -> Any:
@@ -174,7 +210,9 @@ class WebSocket:
         """
         if not isinstance(data, str):
             raise TypeError(f"send_text() takes a str, not {type(data).__name__}")
-        await self._send(lib.roost_connection_send_text, data.encode("utf-8"))
+        payload = data.encode("utf-8")
+        if not self._send_at_once(_SEND_TEXT, payload):
+            await self._send(_SEND_TEXT, payload)
 
     async def send_bytes(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Sends a binary message. Waits only while this connection's send queue is full.
@@ -185,7 +223,9 @@ class WebSocket:
         """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"send_bytes() takes bytes, not {type(data).__name__}")
-        await self._send(lib.roost_connection_send_binary, bytes(data))
+        payload = bytes(data)
+        if not self._send_at_once(_SEND_BINARY, payload):
+            await self._send(_SEND_BINARY, payload)
 
     async def send_json(self, data: Any) -> None:
         """Sends `data` as compact JSON text (non-ASCII characters kept).
@@ -194,8 +234,9 @@ class WebSocket:
             TypeError: `data` cannot be encoded as JSON.
             WebSocketDisconnect: the connection is closed.
         """
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        await self._send(lib.roost_connection_send_text, text.encode("utf-8"))
+        payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if not self._send_at_once(_SEND_TEXT, payload):
+            await self._send(_SEND_TEXT, payload)
 
     async def send(self, data: Union[str, bytes, bytearray, memoryview]) -> None:
         """Sends `str` as a text message and bytes as a binary one.
@@ -211,8 +252,24 @@ class WebSocket:
         else:
             raise TypeError(f"send() takes str or bytes, not {type(data).__name__}")
 
+    def _send_at_once(self, send: Callable[[Any, int, bytes, int], int], payload: bytes) -> bool:
+        """Hands `payload` to the core if it has room and no yield is due; False means
+        the caller must take the waiting path (`_send`). Never suspends."""
+        if self._closed is not None or self._calls_since_yield >= CALLS_BETWEEN_YIELDS:
+            return False
+        status = send(self._server, self._connection, payload, len(payload))
+        if status == OK:
+            self._calls_since_yield += 1
+            return True
+        if status == WOULD_BLOCK:
+            return False
+        if status in (CLOSED, NOT_FOUND):
+            raise WebSocketDisconnect(1006, "connection closed")
+        check(status)
+        return False
+
     async def _send(self, send: Callable[[Any, int, bytes, int], int], payload: bytes) -> None:
-        await checkpoint()
+        await self._yield_if_due()
         while True:
             if self._closed is not None:
                 raise WebSocketDisconnect(self._closed.code, self._closed.reason)
@@ -223,6 +280,7 @@ class WebSocket:
                 if self._writable is None:
                     self._writable = anyio.Event()
                 await self._writable.wait()
+                self._calls_since_yield = 0
             elif status in (CLOSED, NOT_FOUND):
                 raise WebSocketDisconnect(1006, "connection closed")
             else:
@@ -243,7 +301,8 @@ class WebSocket:
             payload, send = bytes(data), lib.roost_server_broadcast_binary
         else:
             raise TypeError(f"broadcast() takes str or bytes, not {type(data).__name__}")
-        await checkpoint()
+        await self._yield_if_due()
+        self._calls_since_yield += 1
         status = send(self._server, self._route, payload, len(payload), ffi.NULL)
         if status == CLOSED:
             raise WebSocketDisconnect(1001, "server shutting down")
@@ -313,21 +372,26 @@ class WebSocket:
         except Exception:
             logger.exception("on_close of %s raised (connection %s)", self.path, self.id)
 
+    async def _yield_if_due(self) -> None:
+        """Yields to the event loop once CALLS_BETWEEN_YIELDS calls went without."""
+        if self._calls_since_yield >= CALLS_BETWEEN_YIELDS:
+            self._calls_since_yield = 0
+            await checkpoint()
+
     # ---- called by the dispatcher ------------------------------------------------
 
     def _mark_closed(self, code: int, reason: str, *, by_client: bool) -> None:
         if self._closed is None:
             self._closed = WebSocketDisconnect(code, reason)
             self._closed_by_client = by_client
-        if self._message_arrived is not None:
-            self._message_arrived.set()
+        self._message_arrived.set()
         self._wake_writers()
 
     def _deliver(self, message: Message) -> None:
-        self._inbox.append(message)
-        if self._message_arrived is not None:
-            self._message_arrived.set()
-        if not self._reading_paused and len(self._inbox) >= self._inbox_limit:
+        inbox = self._inbox
+        inbox.append(message)
+        self._message_arrived.set()
+        if len(inbox) >= self._inbox_limit and not self._reading_paused:
             self._set_reading_paused(True)
 
     def _wake_writers(self) -> None:

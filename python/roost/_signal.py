@@ -1,0 +1,89 @@
+"""A one-waiter wake-up signal, built on each event loop's own lowest-cost primitive.
+
+A handler waits for its next message once per batch of messages; an `anyio.Event` per
+wait costs an object, a backend lookup and a future or parking lot each time. These
+signals are made once per connection and reused: asyncio parks the task on a bare
+future, trio reschedules the sleeping task directly. Both stay cancellable like any
+other wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any, Callable, Optional
+
+
+class AsyncioSignal:
+    """Wakes the one task waiting in `wait()`; `set()` with nobody waiting does nothing."""
+
+    __slots__ = ("_loop", "_future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Kept rather than looked up per wait: get_running_loop() makes a getpid()
+        # system call each time.
+        self._loop = loop
+        self._future: Optional[asyncio.Future[None]] = None
+
+    async def wait(self) -> None:
+        future = self._loop.create_future()
+        self._future = future
+        try:
+            await future
+        finally:
+            self._future = None
+
+    def set(self) -> None:
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+
+
+class TrioSignal:
+    """The same contract on trio, by rescheduling the waiting task itself."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self) -> None:
+        self._task: Any = None
+
+    async def wait(self) -> None:
+        import trio
+
+        self._task = trio.lowlevel.current_task()
+
+        def abort(_: Any) -> Any:
+            self._task = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def set(self) -> None:
+        task = self._task
+        if task is not None:
+            import trio
+
+            self._task = None
+            trio.lowlevel.reschedule(task)
+
+
+Signal = Any  # AsyncioSignal or TrioSignal
+
+
+def signal_factory() -> Callable[[], Signal]:
+    """The signal class for the running event loop (call from inside it)."""
+    if _in_trio():
+        return TrioSignal
+    loop = asyncio.get_running_loop()
+    return lambda: AsyncioSignal(loop)
+
+
+def _in_trio() -> bool:
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
