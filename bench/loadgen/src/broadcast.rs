@@ -1,11 +1,22 @@
-//! `broadcast`: one sender publishes `messages` messages at `rate` per second to a
-//! broadcast route; `receivers` other clients each must get every one of them, in
-//! order. Reports deliveries per second, delivery latency and what was lost.
+//! `broadcast`: one sender publishes messages to a broadcast route; `receivers` other
+//! clients each must get every one of them, in order. Reports deliveries per second,
+//! delivery latency and what was lost.
+//!
+//! How much to send: `--messages N` (default 1000), or `--duration D` seconds of
+//! sending instead (then the count is whatever was sent in that time).
+//!
+//! How fast: `--rate R` paces the sender at R messages per second (small bursts every
+//! millisecond). `--rate 0` saturates instead: the sender keeps at most `--window W`
+//! messages outstanding, where a message stops being outstanding once every receiver
+//! has got it (see `window.rs`), so the server runs flat out without its send queues
+//! growing without bound.
 //!
 //! A message is `B<seq:16 hex><send time:16 hex ns>` padded with `x` to `--size`.
 //! Before the measured run the sender repeats a `S<n>` sync message until every
 //! receiver has seen one, so that no receiver misses the start because its
-//! registration with the route was still under way.
+//! registration with the route was still under way. `PHASE measure_start` is printed
+//! when the first real message goes out and `PHASE measure_end` when every receiver is
+//! done; `cpu_seconds` and `wall_seconds` cover that span.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -15,11 +26,49 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use crate::common::{connect_many, first_errors, get_hex, put_hex, Conn};
-use crate::stats::{fmt_us, phase, Cpu, Json, Latencies};
+use crate::stats::{fmt_us, phase, Json, Latencies, SpanStart};
+use crate::window::DeliveryWindow;
 use crate::ws::{self, Target, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::{Args, Outcome};
 
 const HEAD: usize = 33;
+const SYNC_EVERY: Duration = Duration::from_millis(100);
+const SYNC_LIMIT: Duration = Duration::from_secs(10);
+const TICK: Duration = Duration::from_millis(1);
+
+#[derive(Clone, Copy)]
+enum Limit {
+    Messages(u64),
+    Seconds(f64),
+}
+
+#[derive(Clone, Copy)]
+enum Pace {
+    /// Messages per second.
+    Rate(f64),
+    /// At most this many messages not yet delivered to every receiver.
+    Window(usize),
+}
+
+/// What the receivers are told while they run.
+#[derive(Clone, Copy, Default)]
+struct Control {
+    /// How many messages there are to receive, once known.
+    total: Option<u64>,
+    /// Give up and report (the drain time after the last send is over).
+    stop: bool,
+}
+
+struct Shared {
+    base: Instant,
+    receivers: usize,
+    /// Receivers that have seen a sync message.
+    synced: Cell<usize>,
+    /// Messages handed to the socket so far; a receiver seeing `seq >= sent` got garbage.
+    sent: Cell<u64>,
+    window: Option<DeliveryWindow>,
+    control: watch::Sender<Control>,
+}
 
 #[derive(Default)]
 struct RecvResult {
@@ -34,26 +83,38 @@ struct RecvResult {
     close_error: Option<String>,
 }
 
-struct Shared {
-    base: Instant,
-    synced: Cell<usize>,
-}
-
 pub async fn run(args: &Args) -> Result<Outcome, String> {
     let target = Target::parse(&args.required("url")?)?;
     let receivers = args.u64("receivers", 100)? as usize;
-    let messages = args.u64("messages", 1000)?;
+    let limit = match (args.str("duration"), args.str("messages")) {
+        (Some(_), Some(_)) => return Err("--messages and --duration exclude each other".into()),
+        (Some(_), None) => Limit::Seconds(args.f64("duration", 0.0)?),
+        (None, _) => Limit::Messages(args.u64("messages", 1000)?),
+    };
     let rate = args.f64("rate", 1000.0)?;
+    let window = args.u64("window", 64)? as usize;
+    let pace = if rate > 0.0 {
+        if args.str("window").is_some() {
+            return Err("--window needs --rate 0".into());
+        }
+        Pace::Rate(rate)
+    } else {
+        Pace::Window(window)
+    };
     let size = (args.u64("size", 64)? as usize).max(HEAD);
     let concurrency = args.u64("concurrency", 256)? as usize;
     let drain = Duration::from_secs_f64(args.f64("drain-timeout", 10.0)?);
     args.finish()?;
-    if receivers == 0 || messages == 0 || rate <= 0.0 {
-        return Err("--receivers, --messages and --rate must be positive".into());
+    let limit_ok = match limit {
+        Limit::Messages(n) => n > 0,
+        Limit::Seconds(s) => s > 0.0,
+    };
+    if receivers == 0 || !limit_ok || window == 0 {
+        return Err("--receivers, --messages, --duration and --window must be positive".into());
     }
 
     let wall0 = Instant::now();
-    let cpu0 = Cpu::now();
+    let run_span = SpanStart::now();
     let (conns, connect_errors, _) = connect_many(
         &target,
         receivers + 1,
@@ -73,31 +134,41 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     phase("connected", &format!("receivers={receivers}"));
     let mut conns = conns.into_iter().flatten();
     let sender = conns.next().expect("sender connection");
+    let (control, control_rx) = watch::channel(Control {
+        total: match limit {
+            Limit::Messages(n) => Some(n),
+            Limit::Seconds(_) => None,
+        },
+        stop: false,
+    });
     let shared = Rc::new(Shared {
         base: Instant::now(),
+        receivers,
         synced: Cell::new(0),
+        sent: Cell::new(0),
+        window: match pace {
+            Pace::Window(w) => Some(DeliveryWindow::new(w, receivers)),
+            Pace::Rate(_) => None,
+        },
+        control,
     });
-    let (stop_tx, stop_rx) = watch::channel(false);
 
+    let expected_each = match limit {
+        Limit::Messages(n) => n as usize,
+        Limit::Seconds(_) => 1 << 12,
+    };
     let mut tasks = Vec::with_capacity(receivers);
     for c in conns {
         tasks.push(tokio::task::spawn_local(receive(
             c,
             shared.clone(),
-            messages,
-            stop_rx.clone(),
-            true,
+            control_rx.clone(),
+            expected_each,
         )));
     }
-    let send_task = tokio::task::spawn_local(send(
-        sender,
-        shared.clone(),
-        receivers,
-        messages,
-        rate,
-        size,
-        drain,
-    ));
+    drop(control_rx);
+    let send_task =
+        tokio::task::spawn_local(send(sender, shared.clone(), limit, rate, size, drain));
 
     // Once the sender is done, the receivers get `drain` to finish; then they are told
     // to stop and report what they have.
@@ -111,17 +182,25 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
             sender_result.sent, sender_result.send_seconds
         ),
     );
-    let stopper = tokio::task::spawn_local(async move {
-        tokio::time::sleep(drain).await;
-        let _ = stop_tx.send(true);
-    });
+    let stopper = {
+        let shared = shared.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(drain).await;
+            shared.control.send_modify(|c| c.stop = true);
+        })
+    };
     let mut results = Vec::with_capacity(receivers);
     for t in tasks {
         results.push(t.await.map_err(|e| format!("receiver task failed: {e}"))?);
     }
     stopper.abort();
+    let measured = sender_result
+        .measure_start
+        .map(|s| s.end())
+        .unwrap_or_default();
+    phase("measure_end", "");
 
-    let cpu = Cpu::now().since(cpu0);
+    let run = run_span.end();
     let wall = wall0.elapsed().as_secs_f64();
     let mut lat = Latencies::with_capacity(0);
     let (mut unique, mut dups, mut ooo, mut bad, mut disconnects) = (0u64, 0u64, 0u64, 0u64, 0u64);
@@ -148,40 +227,47 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     if let Some(e) = &sender_result.error {
         errors.push(format!("sender: {e}"));
     }
-    let expected = receivers as u64 * messages;
+    let sent = sender_result.sent;
+    let messages = match limit {
+        Limit::Messages(n) => n,
+        Limit::Seconds(_) => sent,
+    };
+    let expected = receivers as u64 * sent;
     let lost = expected.saturating_sub(unique);
     let span = match (sender_result.first_send, last) {
         (Some(a), Some(b)) if b > a => (b - a).as_secs_f64(),
         _ => f64::NAN,
     };
     let deliveries_per_sec = unique as f64 / span;
+    let rate_sent = sent as f64 / sender_result.send_seconds;
     let s = lat.summary();
     let ok = errors.is_empty()
         && lost == 0
         && dups == 0
         && ooo == 0
         && bad == 0
-        && sender_result.sent == messages;
+        && sent == messages
+        && sent > 0;
+    let (pace_name, pace_desc) = match pace {
+        Pace::Rate(r) => ("rate", format!("at {rate_sent:.0}/s (asked {r})")),
+        Pace::Window(w) => ("window", format!("at {rate_sent:.0}/s, window {w}")),
+    };
     let summary = format!(
-        "broadcast ws://{}{}: 1 sender -> {receivers} receivers, {} of {messages} messages sent at {:.0}/s (asked {rate}), \
+        "broadcast ws://{}{}: 1 sender -> {receivers} receivers, {sent} messages of {size} B sent {pace_desc}, \
          {unique}/{expected} deliveries = {deliveries_per_sec:.0} deliveries/s over {span:.2} s, \
          latency p50 {} p99 {} max {}; lost {lost}, duplicates {dups}, out of order {ooo}, bad {bad}, \
-         sender got {}/{} of its own; errors {}, disconnects {disconnects}, close errors {}; \
-         loadgen CPU {:.2} s (user {:.2} + sys {:.2}); wall {wall:.1} s{}",
+         sender got {}/{sent} of its own; errors {}, disconnects {disconnects}, close errors {}; \
+         measured: {}; whole run: {:.2} s CPU, wall {wall:.1} s{}",
         target.host_header,
         target.path,
-        sender_result.sent,
-        sender_result.sent as f64 / sender_result.send_seconds,
         fmt_us(s.p50_us),
         fmt_us(s.p99_us),
         fmt_us(s.max_us),
         sender_result.own_received,
-        messages,
         errors.len(),
         close_errors.len(),
-        cpu.total(),
-        cpu.user,
-        cpu.sys,
+        measured.describe(),
+        run.cpu.total(),
         if errors.is_empty() { String::new() } else { format!("; first errors: {}", first_errors(&errors, 3)) },
     );
     let json = Json::new("broadcast")
@@ -191,12 +277,24 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         )
         .int("receivers", receivers as u64)
         .int("messages", messages)
-        .int("sent", sender_result.sent)
-        .num("rate_asked", rate)
+        .int("sent", sent)
         .num(
-            "rate_sent",
-            sender_result.sent as f64 / sender_result.send_seconds,
+            "duration_s",
+            match limit {
+                Limit::Seconds(d) => d,
+                Limit::Messages(_) => 0.0,
+            },
         )
+        .str("pace", pace_name)
+        .num("rate_asked", rate)
+        .int(
+            "window",
+            match pace {
+                Pace::Window(w) => w as u64,
+                Pace::Rate(_) => 0,
+            },
+        )
+        .num("rate_sent", rate_sent)
         .int("size", size as u64)
         .int("deliveries", unique)
         .int("expected", expected)
@@ -212,7 +310,8 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         .int("disconnects", disconnects)
         .int("close_errors", close_errors.len() as u64)
         .str("first_errors", &first_errors(&errors, 3))
-        .cpu(cpu, wall)
+        .span(&measured)
+        .cpu(run.cpu, wall)
         .bool("ok", ok)
         .finish();
     Ok(Outcome { summary, json, ok })
@@ -222,18 +321,27 @@ struct SendResult {
     sent: u64,
     send_seconds: f64,
     first_send: Option<Instant>,
+    measure_start: Option<SpanStart>,
     own_received: u64,
     error: Option<String>,
 }
 
-/// The sender: sync round, then `messages` messages paced at `rate` (sent in small
-/// bursts every millisecond, each stamped when encoded), reading its own copies of the
-/// broadcast all along so that its send queue on the server never backs up.
+enum Stage {
+    /// Repeating sync messages until every receiver has seen one.
+    Sync { next: tokio::time::Instant },
+    /// Sending the real messages since `start`.
+    Sending { start: Instant },
+    /// All sent; waiting (from `since`) for the sender's own copies.
+    Draining { since: tokio::time::Instant },
+}
+
+/// The sender: sync round, then the messages, paced by the delivery window if there
+/// is one, else at `rate` per second; each is stamped when encoded; it reads its own copies of the broadcast all
+/// along so that its send queue on the server never backs up.
 async fn send(
     mut c: Conn,
     shared: Rc<Shared>,
-    receivers: usize,
-    messages: u64,
+    limit: Limit,
     rate: f64,
     size: usize,
     drain: Duration,
@@ -242,117 +350,124 @@ async fn send(
         sent: 0,
         send_seconds: f64::NAN,
         first_send: None,
+        measure_start: None,
         own_received: 0,
         error: None,
     };
+    let receivers = shared.receivers;
+    let window = shared.window.as_ref();
     let mut out: Vec<u8> = Vec::with_capacity(64 << 10);
     let mut payload = vec![b'x'; size];
+    payload[0] = b'B';
     let mut last_seq: Option<u64> = None;
-    let tick = Duration::from_millis(1);
-    let sync_every = Duration::from_millis(100);
-    let sync_deadline = Instant::now() + Duration::from_secs(10);
+    let sync_deadline = Instant::now() + SYNC_LIMIT;
     let mut sync_round = 0u64;
+    let mut stage = Stage::Sync {
+        next: tokio::time::Instant::now(),
+    };
     let mut next_tick = tokio::time::Instant::now();
-    let mut start: Option<Instant> = None;
-    let mut done_at: Option<tokio::time::Instant> = None;
+    // Window mode: when the oldest outstanding message last moved.
+    let mut progress = (0u64, tokio::time::Instant::now());
 
     loop {
-        let reading = tokio::select! {
-            res = c.reader.fill(&mut c.stream) => Some(res),
-            _ = tokio::time::sleep_until(next_tick), if done_at.is_none() => None,
-            _ = tokio::time::sleep_until(done_at.unwrap_or_else(tokio::time::Instant::now) + drain), if done_at.is_some() => {
-                r.error = Some(format!("got {} of its own {messages} messages back", r.own_received));
-                break;
+        // Send whatever is due now, and work out what to wait for.
+        let now = Instant::now();
+        let now_t = tokio::time::Instant::now();
+        let mut wait_window = false;
+        let wake_at = match &mut stage {
+            Stage::Sync { next } => {
+                if shared.synced.get() >= receivers {
+                    phase("synced", &format!("rounds={sync_round}"));
+                    r.measure_start = Some(SpanStart::now());
+                    phase("measure_start", "");
+                    r.first_send = Some(now);
+                    stage = Stage::Sending { start: now };
+                    progress = (0, now_t);
+                    continue;
+                }
+                if now > sync_deadline {
+                    r.error = Some(format!(
+                        "only {} of {receivers} receivers saw a sync message within {SYNC_LIMIT:?}",
+                        shared.synced.get()
+                    ));
+                    return r;
+                }
+                if now_t >= *next {
+                    let mut p = *b"S0000000000000000";
+                    put_hex(&mut p[1..], sync_round);
+                    sync_round += 1;
+                    ws::encode(&mut out, OP_TEXT, &p, &mut c.rng);
+                    *next += SYNC_EVERY;
+                }
+                *next
+            }
+            Stage::Sending { start } => {
+                let elapsed = (now - *start).as_secs_f64();
+                let cap = match limit {
+                    Limit::Messages(n) => n,
+                    Limit::Seconds(d) if elapsed >= d => r.sent,
+                    Limit::Seconds(_) => u64::MAX,
+                };
+                let allowed = match window {
+                    Some(w) => w.limit(),
+                    None => (elapsed * rate) as u64 + 1,
+                }
+                .min(cap);
+                while r.sent < allowed {
+                    put_hex(&mut payload[1..17], r.sent);
+                    let t = Instant::now() - shared.base;
+                    put_hex(&mut payload[17..33], t.as_nanos() as u64);
+                    ws::encode(&mut out, OP_TEXT, &payload, &mut c.rng);
+                    r.sent += 1;
+                }
+                shared.sent.set(r.sent);
+                if r.sent >= cap {
+                    r.send_seconds = elapsed;
+                    shared.control.send_modify(|c| c.total = Some(r.sent));
+                    stage = Stage::Draining { since: now_t };
+                    // Straight back round once this last batch is written: the own
+                    // copies may all be in already.
+                    now_t
+                } else if let Some(w) = window {
+                    if w.oldest() != progress.0 {
+                        progress = (w.oldest(), now_t);
+                    } else if now_t >= progress.1 + drain {
+                        r.error = Some(format!(
+                            "window stalled for {drain:?}: message {} reached {} of {receivers} receivers",
+                            w.oldest(),
+                            w.count(w.oldest()).unwrap_or(0)
+                        ));
+                        return r;
+                    }
+                    wait_window = true;
+                    let stall_check = progress.1 + drain;
+                    match limit {
+                        Limit::Seconds(d) => stall_check.min(tokio::time::Instant::from_std(
+                            *start + Duration::from_secs_f64(d),
+                        )),
+                        Limit::Messages(_) => stall_check,
+                    }
+                } else {
+                    if next_tick <= now_t {
+                        next_tick = now_t + TICK;
+                    }
+                    next_tick
+                }
+            }
+            Stage::Draining { since } => {
+                if r.own_received >= r.sent {
+                    break;
+                }
+                if now_t >= *since + drain {
+                    r.error = Some(format!(
+                        "got {} of its own {} messages back",
+                        r.own_received, r.sent
+                    ));
+                    break;
+                }
+                *since + drain
             }
         };
-        match reading {
-            Some(Ok(0)) => {
-                r.error = Some("server closed the TCP stream".into());
-                return r;
-            }
-            Some(Err(e)) => {
-                r.error = Some(format!("read: {e}"));
-                return r;
-            }
-            Some(Ok(_)) => {
-                loop {
-                    let m = match c.reader.next() {
-                        Ok(Some(m)) => m,
-                        Ok(None) => break,
-                        Err(e) => {
-                            r.error = Some(format!("protocol error: {e}"));
-                            return r;
-                        }
-                    };
-                    match m.opcode {
-                        OP_TEXT if m.data.first() == Some(&b'B') && m.data.len() >= HEAD => {
-                            let seq = get_hex(&m.data[1..17]);
-                            if seq.is_none() || last_seq.is_some_and(|l| Some(l) >= seq) {
-                                r.error = Some(format!("own message out of order or garbled: {seq:?} after {last_seq:?}"));
-                            }
-                            last_seq = seq;
-                            r.own_received += 1;
-                        }
-                        OP_TEXT => {}
-                        OP_PING => {
-                            let p = m.data.to_vec();
-                            ws::encode(&mut out, OP_PONG, &p, &mut c.rng);
-                        }
-                        OP_CLOSE => {
-                            r.error = Some("server closed the sender's connection".into());
-                            return r;
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            None => {
-                let now = Instant::now();
-                match start {
-                    None if shared.synced.get() < receivers => {
-                        if now > sync_deadline {
-                            r.error = Some(format!(
-                                "only {} of {receivers} receivers saw a sync message within 10 s",
-                                shared.synced.get()
-                            ));
-                            return r;
-                        }
-                        let mut p = *b"S0000000000000000";
-                        put_hex(&mut p[1..], sync_round);
-                        sync_round += 1;
-                        ws::encode(&mut out, OP_TEXT, &p, &mut c.rng);
-                        next_tick += sync_every;
-                    }
-                    None => {
-                        phase("synced", &format!("rounds={sync_round}"));
-                        start = Some(now);
-                        r.first_send = Some(now);
-                        next_tick = tokio::time::Instant::now();
-                    }
-                    Some(s0) => {
-                        let due = (((now - s0).as_secs_f64() * rate) as u64 + 1).min(messages);
-                        while r.sent < due {
-                            put_hex(&mut payload[1..17], r.sent);
-                            let t = Instant::now() - shared.base;
-                            put_hex(&mut payload[17..33], t.as_nanos() as u64);
-                            payload[0] = b'B';
-                            ws::encode(&mut out, OP_TEXT, &payload, &mut c.rng);
-                            r.sent += 1;
-                        }
-                        if r.sent == messages {
-                            r.send_seconds = (Instant::now() - s0).as_secs_f64();
-                            done_at = Some(tokio::time::Instant::now());
-                        } else {
-                            next_tick += tick;
-                            let now_t = tokio::time::Instant::now();
-                            if next_tick < now_t {
-                                next_tick = now_t;
-                            }
-                        }
-                    }
-                }
-            }
-        }
         if !out.is_empty() {
             if let Err(e) = c.stream.write_all(&out).await {
                 r.error = Some(format!("write: {e}"));
@@ -360,8 +475,54 @@ async fn send(
             }
             out.clear();
         }
-        if done_at.is_some() && r.own_received >= messages {
-            break;
+
+        let read = tokio::select! {
+            res = c.reader.fill(&mut c.stream) => res,
+            _ = tokio::time::sleep_until(wake_at) => continue,
+            _ = window_advanced(window), if wait_window => continue,
+        };
+        match read {
+            Ok(0) => {
+                r.error = Some("server closed the TCP stream".into());
+                return r;
+            }
+            Err(e) => {
+                r.error = Some(format!("read: {e}"));
+                return r;
+            }
+            Ok(_) => {}
+        }
+        loop {
+            let m = match c.reader.next() {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    r.error = Some(format!("protocol error: {e}"));
+                    return r;
+                }
+            };
+            match m.opcode {
+                OP_TEXT if m.data.first() == Some(&b'B') && m.data.len() >= HEAD => {
+                    let seq = get_hex(&m.data[1..17]);
+                    if seq.is_none() || last_seq.is_some_and(|l| Some(l) >= seq) {
+                        r.error = Some(format!(
+                            "own message out of order or garbled: {seq:?} after {last_seq:?}"
+                        ));
+                    }
+                    last_seq = seq;
+                    r.own_received += 1;
+                }
+                OP_TEXT => {}
+                OP_PING => {
+                    let p = m.data.to_vec();
+                    ws::encode(&mut out, OP_PONG, &p, &mut c.rng);
+                }
+                OP_CLOSE => {
+                    r.error = Some("server closed the sender's connection".into());
+                    return r;
+                }
+                _ => {}
+            }
         }
     }
     if let Err(e) = ws::close(
@@ -380,27 +541,43 @@ async fn send(
     r
 }
 
-/// A receiver: counts every `B` message once, checks the order, and records latency
-/// from the send stamp. Returns when it has all of them or is told to stop.
+async fn window_advanced(window: Option<&DeliveryWindow>) {
+    match window {
+        Some(w) => w.advanced().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A receiver: counts every `B` message once, checks the order, records latency from
+/// the send stamp and tells the window. Returns when it has all of them or is told to
+/// stop.
 async fn receive(
     mut c: Conn,
     shared: Rc<Shared>,
-    messages: u64,
-    mut stop: watch::Receiver<bool>,
-    close: bool,
+    mut control: watch::Receiver<Control>,
+    expected: usize,
 ) -> RecvResult {
     let mut r = RecvResult {
-        lat: Latencies::with_capacity(messages as usize),
+        lat: Latencies::with_capacity(expected),
         ..Default::default()
     };
-    let mut seen = vec![0u64; (messages as usize).div_ceil(64)];
+    let mut seen = vec![0u64; expected.div_ceil(64)];
     let mut last_seq: Option<u64> = None;
     let mut synced = false;
     let mut out = Vec::new();
-    while r.unique < messages {
+    let mut total = None;
+    loop {
+        let ctl = *control.borrow_and_update();
+        total = ctl.total.or(total);
+        if ctl.stop || total.is_some_and(|t| r.unique >= t) {
+            break;
+        }
         let res = tokio::select! {
             res = c.reader.fill(&mut c.stream) => res,
-            _ = stop.changed() => break,
+            changed = control.changed() => match changed {
+                Ok(()) => continue,
+                Err(_) => break,
+            },
         };
         match res {
             Ok(0) => {
@@ -441,11 +618,14 @@ async fn receive(
                                 r.bad += 1;
                                 continue;
                             };
-                            if seq >= messages {
+                            if seq >= shared.sent.get() {
                                 r.bad += 1;
                                 continue;
                             }
                             let (w, b) = ((seq / 64) as usize, seq % 64);
+                            if w >= seen.len() {
+                                seen.resize((w + 1).next_power_of_two(), 0);
+                            }
                             if seen[w] & (1 << b) != 0 {
                                 r.duplicates += 1;
                                 continue;
@@ -456,6 +636,9 @@ async fn receive(
                             }
                             last_seq = Some(seq);
                             r.unique += 1;
+                            if let Some(window) = &shared.window {
+                                window.delivered(seq);
+                            }
                             let sent = shared.base + Duration::from_nanos(ts);
                             r.lat.push(now.saturating_duration_since(sent));
                             r.last_delivery = Some(now);
@@ -483,21 +666,22 @@ async fn receive(
             out.clear();
         }
     }
-    if r.unique < messages && r.error.is_none() {
-        r.error = Some(format!("stopped with {} of {messages} messages", r.unique));
+    match total {
+        Some(t) if r.unique >= t => {}
+        _ if r.error.is_some() => {}
+        Some(t) => r.error = Some(format!("stopped with {} of {t} messages", r.unique)),
+        None => r.error = Some(format!("stopped with {} messages, total unknown", r.unique)),
     }
-    if close {
-        if let Err(e) = ws::close(
-            &mut c.stream,
-            &mut c.reader,
-            &mut c.rng,
-            true,
-            Duration::from_secs(5),
-        )
-        .await
-        {
-            r.close_error = Some(e);
-        }
+    if let Err(e) = ws::close(
+        &mut c.stream,
+        &mut c.reader,
+        &mut c.rng,
+        true,
+        Duration::from_secs(5),
+    )
+    .await
+    {
+        r.close_error = Some(e);
     }
     r
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use crate::stats::Latencies;
+use crate::stats::{phase, Latencies, Span, SpanStart};
 use crate::ws::{self, Reader, Rng, Target};
 
 pub struct Conn {
@@ -65,6 +65,26 @@ pub async fn connect_many(
         }
     }
     (conns, errors, lat)
+}
+
+/// Announces the warm-up and the measured window with `PHASE warmup`, `PHASE
+/// measure_start` and `PHASE measure_end` (at `measure_start` and `measure_end`), and
+/// measures this process's CPU time between the two.
+pub fn measured_window(
+    warmup_s: f64,
+    measure_start: Instant,
+    measure_end: Instant,
+) -> tokio::task::JoinHandle<Span> {
+    tokio::task::spawn_local(async move {
+        phase("warmup", &format!("seconds={warmup_s}"));
+        tokio::time::sleep_until(measure_start.into()).await;
+        let start = SpanStart::now();
+        phase("measure_start", "");
+        tokio::time::sleep_until(measure_end.into()).await;
+        let span = start.end();
+        phase("measure_end", "");
+        span
+    })
 }
 
 /// Writes `seq` as lowercase hex into `dst`, keeping the low digits if `dst` is short.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 
-use crate::common::{connect_many, first_errors, get_hex, put_hex, Conn};
+use crate::common::{connect_many, first_errors, get_hex, measured_window, put_hex, Conn};
 use crate::stats::{fmt_us, phase, Cpu, Json, Latencies};
 use crate::ws::{self, Target, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::{Args, Outcome};
@@ -84,16 +84,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let measure_end = measure_start + Duration::from_secs_f64(duration);
     // Room for every reply of the window: a generous guess from a first look at rates.
     let expected_per_conn = 1 << 14;
-    let phases = tokio::task::spawn_local(async move {
-        phase("warmup", &format!("seconds={warmup}"));
-        tokio::time::sleep_until(measure_start.into()).await;
-        let a = Cpu::now();
-        phase("measure_start", "");
-        tokio::time::sleep_until(measure_end.into()).await;
-        let b = Cpu::now();
-        phase("measure_end", "");
-        (a, b)
-    });
+    let window = measured_window(warmup, measure_start, measure_end);
 
     let mut tasks = Vec::with_capacity(connections);
     for conn in conns.into_iter().flatten() {
@@ -133,10 +124,10 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
             .or_insert(0u64) += 1;
         all.extend(r.lat);
     }
-    let (cpu_a, cpu_b) = phases
+    let window = window
         .await
         .map_err(|e| format!("phase task failed: {e}"))?;
-    let window_cpu = cpu_b.since(cpu_a);
+    let window_cpu = window.cpu;
     let cpu = Cpu::now().since(cpu0);
     let wall = wall0.elapsed().as_secs_f64();
     let lat = all.summary();
@@ -155,7 +146,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         "echo {url}: {connections} conns x {inflight} in flight, {size} B: {rate:.0} msg/s over {duration} s \
          ({measured} replies; {total} in all), RTT p50 {p50} p99 {p99} max {max}; \
          per connection {fewest}..{most}; errors {nerr}, bad replies {bad}, server disconnects {disconnects}, close errors {ncl} (close codes {codes}); \
-         loadgen CPU {cpu:.2} s (user {u:.2} + sys {s:.2}), {wcpu:.2} s in the window = {pct:.0}% of a core; wall {wall:.1} s{first}",
+         measured window: {window}; whole run: loadgen CPU {cpu:.2} s, wall {wall:.1} s{first}",
         url = target.host_header.clone() + &target.path,
         p50 = fmt_us(lat.p50_us),
         p99 = fmt_us(lat.p99_us),
@@ -164,10 +155,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         ncl = close_errors.len(),
         codes = codes.join(","),
         cpu = cpu.total(),
-        u = cpu.user,
-        s = cpu.sys,
-        wcpu = window_cpu.total(),
-        pct = 100.0 * window_cpu.total() / duration,
+        window = window.describe(),
         first = if errors.is_empty() && close_errors.is_empty() {
             String::new()
         } else {
@@ -203,6 +191,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         .num("cpu_window_s", window_cpu.total())
         .num("cpu_window_user_s", window_cpu.user)
         .num("cpu_window_sys_s", window_cpu.sys)
+        .span(&window)
         .cpu(cpu, wall)
         .bool("ok", ok)
         .finish();

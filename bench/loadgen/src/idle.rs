@@ -4,6 +4,8 @@
 //!
 //! Prints `PHASE all_open connections=N ...` once every connection is open, so that a
 //! driver can measure the server meanwhile, and `PHASE closing` when the hold ends.
+//! `cpu_seconds`/`wall_seconds` cover the whole run (opening, hold and closing),
+//! between `PHASE measure_start` and `PHASE measure_end`.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -13,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{watch, Semaphore};
 
 use crate::common::first_errors;
-use crate::stats::{fmt_us, phase, Cpu, Json, Latencies};
+use crate::stats::{fmt_us, phase, Cpu, Json, Latencies, SpanStart};
 use crate::ws::{self, Rng, Target, OP_CLOSE, OP_PING, OP_PONG};
 use crate::{Args, Outcome};
 
@@ -46,6 +48,8 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
 
     let wall0 = Instant::now();
     let cpu0 = Cpu::now();
+    let run_span = SpanStart::now();
+    phase("measure_start", "");
     let sem = Rc::new(Semaphore::new(concurrency.max(1)));
     let settled = Rc::new(Cell::new(0usize));
     let opened = Rc::new(Cell::new(0usize));
@@ -217,6 +221,8 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         pings += r.pings;
     }
     let close_seconds = close_start.elapsed().as_secs_f64();
+    let run = run_span.end();
+    phase("measure_end", "");
     let cpu = Cpu::now().since(cpu0);
     let wall = wall0.elapsed().as_secs_f64();
     let s = hs.summary();
@@ -231,7 +237,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         "idle ws://{}{}: {n_open}/{connections} connections open in {open_seconds:.2} s \
          ({:.0} handshakes/s, {concurrency} at a time, handshake p50 {} p99 {} max {}), held {hold} s \
          ({pings} pings answered), closed in {close_seconds:.2} s; connect failures {}, dropped while idle {}, \
-         close errors {}; loadgen CPU {:.2} s (user {:.2} + sys {:.2}), {:.2} s of it opening; wall {wall:.1} s{}",
+         close errors {}; {}, {:.2} s of it opening{}",
         target.host_header,
         target.path,
         n_open as f64 / open_seconds,
@@ -241,9 +247,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         connect_errors.len(),
         dropped.len(),
         close_errors.len(),
-        cpu.total(),
-        cpu.user,
-        cpu.sys,
+        run.describe(),
         open_cpu.total(),
         if all_errors.is_empty() { String::new() } else { format!("; first errors: {}", first_errors(&all_errors, 3)) },
     );
@@ -265,6 +269,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         .int("close_errors", close_errors.len() as u64)
         .str("first_errors", &first_errors(&all_errors, 3))
         .num("cpu_open_s", open_cpu.total())
+        .span(&run)
         .cpu(cpu, wall)
         .bool("ok", ok)
         .finish();

@@ -4,21 +4,32 @@
 //!   loadgen echo      --url ws://127.0.0.1:PORT/ws   --connections 50 --inflight 16 --size 32 --duration 10 --warmup 2
 //!   loadgen pingpong  --url ws://127.0.0.1:PORT/ws   --count 10000
 //!   loadgen broadcast --url ws://127.0.0.1:PORT/chat --receivers 100 --messages 1000 --rate 1000
+//!   loadgen broadcast --url ws://127.0.0.1:PORT/chat --receivers 1000 --rate 0 --window 64 --duration 5
 //!   loadgen idle      --url ws://127.0.0.1:PORT/ws   --connections 10000 --hold 30
+//!   loadgen connrate  --url ws://127.0.0.1:PORT/ws   --concurrency 16 --duration 5 --warmup 1
 //!
 //! Each mode prints `PHASE ...` progress lines, one human-readable summary line and one
 //! `RESULT {json}` line, and exits 1 when anything went wrong (bad or lost replies,
 //! failed connections, unexpected disconnects), 2 on bad usage.
+//!
+//! Every mode brackets the span it measures with `PHASE measure_start` and `PHASE
+//! measure_end`, and its JSON reports this process's CPU time (user + sys, from
+//! getrusage) over that span as `cpu_seconds`, with `wall_seconds` and `cpu_share`
+//! (CPU seconds per wall second), so that a driver can set the load generator's CPU
+//! share beside the server's, sampled at the same two lines. `cpu_s` and `wall_s`
+//! cover the whole run.
 //!
 //! Everything runs on a current-thread tokio runtime, so the load generator occupies
 //! at most one core; `taskset` it to a core of its own.
 
 mod broadcast;
 mod common;
+mod connrate;
 mod echo;
 mod idle;
 mod pingpong;
 mod stats;
+mod window;
 mod ws;
 
 use std::collections::HashMap;
@@ -30,14 +41,29 @@ usage: loadgen MODE [--flag value]...
 modes and flags (defaults in brackets):
   echo       --url URL --connections [50] --inflight [16] --size [32] --duration [10] --warmup [2]
              --concurrency [256] --stall-timeout [10]
+             closed loop: each connection keeps `inflight` messages outstanding
   pingpong   --url URL --count [10000] --size [32] --warmup-count [count/10, max 1000]
-  broadcast  --url URL --receivers [100] --messages [1000] --rate [1000] --size [64]
-             --concurrency [256] --drain-timeout [10]
+             one connection, one message at a time: round-trip p50/p99
+  broadcast  --url URL --receivers [100] (--messages [1000] | --duration SECONDS)
+             --rate [1000] --window [64] --size [64] --concurrency [256] --drain-timeout [10]
+             one sender, `receivers` receivers on a broadcast route. --rate R sends R
+             messages/s; --rate 0 saturates: at most `window` messages outstanding, a
+             message being outstanding until every receiver has it. --duration sends for
+             that long instead of a fixed --messages count
   idle       --url URL --connections [10000] --hold [10] --concurrency [256]
              --connect-timeout [30]
+             opens connections, holds them idle (answering pings), closes them
+  connrate   --url URL --concurrency [16] --duration [5] --warmup [1] --size [32]
+             --connect-timeout [10] --linger-zero [1]
+             connection churn: each worker loops connect, handshake, one echo, close
+             handshake, EOF; cycles finished in the window give connections/s.
+             --connect-timeout bounds each step of a cycle (handshake, echo, close).
+             --linger-zero 1 drops each socket with SO_LINGER 0 once the close handshake
+             is complete (no TIME_WAIT left on the server's side); 0 closes with a FIN
 
 URL is ws://HOST:PORT/PATH. Durations and timeouts are in seconds.
-Output: PHASE lines while running, a summary line, and `RESULT {json}`.
+Output: PHASE lines while running (measure_start and measure_end bracket the span that
+cpu_seconds/wall_seconds cover), a summary line, and `RESULT {json}`.
 ";
 
 /// `--key value` flags; every flag given must be used by the mode.
@@ -150,6 +176,7 @@ fn main() -> ExitCode {
             "pingpong" => pingpong::run(&args).await,
             "broadcast" => broadcast::run(&args).await,
             "idle" => idle::run(&args).await,
+            "connrate" => connrate::run(&args).await,
             other => Err(format!("unknown mode {other:?}")),
         }
     });

@@ -1,12 +1,14 @@
 //! `pingpong`: one connection, one message at a time; the round-trip latency of an
-//! otherwise idle server.
+//! otherwise idle server. `--warmup-count` round trips first, then `--count` measured
+//! ones between `PHASE measure_start` and `PHASE measure_end`; the JSON has their
+//! percentiles (`p50_us`, `p99_us`, ...) and the CPU time of that span.
 
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 
 use crate::common::{connect_many, first_errors, get_hex, put_hex};
-use crate::stats::{fmt_us, Cpu, Json, Latencies};
+use crate::stats::{fmt_us, phase, Cpu, Json, Latencies, SpanStart};
 use crate::ws::{self, Target, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::{Args, Outcome};
 
@@ -33,12 +35,11 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let mut out = Vec::with_capacity(size + 16);
     let mut lat = Latencies::with_capacity(count as usize);
     let mut error: Option<String> = None;
-    let mut measured_start = Instant::now();
-    let mut cpu_a = Cpu::now();
+    let mut measured = SpanStart::now();
     'outer: for i in 0..warmup + count {
         if i == warmup {
-            measured_start = Instant::now();
-            cpu_a = Cpu::now();
+            measured = SpanStart::now();
+            phase("measure_start", "");
         }
         put_hex(&mut payload[..k], i);
         out.clear();
@@ -117,8 +118,9 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
             }
         }
     }
-    let elapsed = measured_start.elapsed().as_secs_f64();
-    let window_cpu = Cpu::now().since(cpu_a);
+    let measured = measured.end();
+    phase("measure_end", "");
+    let window_cpu = measured.cpu;
     let mut close_error = None;
     if error.is_none() {
         if let Err(e) = ws::close(
@@ -138,10 +140,10 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let n = lat.len() as u64;
     let s = lat.summary();
     let ok = error.is_none() && n == count;
-    let rate = n as f64 / elapsed;
+    let rate = n as f64 / measured.wall;
     let summary = format!(
         "pingpong ws://{}{}: {n}/{count} round trips of {size} B, RTT mean {} p50 {} p99 {} p99.9 {} max {} \
-         ({rate:.0} round trips/s); error: {}; close: {}; loadgen CPU {:.2} s (user {:.2} + sys {:.2}), {:.2} s measured; wall {wall:.1} s",
+         ({rate:.0} round trips/s); error: {}; close: {}; measured: {}; whole run: {:.2} s CPU, wall {wall:.1} s",
         target.host_header,
         target.path,
         fmt_us(s.mean_us),
@@ -151,10 +153,8 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         fmt_us(s.max_us),
         error.as_deref().unwrap_or("none"),
         close_error.as_deref().unwrap_or("ok"),
+        measured.describe(),
         cpu.total(),
-        cpu.user,
-        cpu.sys,
-        window_cpu.total(),
     );
     let json = Json::new("pingpong")
         .str(
@@ -168,6 +168,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         .str("error", error.as_deref().unwrap_or(""))
         .str("close_error", close_error.as_deref().unwrap_or(""))
         .num("cpu_window_s", window_cpu.total())
+        .span(&measured)
         .cpu(cpu, wall)
         .bool("ok", ok)
         .finish();

@@ -34,6 +34,60 @@ impl Cpu {
     }
 }
 
+/// The start of a span of the run over which this process's CPU time is measured.
+#[derive(Clone, Copy, Debug)]
+pub struct SpanStart {
+    at: std::time::Instant,
+    cpu: Cpu,
+}
+
+/// This process's CPU time over a span of wall-clock time: what `cpu_seconds` and
+/// `wall_seconds` in every RESULT line report.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Span {
+    pub cpu: Cpu,
+    pub wall: f64,
+}
+
+impl SpanStart {
+    pub fn now() -> SpanStart {
+        SpanStart {
+            at: std::time::Instant::now(),
+            cpu: Cpu::now(),
+        }
+    }
+
+    pub fn end(&self) -> Span {
+        Span {
+            cpu: Cpu::now().since(self.cpu),
+            wall: self.at.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+impl Span {
+    /// CPU seconds per wall second: 1.0 is one core kept busy.
+    pub fn share(&self) -> f64 {
+        if self.wall > 0.0 {
+            self.cpu.total() / self.wall
+        } else {
+            f64::NAN
+        }
+    }
+
+    /// For summary lines: `loadgen CPU 0.52 s over 5.00 s = 10% of a core`.
+    pub fn describe(&self) -> String {
+        format!(
+            "loadgen CPU {:.2} s (user {:.2} + sys {:.2}) over {:.2} s = {:.0}% of a core",
+            self.cpu.total(),
+            self.cpu.user,
+            self.cpu.sys,
+            self.wall,
+            100.0 * self.share()
+        )
+    }
+}
+
 /// Raises this process's open-file soft limit to its hard limit.
 pub fn raise_nofile() -> u64 {
     // SAFETY: plain libc calls on a local struct.
@@ -199,6 +253,15 @@ impl Json {
         self.num("cpu_sys_s", cpu.sys);
         self.num("cpu_s", cpu.total());
         self.num("wall_s", wall);
+        self
+    }
+
+    /// `cpu_seconds`, `wall_seconds` and `cpu_share` of the span a mode measures (its
+    /// measured window, or the whole run where it has none).
+    pub fn span(&mut self, span: &Span) -> &mut Self {
+        self.num("cpu_seconds", span.cpu.total());
+        self.num("wall_seconds", span.wall);
+        self.num("cpu_share", span.share());
         self
     }
 
