@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any
+from typing import Any, Callable
 
 import anyio
 from anyio.abc import TaskGroup
@@ -135,15 +135,12 @@ class Dispatcher:
         )
         self._connections[event.connection] = ws
         self._active_handlers += 1
-        self._tasks.start_soon(self._serve, ws)
+        self._tasks.start_soon(serve_connection, ws, self._handler_finished)
 
-    async def _serve(self, ws: WebSocket) -> None:
-        try:
-            await serve_connection(ws)
-        finally:
-            self._active_handlers -= 1
-            if self._active_handlers == 0:
-                self._idle.set()
+    def _handler_finished(self) -> None:
+        self._active_handlers -= 1
+        if self._active_handlers == 0:
+            self._idle.set()
 
     async def wait_handlers_done(self) -> None:
         while self._active_handlers:
@@ -154,51 +151,55 @@ class Dispatcher:
         return list(self._connections.values())
 
 
-async def serve_connection(ws: WebSocket) -> None:
-    """Checks typed query parameters, runs `on_connect`, the handler, and the close."""
-    endpoint = ws._endpoint
+async def serve_connection(ws: WebSocket, finished: Callable[[], None]) -> None:
+    """Checks typed query parameters, runs `on_connect`, the handler, and the close;
+    calls `finished` however it ends. (One coroutine, not two: each frame is
+    memory held by every idle connection.)"""
     try:
-        kwargs = endpoint.handler_signature.resolve(ws.query_params)
-        connect_kwargs = (endpoint.on_connect_signature.resolve(ws.query_params)
-                          if endpoint.on_connect_signature else {})
-        if endpoint.on_close_signature:
-            ws._on_close_kwargs = endpoint.on_close_signature.resolve(ws.query_params)
-    except QueryParamError as rejection:
-        # Neither on_connect, the handler nor on_close runs for a rejected client.
-        ws._on_close_started = True
+        endpoint = ws._endpoint
         try:
-            await ws.send_text(f"Error: {rejection}")
-            await ws._close(1008, "")
+            kwargs = endpoint.handler_signature.resolve(ws.query_params)
+            connect_kwargs = (endpoint.on_connect_signature.resolve(ws.query_params)
+                              if endpoint.on_connect_signature else {})
+            if endpoint.on_close_signature:
+                ws._on_close_kwargs = endpoint.on_close_signature.resolve(ws.query_params)
+        except QueryParamError as rejection:
+            # Neither on_connect, the handler nor on_close runs for a rejected client.
+            ws._on_close_started = True
+            try:
+                await ws.send_text(f"Error: {rejection}")
+                await ws._close(1008, "")
+            except WebSocketDisconnect:
+                pass
+            return
+
+        try:
+            if endpoint.on_connect is not None:
+                greeting = endpoint.on_connect(ws, **connect_kwargs)
+                if inspect.isawaitable(greeting):
+                    greeting = await greeting
+                await ws._send_value(greeting, "on_connect")
+            ws._join_broadcast()
+            await endpoint.handler(ws, **kwargs)
         except WebSocketDisconnect:
             pass
-        return
-
-    try:
-        if endpoint.on_connect is not None:
-            greeting = endpoint.on_connect(ws, **connect_kwargs)
-            if inspect.isawaitable(greeting):
-                greeting = await greeting
-            await ws._send_value(greeting, "on_connect")
-        ws._join_broadcast()
-        await endpoint.handler(ws, **kwargs)
-    except WebSocketDisconnect:
-        pass
-    except anyio.get_cancelled_exc_class():
-        if is_real_cancellation():
-            raise
-        # A cancellation the handler's own code caught from elsewhere (asyncio lets a
-        # CancelledError travel): it is an error of this connection, not a shutdown.
-        logger.exception("WebSocket handler for %s raised a stray cancellation; closing "
-                         "connection %s with 1011", endpoint.path, ws.id)
-        await _close_quietly(ws, 1011)
-        return
-    except Exception:
-        logger.exception("WebSocket handler for %s raised; closing connection %s with 1011",
-                         endpoint.path, ws.id)
-        await _close_quietly(ws, 1011)
-        return
-    await _close_quietly(ws, 1000)
-
+        except anyio.get_cancelled_exc_class():
+            if is_real_cancellation():
+                raise
+            # A cancellation the handler's own code caught from elsewhere (asyncio lets a
+            # CancelledError travel): it is an error of this connection, not a shutdown.
+            logger.exception("WebSocket handler for %s raised a stray cancellation; closing "
+                             "connection %s with 1011", endpoint.path, ws.id)
+            await _close_quietly(ws, 1011)
+            return
+        except Exception:
+            logger.exception("WebSocket handler for %s raised; closing connection %s with 1011",
+                             endpoint.path, ws.id)
+            await _close_quietly(ws, 1011)
+            return
+        await _close_quietly(ws, 1000)
+    finally:
+        finished()
 
 
 async def _close_quietly(ws: WebSocket, code: int) -> None:

@@ -56,6 +56,15 @@ class WebSocket:
         client: The peer's address.
     """
 
+    # Slots keep each connection's object small; "__dict__" still lets applications
+    # attach attributes of their own.
+    __slots__ = (
+        "id", "path", "query_params", "headers", "client", "_server", "_connection",
+        "_route", "_endpoint", "_inbox", "_inbox_limit", "_reading_paused",
+        "_message_arrived", "_calls_since_yield", "_writable", "_receiving", "_closed",
+        "_closed_by_client", "_closing", "_on_close_started", "_on_close_kwargs", "__dict__",
+    )
+
     def __init__(
         self,
         *,
@@ -80,7 +89,9 @@ class WebSocket:
         self._connection = connection
         self._route = route
         self._endpoint = endpoint
-        self._inbox: deque[Message] = deque()
+        # Made on a message's arrival and dropped once emptied: an idle connection
+        # holds no queue.
+        self._inbox: Optional[deque[Message]] = None
         self._inbox_limit = inbox_limit
         self._reading_paused = False
         self._message_arrived = new_signal()
@@ -123,10 +134,7 @@ class WebSocket:
         if self._closed is not None and not self._closed_by_client:
             return None
         self._calls_since_yield += 1
-        message = inbox.popleft()
-        if self._reading_paused and len(inbox) <= self._inbox_limit // 2:
-            self._set_reading_paused(False)
-        return message
+        return self._pop(inbox)
 
     async def _wait_for_message(self) -> Message:
         if self._receiving:
@@ -137,23 +145,27 @@ class WebSocket:
         self._receiving = True
         try:
             await self._yield_if_due()
-            inbox = self._inbox
             while True:
+                inbox = self._inbox
                 closed = self._closed
                 # After a server-side close nothing more is delivered; after the
                 # client's, what it sent before closing still is.
                 if closed is not None and not (self._closed_by_client and inbox):
                     raise WebSocketDisconnect(closed.code, closed.reason)
                 if inbox:
-                    break
+                    return self._pop(inbox)
                 await self._message_arrived.wait()
                 self._calls_since_yield = 0
-            message = inbox.popleft()
-            if self._reading_paused and len(inbox) <= self._inbox_limit // 2:
-                self._set_reading_paused(False)
-            return message
         finally:
             self._receiving = False
+
+    def _pop(self, inbox: deque[Message]) -> Message:
+        message = inbox.popleft()
+        if not inbox:
+            self._inbox = None
+        if self._reading_paused and len(inbox) <= self._inbox_limit // 2:
+            self._set_reading_paused(False)
+        return message
 
     async def receive_text(self) -> str:
         """The next message as `str` (a binary message is decoded as UTF-8).
@@ -389,6 +401,8 @@ class WebSocket:
 
     def _deliver(self, message: Message) -> None:
         inbox = self._inbox
+        if inbox is None:
+            inbox = self._inbox = deque()
         inbox.append(message)
         self._message_arrived.set()
         if len(inbox) >= self._inbox_limit and not self._reading_paused:
