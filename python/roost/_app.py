@@ -198,6 +198,7 @@ class App:
                 finally:
                     with anyio.CancelScope(shield=True):
                         await self._stop_at_once(native, dispatcher)
+                        await dispatcher.cancel_handlers()
                     tasks.cancel_scope.cancel()
         finally:
             native.free()

@@ -12,6 +12,7 @@ from anyio.abc import TaskGroup
 from anyio.lowlevel import checkpoint
 
 from ._endpoint import Endpoint
+from ._handler_tasks import handler_tasks
 from ._errors import WebSocketDisconnect
 from ._native import NativeServer, check, is_real_cancellation
 from ._params import QueryParamError
@@ -55,7 +56,7 @@ class Dispatcher:
         self._server = native.ptr
         self._endpoints = endpoints
         self._inbox_limit = inbox_limit
-        self._tasks = task_group
+        self._tasks = handler_tasks(task_group)
         self._connections: dict[int, WebSocket] = {}
         self._active_handlers = 0
         self._idle = anyio.Event()
@@ -106,7 +107,8 @@ class Dispatcher:
             ws = self._connections.pop(event.connection, None)
             if ws is not None:
                 ws._mark_closed(event.close_code, _text(event.data, event.data_len), by_client=True)
-                if self.spawn_on_close and not ws._on_close_started:
+                if (self.spawn_on_close and not ws._on_close_started
+                        and ws._endpoint.on_close is not None):
                     self._tasks.start_soon(ws._run_on_close, False)
         elif kind == WRITABLE:
             ws = self._connections.get(event.connection)
@@ -146,6 +148,10 @@ class Dispatcher:
         while self._active_handlers:
             self._idle = anyio.Event()
             await self._idle.wait()
+
+    async def cancel_handlers(self) -> None:
+        """Cancels every handler and on_close task still running and waits for them."""
+        await self._tasks.cancel_and_wait()
 
     def open_connections(self) -> list[WebSocket]:
         return list(self._connections.values())

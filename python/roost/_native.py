@@ -3,6 +3,7 @@ the one place where statuses become exceptions."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -36,9 +37,16 @@ def check_unless_gone(status: int) -> None:
 
 
 def is_real_cancellation() -> bool:
-    """Whether the running task's own scope is cancelled (else a cancellation exception
-    was merely raised by code that awaited something cancelled elsewhere)."""
-    return anyio.current_effective_deadline() == float("-inf")
+    """Whether the running task itself is being cancelled, by its own scope or (a plain
+    asyncio task) by `task.cancel()`; else a cancellation exception was merely raised
+    by code that awaited something cancelled elsewhere."""
+    if anyio.current_effective_deadline() == float("-inf"):
+        return True
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # not on asyncio
+        return False
+    return task is not None and task.cancelling() > 0
 
 
 @dataclass(frozen=True)
