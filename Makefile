@@ -61,7 +61,13 @@ clean:
 	rm -rf build examples/c/echo_server tests/c/out
 
 # Benchmarks (bench/): the load generator is a crate of its own in bench/loadgen.
-.PHONY: bench-c idle-memory bench-python-vs-c
+.PHONY: bench bench-c idle-memory bench-python-vs-c
+
+# Roost against robyn, websockets, picows, aiohttp and socketify (bench/compare.py):
+# results in bench/results/. BENCH_ARGS="--quick --rounds 1" for a smoke run.
+bench: all
+	cd bench/loadgen && cargo build --release --locked
+	python3 bench/compare.py $(BENCH_ARGS)
 
 bench-c: examples
 	cd bench/loadgen && cargo build --release --locked

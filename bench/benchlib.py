@@ -196,9 +196,10 @@ def wait_quiet(max_wait, threshold=0.10, interval=1.0):
             return frac
 
 
-def run_loadgen(loadgen, args, on_phase=None, nofile=None, cpus=None, timeout=600):
-    """Runs loadgen, echoing its output, calling on_phase(name, detail) for each PHASE
-    line as it arrives. Returns (exit code, RESULT dict or None, output lines)."""
+def run_loadgen(loadgen, args, on_phase=None, nofile=None, cpus=None, timeout=600, quiet=False):
+    """Runs loadgen, echoing its output (unless `quiet`), calling on_phase(name, detail)
+    for each PHASE line as it arrives. Returns (exit code, RESULT dict or None, output
+    lines)."""
     if not os.access(loadgen, os.X_OK):
         raise BenchError(f"loadgen {loadgen} not found (cargo build --release in bench/loadgen)")
     proc = subprocess.Popen(
@@ -220,10 +221,11 @@ def run_loadgen(loadgen, args, on_phase=None, nofile=None, cpus=None, timeout=60
                 parts = line.split(" ", 2)
                 if on_phase:
                     on_phase(parts[1], parts[2] if len(parts) > 2 else "")
-                print(f"    loadgen: {line}", flush=True)
+                if not quiet:
+                    print(f"    loadgen: {line}", flush=True)
             elif line.startswith("RESULT "):
                 result = json.loads(line[len("RESULT ") :])
-            else:
+            elif not quiet:
                 print(f"    loadgen: {line}", flush=True)
         rc = proc.wait()
     finally:

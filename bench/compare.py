@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""`make bench`: Roost and its peers side by side, same scenarios, one run.
+
+Contenders: Roost's C example (the ceiling), Roost with Python handlers on asyncio and
+on trio, and the peers robyn, websockets, picows, aiohttp and socketify, installed from
+PyPI into bench/.venv (bench/requirements.txt). Every server serves /ws ("Echo: <msg>")
+and /chat (each message to every /chat client, the sender included).
+
+Rounds are interleaved: for each round, each scenario, each contender (A B C A B C ...)
+a fresh server is started pinned to CPU 0 and loaded by bench/loadgen pinned to CPU 1.
+Medians of the rounds, ratios and the machine go to bench/results/ (results.json,
+results.md, chart.png); the table is printed at the end.
+
+    python3 bench/compare.py [--rounds 3] [--quick] [--only roost-asyncio,aiohttp]
+                             [--scenarios echo32,pingpong]
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, BENCH)
+from benchlib import DEFAULT_LOADGEN, ROOT, cpu_of, log, preexec, run_loadgen  # noqa: E402
+import report  # noqa: E402
+
+VENV = os.path.join(BENCH, ".venv")
+VENV_PYTHON = os.path.join(VENV, "bin", "python")
+REQUIREMENTS = os.path.join(BENCH, "requirements.txt")
+SERVERS = os.path.join(BENCH, "servers")
+RESULTS = os.path.join(BENCH, "results")
+C_SERVER = os.path.join(ROOT, "examples", "c", "echo_server")
+IDLE_CONNECTIONS = 5000
+NOFILE = 20000
+SERVER_CPUS, LOADGEN_CPUS = {0}, {1}
+
+
+def python_server(script, *extra):
+    return lambda port: [VENV_PYTHON, os.path.join(SERVERS, script), "--port", str(port), *extra]
+
+
+# name -> command(port). The order is the order of columns.
+CONTENDERS = {
+    "roost-c": lambda port: [C_SERVER, str(port), "127.0.0.1"],
+    "roost-asyncio": python_server("roost_server.py", "--backend", "asyncio"),
+    "roost-trio": python_server("roost_server.py", "--backend", "trio"),
+    "socketify": python_server("socketify_server.py"),
+    "picows": python_server("picows_server.py"),
+    "aiohttp": python_server("aiohttp_server.py"),
+    "websockets": python_server("websockets_server.py"),
+    "robyn": python_server("robyn_server.py"),
+}
+PYTHON_NATIVE = ("websockets", "aiohttp", "picows")
+
+
+# ---- environment -----------------------------------------------------------------
+
+def ensure_env():
+    """bench/.venv with the peers (re-installed when requirements.txt changes), the
+    Debian library socketify loads, and Roost from ./python (always re-installed)."""
+    if not os.path.exists(VENV_PYTHON):
+        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+    pip = [VENV_PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    stamp = os.path.join(VENV, "requirements.sha256")
+    digest = hashlib.sha256(open(REQUIREMENTS, "rb").read()).hexdigest()
+    if not os.path.exists(stamp) or open(stamp).read() != digest:
+        log("bench: installing peers into bench/.venv")
+        subprocess.run(pip + ["-r", REQUIREMENTS], check=True)
+        with open(stamp, "w") as f:
+            f.write(digest)
+    if "libuv.so.1" not in subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout:
+        log("bench: installing libuv1 (socketify loads it)")
+        apt = ["apt-get"] if os.geteuid() == 0 else ["sudo", "apt-get"]
+        subprocess.run(apt + ["update", "-qq"], check=True)
+        subprocess.run(apt + ["install", "-y", "-qq", "libuv1"], check=True)
+    subprocess.run(pip + [os.path.join(ROOT, "python")], check=True)
+
+
+def versions():
+    code = ("import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
+            "['roost', 'robyn', 'websockets', 'picows', 'aiohttp', 'socketify', 'anyio', 'trio']}))")
+    return json.loads(subprocess.run([VENV_PYTHON, "-c", code], capture_output=True, text=True,
+                                     check=True).stdout)
+
+
+# ---- one server ------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Contender:
+    """A fresh server of one contender, pinned, on a free port, ready when it accepts."""
+
+    def __init__(self, name, logs):
+        self.name = name
+        self.port = free_port()
+        self.log = open(os.path.join(logs, f"{name}.log"), "a")
+        self.proc = subprocess.Popen(CONTENDERS[name](self.port), stdout=self.log,
+                                     stderr=subprocess.STDOUT, cwd=SERVERS,
+                                     preexec_fn=preexec(NOFILE, SERVER_CPUS))
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {self.proc.returncode} at start")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"{name} did not accept connections within 60 s")
+                time.sleep(0.05)
+        time.sleep(0.3)
+
+    def url(self, path):
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def cpu(self):
+        user, system = cpu_of(f"/proc/{self.proc.pid}/stat")
+        return user + system
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+# ---- scenarios -------------------------------------------------------------------
+
+def scenarios(quick):
+    d = 1.5 if quick else 4.0
+    w = 0.5 if quick else 1.0
+    return {
+        "pingpong": (["pingpong", "--count", 2000 if quick else 10000], "/ws"),
+        "echo32": (["echo", "--connections", 50, "--inflight", 16, "--size", 32,
+                    "--duration", d, "--warmup", w], "/ws"),
+        "echo4k": (["echo", "--connections", 50, "--inflight", 16, "--size", 4096,
+                    "--duration", d, "--warmup", w], "/ws"),
+        "broadcast100": (["broadcast", "--receivers", 100, "--rate", 0, "--window", 64,
+                          "--duration", d], "/chat"),
+        "broadcast1000": (["broadcast", "--receivers", 1000, "--rate", 0, "--window", 64,
+                           "--duration", d], "/chat"),
+        "connrate": (["connrate", "--concurrency", 16, "--duration", d, "--warmup", w], "/ws"),
+        "idle": (["idle", "--connections", IDLE_CONNECTIONS, "--hold", 2 if quick else 3], "/ws"),
+    }
+
+
+def run_one(name, scenario, args, path, logs):
+    """One fresh server, one loadgen run. Returns the record of this run."""
+    server = Contender(name, logs)
+    marks = {}
+
+    def on_phase(phase, _detail):
+        if phase in ("measure_start", "measure_end"):
+            marks[phase] = (time.monotonic(), server.cpu())
+        if phase == "all_open":
+            time.sleep(1.0)  # let the server finish what the handshakes started
+            marks["loaded_rss"] = server.rss_kib()
+
+    try:
+        base_rss = server.rss_kib()
+        rc, result, lines = run_loadgen(DEFAULT_LOADGEN, [args[0], "--url", server.url(path), *args[1:]],
+                                        on_phase=on_phase, nofile=NOFILE, cpus=LOADGEN_CPUS,
+                                        timeout=180, quiet=True)
+    finally:
+        server.stop()
+    record = {"ok": bool(rc == 0 and result and result.get("ok")), "result": result or {}}
+    if not record["ok"]:
+        tail = " | ".join(lines[-3:])
+        record["error"] = f"loadgen exit {rc}: {(result or {}).get('first_errors') or tail}"[:400]
+    if "measure_start" in marks and "measure_end" in marks:
+        (t0, c0), (t1, c1) = marks["measure_start"], marks["measure_end"]
+        record["server_cpu_share"] = (c1 - c0) / max(t1 - t0, 1e-9)
+    if result:
+        record["loadgen_cpu_share"] = result.get("cpu_share")
+    record["value"] = metric_of(scenario, result or {}, base_rss, marks)
+    return record
+
+
+def metric_of(scenario, result, base_rss, marks):
+    """The scenario's headline figures from loadgen's RESULT (and the server's RSS)."""
+    if scenario == "pingpong":
+        return {"p50_us": result.get("p50_us"), "p99_us": result.get("p99_us")}
+    if scenario.startswith("echo"):
+        return {"msgs_per_sec": result.get("msgs_per_sec")}
+    if scenario.startswith("broadcast"):
+        return {"deliveries_per_sec": result.get("deliveries_per_sec"),
+                "p99_us": result.get("p99_us"), "lost": result.get("lost")}
+    if scenario == "connrate":
+        return {"conns_per_sec": result.get("conns_per_sec")}
+    if scenario == "idle" and "loaded_rss" in marks:
+        return {"kib_per_conn": (marks["loaded_rss"] - base_rss) / IDLE_CONNECTIONS}
+    return {}
+
+
+# ---- main ------------------------------------------------------------------------
+
+def machine():
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                  if line.startswith("model name")), platform.processor())
+    return {"cpu": model, "cpus": os.cpu_count(), "kernel": platform.release(),
+            "python": platform.python_version(),
+            "congestion_control": open("/proc/sys/net/ipv4/tcp_congestion_control").read().strip()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
+    ap.add_argument("--only", help="comma-separated contenders")
+    ap.add_argument("--scenarios", help="comma-separated scenarios")
+    ap.add_argument("--out", default=RESULTS)
+    ap.add_argument("--no-setup", action="store_true", help="use bench/.venv as it is")
+    args = ap.parse_args()
+
+    if not args.no_setup:
+        ensure_env()
+    if os.path.realpath(sys.prefix) != os.path.realpath(VENV):
+        # The chart needs matplotlib, which lives in the bench environment.
+        os.execv(VENV_PYTHON, [VENV_PYTHON, __file__, *sys.argv[1:], "--no-setup"])
+    if not os.access(DEFAULT_LOADGEN, os.X_OK) or not os.access(C_SERVER, os.X_OK):
+        sys.exit("bench: build first (make bench does: make, and cargo build in bench/loadgen)")
+    names = args.only.split(",") if args.only else list(CONTENDERS)
+    all_scenarios = scenarios(args.quick)
+    chosen = args.scenarios.split(",") if args.scenarios else list(all_scenarios)
+    for n in names + chosen:
+        if n not in CONTENDERS and n not in all_scenarios:
+            sys.exit(f"bench: unknown contender or scenario {n!r}")
+    os.makedirs(args.out, exist_ok=True)
+    logs = os.path.join(args.out, "logs")
+    shutil.rmtree(logs, ignore_errors=True)
+    os.makedirs(logs)
+
+    started = time.time()
+    runs = {s: {n: [] for n in names} for s in chosen}
+    for round_no in range(1, args.rounds + 1):
+        for scenario in chosen:
+            loadgen_args, path = all_scenarios[scenario]
+            for name in names:
+                try:
+                    record = run_one(name, scenario, [str(a) for a in loadgen_args], path, logs)
+                except Exception as error:  # a server that cannot start is a failed run
+                    record = {"ok": False, "error": str(error), "value": {}}
+                runs[scenario][name].append(record)
+                log(f"round {round_no} {scenario:13s} {name:14s} {report.describe(scenario, record)}")
+
+    summary = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "minutes": round((time.time() - started) / 60, 1),
+        "machine": machine(),
+        "versions": versions(),
+        "settings": {"rounds": args.rounds, "quick": args.quick, "server_cpus": sorted(SERVER_CPUS),
+                     "loadgen_cpus": sorted(LOADGEN_CPUS), "idle_connections": IDLE_CONNECTIONS},
+        "contenders": names,
+        "python_native": [n for n in PYTHON_NATIVE if n in names],
+        "runs": runs,
+        "medians": {s: {n: report.medians(rs) for n, rs in by_name.items()} for s, by_name in runs.items()},
+    }
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    markdown = report.markdown(summary)
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write(markdown)
+    report.chart(summary, os.path.join(args.out, "chart.png"))
+    print()
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Roost (Python handlers): /ws answers "Echo: <msg>", /chat broadcasts each message to
+every /chat client, the sender included."""
+
+from _args import parse
+
+from roost import Robyn
+
+app = Robyn(__file__, ping_interval=None)
+
+
+@app.websocket("/ws")
+async def echo(websocket):
+    while True:
+        msg = await websocket.receive_text()
+        await websocket.send_text("Echo: " + msg)
+
+
+@app.websocket("/chat")
+async def chat(websocket):
+    while True:
+        await websocket.broadcast(await websocket.receive_text())
+
+
+if __name__ == "__main__":
+    args = parse(__doc__, ["asyncio", "trio"])
+    app.start(host="127.0.0.1", port=args.port, backend=args.backend)
