@@ -3,6 +3,7 @@ batches and hands each to its connection; and the life of one connection's handl
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from typing import Any, Callable
@@ -91,13 +92,33 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Drains events for ever: poll until empty (which re-arms the descriptor),
-        then wait for it. Yields between batches so handlers run under load."""
+        then wait for it. Handlers run between batches."""
         fd = self._native.ready_fd()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            # A reader registered once: waiting anew each time the queue runs dry
+            # would cost two epoll_ctl calls and a future per wake-up.
+            loop.add_reader(fd, self._drain)
+            try:
+                await anyio.sleep_forever()
+            finally:
+                loop.remove_reader(fd)
         while True:
             if self.poll_once():
                 await checkpoint()
             else:
                 await anyio.wait_readable(fd)
+
+    def _drain(self) -> None:
+        """The asyncio reader of the ready descriptor: one batch, then, if that did
+        not fill a batch, one more poll, which re-arms the descriptor if the queue is
+        empty by then. Until it is, the descriptor stays readable and the loop calls
+        this again after the handlers have run."""
+        if self.poll_once() < BATCH:
+            self.poll_once()
 
     def _handle(self, event: Any) -> None:
         kind = event.kind
