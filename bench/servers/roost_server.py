@@ -5,7 +5,8 @@ from _args import parse
 
 from roost import Robyn
 
-app = Robyn(__file__, ping_interval=None)
+args = parse(__doc__, ["asyncio", "trio"], worker_threads=True)
+app = Robyn(__file__, ping_interval=None, worker_threads=args.worker_threads)
 
 
 @app.websocket("/ws")
@@ -22,5 +23,4 @@ async def chat(websocket):
 
 
 if __name__ == "__main__":
-    args = parse(__doc__, ["asyncio", "trio"])
     app.start(host="127.0.0.1", port=args.port, backend=args.backend)
