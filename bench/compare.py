@@ -233,6 +233,8 @@ def main():
     ap.add_argument("--scenarios", help="comma-separated scenarios")
     ap.add_argument("--out", default=RESULTS)
     ap.add_argument("--no-setup", action="store_true", help="use bench/.venv as it is")
+    ap.add_argument("--require", help="comma-separated contenders whose every run must succeed "
+                                      "(else exit 1), e.g. for a smoke run in CI")
     args = ap.parse_args()
 
     if not args.no_setup:
@@ -286,6 +288,11 @@ def main():
     report.chart(summary, os.path.join(args.out, "chart.png"))
     print()
     print(markdown)
+    required = args.require.split(",") if args.require else []
+    failed = [f"{s} {n}" for s, by in runs.items() for n, rs in by.items()
+              if n in required for r in rs if not r.get("ok")]
+    if failed:
+        sys.exit("bench: required runs failed: " + ", ".join(failed))
 
 
 if __name__ == "__main__":
