@@ -20,9 +20,9 @@ pub struct Config {
     /// `WouldBlock` (and a writable event follows when the queue has drained to half)
     /// and a broadcast closes that recipient with 1008. Default 1 MiB.
     pub outbound_queue_bytes: usize,
-    /// Capacity of the per-connection read buffer, allocated when the connection opens
-    /// and kept for its life. Small keeps idle connections cheap; large saves system
-    /// calls for big messages. Default 4 KiB (tungstenite's own default is 128 KiB).
+    /// Most bytes read from a socket per system call. The buffer holding them exists
+    /// only while some are unread: idle connections keep none of it (each keeps a
+    /// 512-byte parsing window).
     pub read_buffer_size: usize,
     /// Bytes gathered before frames are written to the socket within one batch; a batch
     /// is always flushed when the send queue runs empty. Default 16 KiB.
@@ -105,7 +105,9 @@ impl Config {
 
     pub(crate) fn websocket_config(&self) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
         tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .read_buffer_size(self.read_buffer_size)
+            // The socket is read in bursts of read_buffer_size by BurstStream;
+            // tungstenite keeps only a small window of its own.
+            .read_buffer_size(crate::burst::PARSE_WINDOW.min(self.read_buffer_size))
             .write_buffer_size(self.write_buffer_size)
             .max_message_size(Some(self.max_message_size))
             .max_frame_size(Some(self.max_frame_size))

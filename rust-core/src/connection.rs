@@ -19,6 +19,8 @@ use std::time::Duration;
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::burst::BurstStream;
 use tokio::time::{timeout, Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
@@ -64,7 +66,7 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, shared: Arc<S
     }
 
     let ws = WebSocketStream::from_partially_read(
-        socket,
+        BurstStream::new(socket, config.read_buffer_size),
         request.rest,
         Role::Server,
         Some(config.websocket_config()),
@@ -172,7 +174,7 @@ struct Keepalive {
 }
 
 struct Driver {
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<BurstStream>,
     handle: Arc<ConnectionHandle>,
     shared: Arc<Shared>,
     /// Taken from the outbox, not yet handed to the socket.
@@ -192,7 +194,7 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(ws: WebSocketStream<TcpStream>, handle: Arc<ConnectionHandle>, shared: Arc<Shared>) -> Self {
+    fn new(ws: WebSocketStream<BurstStream>, handle: Arc<ConnectionHandle>, shared: Arc<Shared>) -> Self {
         let config = &shared.config;
         let keepalive = config.ping_interval.map(|interval| Keepalive {
             timer: Box::pin(tokio::time::sleep(interval)),
@@ -350,7 +352,7 @@ impl Driver {
             .held_back_check
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(HELD_BACK_CHECK)));
         while timer.as_mut().poll(cx).is_ready() {
-            if peer_hung_up(self.ws.get_ref()) {
+            if peer_hung_up(self.ws.get_ref().socket()) {
                 self.peer_hung_up = true;
                 return true;
             }

@@ -1,0 +1,106 @@
+//! The socket as a connection's frame reader sees it: bytes arrive from the kernel in
+//! bursts of up to `read_buffer_size` per system call, held in a buffer that exists only
+//! while part of a burst is still unread.
+//!
+//! tungstenite keeps its own read buffer for a connection's whole life and reads at most
+//! its configured size per call. Given a 4 KiB buffer, that is 4 KiB held by every idle
+//! connection, most of its memory; given a small one, a 4 KiB message takes eight system
+//! calls. So tungstenite gets a small window (`PARSE_WINDOW`) and this layer turns its
+//! small reads into one large read of the socket: an idle connection holds no burst
+//! buffer, a busy one reads as much per call as before.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// tungstenite's read buffer size: what every connection keeps for good.
+pub(crate) const PARSE_WINDOW: usize = 512;
+
+pub(crate) struct BurstStream {
+    socket: TcpStream,
+    /// Unread bytes of the last burst are `burst[start..]`; no allocation when none.
+    burst: Vec<u8>,
+    start: usize,
+    burst_size: usize,
+}
+
+impl BurstStream {
+    pub(crate) fn new(socket: TcpStream, burst_size: usize) -> Self {
+        BurstStream { socket, burst: Vec::new(), start: 0, burst_size: burst_size.max(PARSE_WINDOW) }
+    }
+
+    pub(crate) fn socket(&self) -> &TcpStream {
+        &self.socket
+    }
+
+    /// Copies what the caller has room for from the held burst; frees it once read.
+    fn serve_held(&mut self, buf: &mut ReadBuf<'_>) {
+        let n = buf.remaining().min(self.burst.len() - self.start);
+        buf.put_slice(&self.burst[self.start..self.start + n]);
+        self.start += n;
+        if self.start == self.burst.len() {
+            self.burst = Vec::new();
+            self.start = 0;
+        }
+    }
+}
+
+impl AsyncRead for BurstStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.start < this.burst.len() {
+            this.serve_held(buf);
+            return Poll::Ready(Ok(()));
+        }
+        if buf.remaining() >= this.burst_size {
+            return Pin::new(&mut this.socket).poll_read(cx, buf);
+        }
+        // Allocate only once the socket is known to be readable.
+        ready!(this.socket.poll_read_ready(cx))?;
+        let mut burst = Vec::with_capacity(this.burst_size);
+        let mut window = ReadBuf::uninit(burst.spare_capacity_mut());
+        // Stale readiness gives Pending here (the buffer goes; it is rare). tokio's
+        // poll_read also treats a short read as draining the socket, sparing a read
+        // that would only say EAGAIN.
+        ready!(Pin::new(&mut this.socket).poll_read(cx, &mut window))?;
+        let n = window.filled().len();
+        // SAFETY: poll_read initialised the first `n` bytes of the spare capacity.
+        unsafe { burst.set_len(n) };
+        if n > 0 {
+            this.burst = burst;
+            this.start = 0;
+            this.serve_held(buf);
+        }
+        // n == 0 is the end of the stream: the caller's buffer stays as it is.
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for BurstStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().socket).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().socket).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.socket.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().socket).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().socket).poll_shutdown(cx)
+    }
+}
