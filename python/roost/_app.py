@@ -32,7 +32,8 @@ class App:
             reading that socket (TCP then pushes back on the client).
         outbound_queue_bytes: Bytes queued per connection above which `send_*` waits
             and a broadcast closes that recipient with 1008.
-        read_buffer_size: Per-connection read buffer, in bytes.
+        read_buffer_size: Most bytes read from a socket per system call (held only
+            while unread).
         write_buffer_size: Bytes gathered per socket write.
         ping_interval: Seconds between keepalive pings; None disables them.
         ping_timeout: Seconds a ping may go unanswered before closing with 1011.

@@ -137,12 +137,6 @@ class Dispatcher:
                 ws._wake_writers()
 
     def _connect(self, event: Any) -> None:
-        headers: dict[str, str] = {}
-        for i in range(event.header_count):
-            header = event.headers[i]
-            name = _bytes(header.name, header.name_len).decode("latin-1").lower()
-            value = _bytes(header.value, header.value_len).decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
         ws = WebSocket(
             server=self._server,
             connection=event.connection,
@@ -151,7 +145,7 @@ class Dispatcher:
             uuid=_text(event.uuid, event.uuid_len),
             path=_text(event.path, event.path_len),
             query=_bytes(event.query, event.query_len).decode("utf-8", "replace"),
-            headers=headers,
+            head=_bytes(event.head, event.head_len),
             client=_address(_text(event.peer, event.peer_len)),
             inbox_limit=self._inbox_limit,
             new_signal=self._new_signal,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, NamedTuple, Optional, Union
@@ -38,6 +39,22 @@ def _sendable(code: int) -> bool:
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
+_LINE_END = re.compile("\r?\n")
+
+
+def _parse_headers(head: bytes) -> dict[str, str]:
+    """The header lines of a request head the core has validated (CRLF or LF line
+    ends, no line folding); values lose surrounding blanks, as HTTP says they should."""
+    headers: dict[str, str] = {}
+    for line in _LINE_END.split(head.decode("latin-1"))[1:]:
+        name, colon, value = line.partition(":")
+        if not colon:
+            continue
+        name, value = name.lower(), value.strip(" \t")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
 class Address(NamedTuple):
     """A peer's address."""
 
@@ -59,7 +76,7 @@ class WebSocket:
     # Slots keep each connection's object small; "__dict__" still lets applications
     # attach attributes of their own.
     __slots__ = (
-        "id", "path", "query_params", "headers", "client", "_server", "_connection",
+        "id", "path", "query_params", "_head", "_headers", "client", "_server", "_connection",
         "_route", "_endpoint", "_inbox", "_inbox_limit", "_reading_paused",
         "_message_arrived", "_calls_since_yield", "_writable", "_receiving", "_closed",
         "_closed_by_client", "_closing", "_on_close_started", "_on_close_kwargs", "__dict__",
@@ -75,7 +92,7 @@ class WebSocket:
         uuid: str,
         path: str,
         query: str,
-        headers: dict[str, str],
+        head: bytes,
         client: Address,
         inbox_limit: int,
         new_signal: Callable[[], Signal],
@@ -83,7 +100,10 @@ class WebSocket:
         self.id = uuid
         self.path = path
         self.query_params = QueryParams(query)
-        self.headers = headers
+        # The request head is kept as received and parsed on first use: a dict of
+        # strings per connection costs more memory than the bytes it comes from.
+        self._head = head
+        self._headers: Optional[dict[str, str]] = None
         self.client = client
         self._server = server
         self._connection = connection
@@ -104,6 +124,13 @@ class WebSocket:
         self._closing = False
         self._on_close_started = False
         self._on_close_kwargs: dict[str, Any] = {}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Request headers, names lower-cased (repeated headers joined by ", ")."""
+        if self._headers is None:
+            self._headers = _parse_headers(self._head)
+        return self._headers
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.id} {self.path}>"

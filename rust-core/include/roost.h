@@ -138,7 +138,8 @@ typedef struct {
    */
   uint32_t inbound_queue_depth;
   /**
-   * Per-connection read buffer, kept for the connection's life. Default 4096.
+   * Most bytes read from a socket per system call, held only while unread (idle
+   * connections keep none). Default 4096.
    */
   uint32_t read_buffer_size;
   /**
@@ -276,6 +277,15 @@ typedef struct {
    * Length of `peer`.
    */
   size_t peer_len;
+  /**
+   * The request head as received, request line and header lines through the blank
+   * line (CONNECT): one buffer for consumers that keep it whole and parse later.
+   */
+  const uint8_t *head;
+  /**
+   * Length of `head`.
+   */
+  size_t head_len;
 } roost_event;
 
 #ifdef __cplusplus

@@ -48,6 +48,11 @@ impl ConnectInfo {
         ConnectInfo { id, route, uuid, peer, head, path, query, headers }
     }
 
+    /// The request head, through the blank line.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
     /// The request path, without the query string.
     pub fn path(&self) -> &[u8] {
         &self.head[self.path.clone()]

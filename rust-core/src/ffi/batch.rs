@@ -66,6 +66,7 @@ fn describe(event: &Event, headers: &mut Vec<HeaderViews>) -> roost_event {
             (e.path, e.path_len) = (info.path().as_ptr(), info.path().len());
             (e.query, e.query_len) = (info.query().as_ptr(), info.query().len());
             (e.peer, e.peer_len) = (info.peer.as_ptr(), info.peer.len());
+            (e.head, e.head_len) = (info.head().as_ptr(), info.head().len());
             (e.headers, e.header_count) = (views.as_ptr(), views.len());
             // Moving the Vec into the batch keeps its heap buffer where it is.
             headers.push(HeaderViews { _owned: views });

@@ -65,7 +65,8 @@ pub struct roost_options {
     /// Unpolled messages per connection before the core stops reading its socket.
     /// Default 16.
     pub inbound_queue_depth: u32,
-    /// Per-connection read buffer, kept for the connection's life. Default 4096.
+    /// Most bytes read from a socket per system call, held only while unread (idle
+    /// connections keep none). Default 4096.
     pub read_buffer_size: u32,
     /// Queued outgoing bytes per connection above which sends give
     /// `ROOST_WOULD_BLOCK` and broadcast closes the recipient with 1008.
@@ -204,6 +205,11 @@ pub struct roost_event {
     pub peer: *const u8,
     /// Length of `peer`.
     pub peer_len: usize,
+    /// The request head as received, request line and header lines through the blank
+    /// line (CONNECT): one buffer for consumers that keep it whole and parse later.
+    pub head: *const u8,
+    /// Length of `head`.
+    pub head_len: usize,
 }
 
 impl roost_event {
@@ -225,6 +231,8 @@ impl roost_event {
             header_count: 0,
             peer: std::ptr::null(),
             peer_len: 0,
+            head: std::ptr::null(),
+            head_len: 0,
         }
     }
 }
