@@ -204,6 +204,10 @@ def connect(anyio_backend: str) -> Callable[..., Any]:
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
 
+class TruncatedFrame(AssertionError):
+    """The server's stream ended inside a frame."""
+
+
 @dataclass
 class Frame:
     fin: bool
@@ -357,7 +361,8 @@ class RawClient:
         return data
 
     async def recv_frame(self, timeout: float = WAIT) -> Optional[Frame]:
-        """The next frame from the server, or None at EOF."""
+        """The next frame from the server, or None at EOF. EOF inside a frame raises
+        TruncatedFrame."""
         with anyio.fail_after(timeout):
             head = await self.read_exactly(2)
             if head is None:
@@ -374,16 +379,24 @@ class RawClient:
                 assert ext is not None
                 length = struct.unpack("!Q", ext)[0]
             payload = await self.read_exactly(length) if length else b""
-            assert payload is not None, "EOF inside a frame"
+            if payload is None:
+                raise TruncatedFrame(f"EOF inside a frame of {length} bytes")
             return Frame(fin, opcode, payload)
 
-    async def recv_all(self, timeout: float = WAIT, *, answer_pings: bool = True) -> list[Frame]:
+    async def recv_all(self, timeout: float = WAIT, *, answer_pings: bool = True,
+                       truncated_ok: bool = False) -> list[Frame]:
         """Every frame until the server closes the TCP connection. Pings are answered
-        (unless told otherwise) and left out of the result."""
+        (unless told otherwise) and left out of the result. With `truncated_ok`, a
+        connection the server gave up on in the middle of a frame ends the list there."""
         frames: list[Frame] = []
         with anyio.fail_after(timeout):
             while True:
-                frame = await self.recv_frame(timeout)
+                try:
+                    frame = await self.recv_frame(timeout)
+                except TruncatedFrame:
+                    if truncated_ok:
+                        return frames
+                    raise
                 if frame is None:
                     return frames
                 if frame.opcode == OP_PING:

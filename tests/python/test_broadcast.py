@@ -153,7 +153,9 @@ async def test_a_too_slow_recipient_is_disconnected_with_1008_and_others_get_eve
                             await changed.wait()
                 await sender.broadcast("end")
             heard_before_reading = "slow" in disconnects
-            frames = await slow.recv_all(timeout=10)
+            # A peer that did not read within the server's short wait was given up on,
+            # possibly in the middle of a frame.
+            frames = await slow.recv_all(timeout=10, truncated_ok=heard_before_reading)
             await eventually(lambda: "slow" in disconnects, what="on_close of the slow client")
             fast_still_connected = "a" not in disconnects and "b" not in disconnects
 

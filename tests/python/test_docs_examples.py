@@ -254,14 +254,3 @@ async def test_connect_and_close_callbacks(tmp_path, connect, anyio_backend) -> 
                 assert messages in ([], ["Goodbye!"])
                 assert end.code == 1001
 
-
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "robyn-websockets.md"
-
-
-def test_the_blocks_are_verbatim_copies_of_the_docs_page() -> None:
-    if not REFERENCE.exists():
-        pytest.skip(f"reference page not available at {REFERENCE}")
-    page = REFERENCE.read_text()
-    for block in (REQUEST, RECEIVING, SENDING, BROADCASTING, QUERY_PARAMS, EASY_ACCESS,
-                  CLOSING, CALLBACKS):
-        assert block in page, block.splitlines()[0]
