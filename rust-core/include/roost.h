@@ -149,7 +149,7 @@ typedef struct {
    */
   uint64_t outbound_queue_bytes;
   /**
-   * Bytes gathered before a write within one batch. Default 16384.
+   * Bytes of queued frames taken for one batch of socket writes. Default 16384.
    */
   uint32_t write_buffer_size;
   /**

@@ -1,6 +1,8 @@
 //! The socket as a connection's frame reader sees it: bytes arrive from the kernel in
 //! bursts of up to `read_buffer_size` per system call, held in a buffer that exists only
-//! while part of a burst is still unread.
+//! while part of a burst is still unread. Its writes go through the connection's
+//! `FrameWriter`, so that tungstenite's control frames never land inside a data frame
+//! the socket took only part of.
 //!
 //! tungstenite keeps its own read buffer for a connection's whole life and reads at most
 //! its configured size per call. Given a 4 KiB buffer, that is 4 KiB held by every idle
@@ -9,12 +11,16 @@
 //! small reads into one large read of the socket: an idle connection holds no burst
 //! buffer, a busy one reads as much per call as before.
 
+use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::frames::FrameWriter;
 
 /// tungstenite's read buffer size: what every connection keeps for good.
 pub(crate) const PARSE_WINDOW: usize = 512;
@@ -25,15 +31,28 @@ pub(crate) struct BurstStream {
     burst: Vec<u8>,
     start: usize,
     burst_size: usize,
+    writer: FrameWriter,
 }
 
 impl BurstStream {
     pub(crate) fn new(socket: TcpStream, burst_size: usize) -> Self {
-        BurstStream { socket, burst: Vec::new(), start: 0, burst_size: burst_size.max(PARSE_WINDOW) }
+        BurstStream {
+            socket,
+            burst: Vec::new(),
+            start: 0,
+            burst_size: burst_size.max(PARSE_WINDOW),
+            writer: FrameWriter::default(),
+        }
     }
 
     pub(crate) fn socket(&self) -> &TcpStream {
         &self.socket
+    }
+
+    /// Writes encoded data frames; see `FrameWriter::poll_write`. Call only when
+    /// tungstenite has nothing buffered, or its half-written frame would be split.
+    pub(crate) fn poll_write_frames(&mut self, cx: &mut Context<'_>, frames: &mut VecDeque<Bytes>) -> Poll<io::Result<()>> {
+        self.writer.poll_write(&mut self.socket, cx, frames)
     }
 
     /// Copies what the caller has room for from the held burst; frees it once read.
@@ -81,7 +100,9 @@ impl AsyncRead for BurstStream {
 
 impl AsyncWrite for BurstStream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().socket).poll_write(cx, data)
+        let this = self.get_mut();
+        ready!(this.writer.poll_finish(&mut this.socket, cx))?;
+        Pin::new(&mut this.socket).poll_write(cx, data)
     }
 
     fn poll_write_vectored(
@@ -89,7 +110,9 @@ impl AsyncWrite for BurstStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().socket).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        ready!(this.writer.poll_finish(&mut this.socket, cx))?;
+        Pin::new(&mut this.socket).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -97,10 +120,16 @@ impl AsyncWrite for BurstStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().socket).poll_flush(cx)
+        let this = self.get_mut();
+        ready!(this.writer.poll_finish(&mut this.socket, cx))?;
+        Pin::new(&mut this.socket).poll_flush(cx)
     }
 
+    /// Ends the sending side at once. Only a connection being given up shuts down: the
+    /// rest of a frame its peer would not take is dropped, not waited for.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().socket).poll_shutdown(cx)
+        let this = self.get_mut();
+        this.writer.abandon();
+        Pin::new(&mut this.socket).poll_shutdown(cx)
     }
 }

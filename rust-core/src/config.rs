@@ -24,8 +24,9 @@ pub struct Config {
     /// only while some are unread: idle connections keep none of it (each keeps a
     /// 512-byte parsing window).
     pub read_buffer_size: usize,
-    /// Bytes gathered before frames are written to the socket within one batch; a batch
-    /// is always flushed when the send queue runs empty. Default 16 KiB.
+    /// Bytes of queued frames taken for one batch of socket writes (a `writev` takes up
+    /// to 64 frames); a batch is always written when the send queue runs empty.
+    /// Default 16 KiB.
     pub write_buffer_size: usize,
     /// Interval between keepalive pings; `None` disables the keepalive. Default 20 s.
     pub ping_interval: Option<Duration>,

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -28,7 +29,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::events::{ConnectInfo, Event};
-use crate::handle::{ConnectionHandle, Outgoing};
+use crate::handle::ConnectionHandle;
 use crate::handshake::{self, Refusal};
 use crate::server::Shared;
 
@@ -177,11 +178,14 @@ struct Driver {
     ws: WebSocketStream<BurstStream>,
     handle: Arc<ConnectionHandle>,
     shared: Arc<Shared>,
-    /// Taken from the outbox, not yet handed to the socket.
-    batch: VecDeque<Outgoing>,
-    /// Payload bytes of the batch being written, released from the outbox's count
-    /// once flushed.
+    /// Encoded frames taken from the outbox, not yet written to the socket.
+    batch: VecDeque<Bytes>,
+    /// Bytes of the batch being written, released from the outbox's count once
+    /// written.
     batch_bytes: usize,
+    /// The close queued after the batch: the batch goes out, then the close handshake.
+    close_after_batch: Option<(u16, String)>,
+    /// tungstenite buffered a control frame that is not yet written.
     needs_flush: bool,
     /// A pong tungstenite queued has not reached the socket yet.
     pong_unsent: bool,
@@ -208,6 +212,7 @@ impl Driver {
             shared,
             batch: VecDeque::new(),
             batch_bytes: 0,
+            close_after_batch: None,
             needs_flush: false,
             pong_unsent: false,
             keepalive,
@@ -240,53 +245,38 @@ impl Driver {
         self.poll_keepalive(cx)
     }
 
-    /// Writes the outbox in batches, flushing each batch before taking the next, so
+    /// Writes the outbox in batches, writing each batch out before taking the next, so
     /// that queued bytes are counted until they reach the socket.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<End> {
         if let Some(code) = self.handle.killed() {
             return Poll::Ready(End::Abort(code, "too slow to keep up with broadcast"));
         }
         loop {
-            while let Some(item) = self.batch.pop_front() {
-                let message = match item {
-                    Outgoing::Close(code, reason) => return Poll::Ready(End::LocalClose(code, reason)),
-                    Outgoing::Message(message) => message,
-                };
-                match Pin::new(&mut self.ws).poll_ready(cx) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(err)) => return Poll::Ready(End::Failed(err)),
-                    Poll::Pending => {
-                        self.batch.push_front(Outgoing::Message(message));
-                        return Poll::Pending;
-                    }
-                }
-                if let Err(err) = Pin::new(&mut self.ws).start_send(message) {
-                    return Poll::Ready(End::Failed(err));
-                }
-                self.needs_flush = true;
-            }
-            if self.needs_flush {
+            // Frames bypass tungstenite: what it buffered (a ping, a pong) goes first.
+            if self.needs_flush || self.pong_unsent {
                 match Pin::new(&mut self.ws).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => self.needs_flush = false,
+                    Poll::Ready(Ok(())) => (self.needs_flush, self.pong_unsent) = (false, false),
                     Poll::Ready(Err(err)) => return Poll::Ready(End::Failed(err)),
                     Poll::Pending => return Poll::Pending,
                 }
             }
+            match self.ws.get_mut().poll_write_frames(cx, &mut self.batch) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(err)) => return Poll::Ready(End::Failed(err.into())),
+                Poll::Pending => return Poll::Pending,
+            }
+            if let Some((code, reason)) = self.close_after_batch.take() {
+                return Poll::Ready(End::LocalClose(code, reason));
+            }
             if self.batch_bytes > 0 && self.handle.flushed(std::mem::take(&mut self.batch_bytes)) {
                 self.shared.events.push(Event::Writable { id: self.handle.id }, None);
             }
-            self.handle.take_batch(&mut self.batch, self.shared.config.write_buffer_size);
-            if self.batch.is_empty() {
+            let (bytes, close) = self.handle.take_batch(&mut self.batch, self.shared.config.write_buffer_size);
+            if bytes == 0 && close.is_none() {
                 return Poll::Pending;
             }
-            self.batch_bytes = self
-                .batch
-                .iter()
-                .map(|item| match item {
-                    Outgoing::Message(m) => m.len(),
-                    Outgoing::Close(..) => 0,
-                })
-                .sum();
+            self.batch_bytes = bytes;
+            self.close_after_batch = close;
         }
     }
 

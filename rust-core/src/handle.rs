@@ -5,16 +5,16 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use bytes::Bytes;
 use futures_util::task::AtomicWaker;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::{Error, Result};
 
 /// Something the consumer asked to go out on a connection.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
-    /// A data message (a broadcast shares its payload among recipients).
-    Message(Message),
+    /// An encoded data frame (a broadcast's one frame is shared by its recipients).
+    Frame(Bytes),
     /// Start the close handshake with this code and reason; nothing is sent after it.
     Close(u16, String),
 }
@@ -34,7 +34,7 @@ pub(crate) enum OutboxState {
 #[derive(Debug)]
 struct Outbox {
     queue: VecDeque<Outgoing>,
-    /// Payload bytes queued or handed to the socket and not yet flushed.
+    /// Frame bytes queued or handed to the socket and not yet flushed.
     bytes: usize,
     state: OutboxState,
     /// A send was refused with WouldBlock: report a writable event once drained.
@@ -93,9 +93,9 @@ impl ConnectionHandle {
         outbox.bytes > 0 && outbox.bytes + len > self.outbound_limit
     }
 
-    /// Queues a message for this connection alone.
-    pub(crate) fn send(&self, message: Message) -> Result<()> {
-        let len = message.len();
+    /// Queues an encoded data frame for this connection alone.
+    pub(crate) fn send(&self, frame: Bytes) -> Result<()> {
+        let len = frame.len();
         let mut outbox = self.outbox();
         if outbox.state != OutboxState::Open {
             return Err(Error::Closed);
@@ -105,16 +105,16 @@ impl ConnectionHandle {
             return Err(Error::WouldBlock);
         }
         outbox.bytes += len;
-        outbox.queue.push_back(Outgoing::Message(message));
+        outbox.queue.push_back(Outgoing::Frame(frame));
         drop(outbox);
         self.waker.wake();
         Ok(())
     }
 
-    /// Queues a broadcast message. A recipient over its limit is closed with 1008
-    /// instead of holding back the others. Returns whether the message was queued.
-    pub(crate) fn offer_broadcast(&self, message: &Message) -> bool {
-        let len = message.len();
+    /// Queues a broadcast's shared frame. A recipient over its limit is closed with
+    /// 1008 instead of holding back the others. Returns whether the frame was queued.
+    pub(crate) fn offer_broadcast(&self, frame: &Bytes) -> bool {
+        let len = frame.len();
         let mut outbox = self.outbox();
         if outbox.state != OutboxState::Open {
             return false;
@@ -128,7 +128,7 @@ impl ConnectionHandle {
             return false;
         }
         outbox.bytes += len;
-        outbox.queue.push_back(Outgoing::Message(message.clone()));
+        outbox.queue.push_back(Outgoing::Frame(frame.clone()));
         drop(outbox);
         self.waker.wake();
         true
@@ -167,22 +167,23 @@ impl ConnectionHandle {
         }
     }
 
-    /// Moves queued items into `batch` until about `max_bytes` are taken or a close is
-    /// reached.
-    pub(crate) fn take_batch(&self, batch: &mut VecDeque<Outgoing>, max_bytes: usize) {
+    /// Moves queued frames into `batch` until about `max_bytes` are taken or a close
+    /// is reached. Returns the bytes taken, and the close if one was reached (it goes
+    /// out after the frames taken with it).
+    pub(crate) fn take_batch(&self, batch: &mut VecDeque<Bytes>, max_bytes: usize) -> (usize, Option<(u16, String)>) {
         let mut outbox = self.outbox();
         let mut taken = 0;
         while taken < max_bytes.max(1) {
-            let Some(item) = outbox.queue.pop_front() else { break };
-            let is_close = matches!(item, Outgoing::Close(..));
-            if let Outgoing::Message(m) = &item {
-                taken += m.len();
-            }
-            batch.push_back(item);
-            if is_close {
-                break;
+            match outbox.queue.pop_front() {
+                None => break,
+                Some(Outgoing::Frame(frame)) => {
+                    taken += frame.len();
+                    batch.push_back(frame);
+                }
+                Some(Outgoing::Close(code, reason)) => return (taken, Some((code, reason))),
             }
         }
+        (taken, None)
     }
 
     /// Records that `bytes` were flushed to the socket. Returns true when a refused

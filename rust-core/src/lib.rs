@@ -13,6 +13,7 @@ mod connection;
 pub mod error;
 pub mod events;
 pub mod ffi;
+mod frames;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

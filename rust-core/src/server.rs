@@ -8,16 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::config::Config;
 use crate::connection;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventQueue};
+use crate::frames::{self, DataKind};
 use crate::handle::ConnectionHandle;
 use crate::registry::Registry;
 use crate::scheduling;
@@ -180,29 +179,34 @@ impl Server {
         self.shared.registry.get(id).ok_or(Error::NotFound)
     }
 
-    /// Queues a text message for one connection. `data` must be UTF-8.
-    pub fn send_text(&self, id: u64, data: Bytes) -> Result<()> {
-        let text = utf8(data)?;
-        self.connection(id)?.send(Message::Text(text))
+    /// Queues a text message for one connection. `data` must be UTF-8; it is copied
+    /// once, into the encoded frame.
+    pub fn send_text(&self, id: u64, data: impl AsRef<[u8]>) -> Result<()> {
+        let data = data.as_ref();
+        check_utf8(data)?;
+        self.connection(id)?.send(frames::encode(DataKind::Text, data))
     }
 
     /// Queues a binary message for one connection.
-    pub fn send_binary(&self, id: u64, data: Bytes) -> Result<()> {
-        self.connection(id)?.send(Message::Binary(data))
+    pub fn send_binary(&self, id: u64, data: impl AsRef<[u8]>) -> Result<()> {
+        self.connection(id)?.send(frames::encode(DataKind::Binary, data.as_ref()))
     }
 
-    /// Queues one shared text message for every connection of `route`; returns how
-    /// many received it. A recipient over its send limit is closed with 1008.
-    pub fn broadcast_text(&self, route: u32, data: Bytes) -> Result<usize> {
-        self.broadcast(route, Message::Text(utf8(data)?))
+    /// Queues a text message for every connection of `route` and returns how many
+    /// received it. It is encoded once, and every recipient shares that one frame. A
+    /// recipient over its send limit is closed with 1008.
+    pub fn broadcast_text(&self, route: u32, data: impl AsRef<[u8]>) -> Result<usize> {
+        let data = data.as_ref();
+        check_utf8(data)?;
+        self.broadcast(route, DataKind::Text, data)
     }
 
     /// Binary form of `broadcast_text`.
-    pub fn broadcast_binary(&self, route: u32, data: Bytes) -> Result<usize> {
-        self.broadcast(route, Message::Binary(data))
+    pub fn broadcast_binary(&self, route: u32, data: impl AsRef<[u8]>) -> Result<usize> {
+        self.broadcast(route, DataKind::Binary, data.as_ref())
     }
 
-    fn broadcast(&self, route: u32, message: Message) -> Result<usize> {
+    fn broadcast(&self, route: u32, kind: DataKind, data: &[u8]) -> Result<usize> {
         if self.shared.stopping.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -210,9 +214,10 @@ impl Server {
             Some(routes) if (route as usize) < routes.len() => {}
             _ => return Err(Error::NotFound),
         }
+        let frame = frames::encode(kind, data);
         let mut delivered = 0;
         self.shared.registry.for_each_in_route(route, |handle| {
-            delivered += usize::from(handle.offer_broadcast(&message));
+            delivered += usize::from(handle.offer_broadcast(&frame));
         });
         Ok(delivered)
     }
@@ -314,8 +319,9 @@ impl Drop for Server {
     }
 }
 
-fn utf8(data: Bytes) -> Result<Utf8Bytes> {
-    Utf8Bytes::try_from(data)
+fn check_utf8(data: &[u8]) -> Result<()> {
+    std::str::from_utf8(data)
+        .map(drop)
         .map_err(|_| Error::InvalidArgument("text message is not valid UTF-8".into()))
 }
 

@@ -10,7 +10,6 @@ pub mod types;
 use std::ffi::{c_char, c_int};
 use std::time::Duration;
 
-use bytes::Bytes;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -19,8 +18,8 @@ use batch::PolledServer;
 use boundary::{boundary, bytes, lookup, require_out, text, write_out};
 pub use types::*;
 
-/// Copies the payload once and hands it to `call` on the server: the shared body of
-/// the send and broadcast functions.
+/// Hands the caller's payload to `call` on the server, which copies it once, into the
+/// encoded frame: the shared body of the send and broadcast functions.
 ///
 /// # Safety
 /// `data` points to `len` readable bytes (or is NULL with `len` 0).
@@ -28,10 +27,10 @@ unsafe fn send<T>(
     server: *mut roost_server,
     data: *const u8,
     len: usize,
-    call: impl FnOnce(&Server, Bytes) -> crate::Result<T>,
+    call: impl FnOnce(&Server, &[u8]) -> crate::Result<T>,
 ) -> crate::Result<T> {
     // SAFETY: forwarded from the caller.
-    let data = Bytes::copy_from_slice(unsafe { bytes(data, len, "data")? });
+    let data = unsafe { bytes(data, len, "data")? };
     call(&lookup(server)?.server, data)
 }
 

@@ -72,7 +72,7 @@ pub struct roost_options {
     /// `ROOST_WOULD_BLOCK` and broadcast closes the recipient with 1008.
     /// Default 1048576 (1 MiB).
     pub outbound_queue_bytes: u64,
-    /// Bytes gathered before a write within one batch. Default 16384.
+    /// Bytes of queued frames taken for one batch of socket writes. Default 16384.
     pub write_buffer_size: u32,
     /// Keepalive ping interval; 0 disables pings. Default 20000.
     pub ping_interval_ms: u32,

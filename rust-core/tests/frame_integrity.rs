@@ -1,0 +1,92 @@
+//! Data frames are written by the core's own writer and control frames by tungstenite.
+//! While a slow peer's socket takes large frames only part at a time, the pongs and
+//! keepalive pings written meanwhile must land between frames, never inside one; and a
+//! broadcast's one shared frame must reach every recipient intact.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use roost::Config;
+use tokio::io::AsyncWriteExt;
+
+// About 10 MiB: more than the kernel buffers between a non-reading peer and the server.
+const MESSAGES: usize = 160;
+
+fn payload(i: usize) -> Vec<u8> {
+    vec![(i % 251) as u8; (64 << 10) + i * 7]
+}
+
+#[test]
+fn control_frames_never_split_a_partly_written_data_frame() {
+    let config = Config {
+        ping_interval: Some(Duration::from_millis(20)),
+        ping_timeout: Duration::from_secs(10),
+        outbound_queue_bytes: 64 << 20,
+        ..test_config()
+    };
+    let (h, mut events) = Harness::with_consumer(config, &["/ws"], record_handler());
+    let port = h.port;
+    let server = h.server().clone();
+    run(30, async move {
+        let mut client = raw_upgrade_small_rcvbuf(port, "/ws", 8 << 10).await;
+        let id = events.connect().await.id;
+        for i in 0..MESSAGES {
+            server.send_binary(id, Bytes::from(payload(i))).unwrap();
+        }
+        // Ping without reading while the server's writes are stuck part-way through
+        // frames: each ping makes tungstenite owe a pong, and keepalive pings come due.
+        for i in 0..40u8 {
+            client.write_all(&client_frame(true, OP_PING, &[i])).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        let (mut data, mut pongs, mut pings) = (0, 0, 0);
+        while data < MESSAGES {
+            let frame = read_frame(&mut client).await.unwrap().expect("stream ended early");
+            assert!(frame.fin && !frame.masked, "frame {frame:?}");
+            match frame.opcode {
+                OP_BINARY => {
+                    assert!(frame.payload == payload(data), "message {data} arrived damaged");
+                    data += 1;
+                }
+                OP_PONG => pongs += 1,
+                OP_PING => pings += 1,
+                other => panic!("unexpected opcode {other} after {data} messages"),
+            }
+        }
+        eprintln!("{pongs} pongs and {pings} pings among {MESSAGES} data frames");
+        assert!(pongs > 0, "no pong among the data frames");
+        assert!(pings > 0, "no keepalive ping among the data frames");
+    });
+}
+
+#[test]
+fn every_recipient_of_a_broadcast_reads_the_shared_frame_intact() {
+    let (h, mut events) = Harness::with_consumer(test_config(), &["/chat"], record_handler());
+    let port = h.port;
+    let server = h.server().clone();
+    run(30, async move {
+        let mut clients = Vec::new();
+        for _ in 0..20 {
+            clients.push(raw_upgrade_small_rcvbuf(port, "/chat", 8 << 10).await);
+            events.connect().await;
+        }
+        let text = "shared frame ".repeat(10_000);
+        for _ in 0..3 {
+            assert_eq!(server.broadcast_text(0, text.as_bytes()).unwrap(), clients.len());
+        }
+        assert_eq!(server.broadcast_binary(0, [1u8, 2, 3]).unwrap(), clients.len());
+        for client in &mut clients {
+            for _ in 0..3 {
+                let frame = read_frame(client).await.unwrap().unwrap();
+                assert_eq!((frame.fin, frame.opcode), (true, OP_TEXT));
+                assert!(frame.payload == text.as_bytes(), "broadcast text arrived damaged");
+            }
+            let frame = read_frame(client).await.unwrap().unwrap();
+            assert_eq!((frame.opcode, frame.payload), (OP_BINARY, vec![1, 2, 3]));
+        }
+    });
+}
