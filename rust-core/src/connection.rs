@@ -195,6 +195,8 @@ struct Driver {
     /// The peer hung up while reading was held back: read what it sent before
     /// hanging up, whatever the credit (the kernel's buffer bounds it).
     peer_hung_up: bool,
+    /// Messages this step queued owe the consumer a wake-up, given when the step ends.
+    signal_due: bool,
 }
 
 impl Driver {
@@ -218,12 +220,18 @@ impl Driver {
             keepalive,
             held_back_check: None,
             peer_hung_up: false,
+            signal_due: false,
         }
     }
 
     async fn run(mut self) -> (u16, String) {
         let end = std::future::poll_fn(|cx| {
-            match std::panic::catch_unwind(AssertUnwindSafe(|| self.poll_step(cx))) {
+            let step = std::panic::catch_unwind(AssertUnwindSafe(|| self.poll_step(cx)));
+            // Whatever the step read, the consumer hears of it now, in one wake-up.
+            if std::mem::take(&mut self.signal_due) {
+                self.shared.events.signal();
+            }
+            match step {
                 Ok(poll) => poll,
                 Err(_) => Poll::Ready(End::Abort(1011, "internal error")),
             }
@@ -328,7 +336,7 @@ impl Driver {
                 binary,
                 data: message.into_data(),
             };
-            self.shared.events.push(event, Some(self.handle.clone()));
+            self.signal_due |= self.shared.events.push_unsignalled(event, Some(self.handle.clone()));
         }
         // Budget spent: let other connections run, then continue.
         cx.waker().wake_by_ref();
