@@ -93,7 +93,10 @@ class Dispatcher:
     async def run(self) -> None:
         """Drains events for ever: poll until empty (which re-arms the descriptor),
         then wait for it. Handlers run between batches."""
-        fd = self._native.ready_fd()
+        async with self._tasks.open():
+            await self._run_loop(self._native.ready_fd())
+
+    async def _run_loop(self, fd: int) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

@@ -1,17 +1,20 @@
 """Where each connection's handler task runs.
 
-On trio the app's anyio task group is a thin nursery and serves as is. On asyncio an
-anyio task group adds, per task, a cancel scope, an event and a wrapping coroutine:
-about 1.8 KB that every idle connection would hold, and a third of the cost of
-accepting one. There the handlers are plain asyncio tasks, which the app cancels and
-waits for when it stops (`cancel_and_wait`), as the task group would have.
+An anyio task group gives every task it starts a handle (since anyio 4.14: a cancel
+scope, an event and a wrapping coroutine): about 1.8 KB on asyncio and 2.5 KB on trio
+that every idle connection would hold, and on asyncio a third of the cost of accepting
+one. So handlers run as plain asyncio tasks, which the app cancels and waits for when
+it stops (`cancel_and_wait`), or in a trio nursery of their own, opened by the
+dispatcher's task inside the app's task group, so that cancelling the group cancels
+them as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import Any, Callable, Coroutine
+from typing import Any, AsyncIterator, Callable, Coroutine, Optional
 
 from anyio.abc import TaskGroup
 
@@ -37,6 +40,11 @@ class AsyncioHandlerTasks:
         if not task.cancelled() and task.exception() is not None:
             logger.error("WebSocket task ended with an error", exc_info=task.exception())
 
+    @contextlib.asynccontextmanager
+    async def open(self) -> AsyncIterator[None]:
+        """Nothing to open: the tasks belong to the loop."""
+        yield
+
     async def cancel_and_wait(self) -> None:
         while self._tasks:
             tasks = list(self._tasks)
@@ -45,17 +53,37 @@ class AsyncioHandlerTasks:
             await asyncio.wait(tasks)
 
 
-class TaskGroupHandlerTasks:
-    """The app's own anyio task group; its cancellation ends the handlers."""
+class TrioHandlerTasks:
+    """A trio nursery, open while the dispatcher runs (`open`). Tasks started after it
+    closed (while the app stops) go to the app's task group, already cancelled."""
 
     def __init__(self, task_group: TaskGroup) -> None:
-        self.start_soon = task_group.start_soon
+        self._after_close = task_group.start_soon
+        self._nursery: Optional[Any] = None
+
+    @contextlib.asynccontextmanager
+    async def open(self) -> AsyncIterator[None]:
+        import trio
+
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                yield
+            finally:
+                self._nursery = None
+
+    def start_soon(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(function, *args)
+        else:
+            self._after_close(function, *args)
 
     async def cancel_and_wait(self) -> None:
-        pass
+        """Nothing to do: the app's task group is cancelled next, and the nursery
+        inside it with it."""
 
 
-HandlerTasks = Any  # AsyncioHandlerTasks or TaskGroupHandlerTasks
+HandlerTasks = Any  # AsyncioHandlerTasks or TrioHandlerTasks
 
 
 def handler_tasks(task_group: TaskGroup) -> HandlerTasks:
@@ -63,5 +91,5 @@ def handler_tasks(task_group: TaskGroup) -> HandlerTasks:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return TaskGroupHandlerTasks(task_group)
+        return TrioHandlerTasks(task_group)
     return AsyncioHandlerTasks()
