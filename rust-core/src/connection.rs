@@ -29,7 +29,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::events::{ConnectInfo, Event};
-use crate::handle::ConnectionHandle;
+use crate::handle::{ConnectionHandle, Taken};
 use crate::handshake::{self, Refusal};
 use crate::server::Shared;
 
@@ -183,8 +183,6 @@ struct Driver {
     /// Bytes of the batch being written, released from the outbox's count once
     /// written.
     batch_bytes: usize,
-    /// The close queued after the batch: the batch goes out, then the close handshake.
-    close_after_batch: Option<(u16, String)>,
     /// tungstenite buffered a control frame that is not yet written.
     needs_flush: bool,
     /// A pong tungstenite queued has not reached the socket yet.
@@ -214,7 +212,6 @@ impl Driver {
             shared,
             batch: VecDeque::new(),
             batch_bytes: 0,
-            close_after_batch: None,
             needs_flush: false,
             pong_unsent: false,
             keepalive,
@@ -273,18 +270,14 @@ impl Driver {
                 Poll::Ready(Err(err)) => return Poll::Ready(End::Failed(err.into())),
                 Poll::Pending => return Poll::Pending,
             }
-            if let Some((code, reason)) = self.close_after_batch.take() {
-                return Poll::Ready(End::LocalClose(code, reason));
-            }
             if self.batch_bytes > 0 && self.handle.flushed(std::mem::take(&mut self.batch_bytes)) {
                 self.shared.events.push(Event::Writable { id: self.handle.id }, None);
             }
-            let (bytes, close) = self.handle.take_batch(&mut self.batch, self.shared.config.write_buffer_size);
-            if bytes == 0 && close.is_none() {
-                return Poll::Pending;
+            match self.handle.take_batch(&mut self.batch, self.shared.config.write_buffer_size) {
+                Taken::Nothing => return Poll::Pending,
+                Taken::Frames(bytes) => self.batch_bytes = bytes,
+                Taken::Close(code, reason) => return Poll::Ready(End::LocalClose(code, reason)),
             }
-            self.batch_bytes = bytes;
-            self.close_after_batch = close;
         }
     }
 

@@ -92,8 +92,11 @@ impl FrameWriter {
         cx: &mut Context<'_>,
         frames: &mut VecDeque<Bytes>,
     ) -> Poll<io::Result<()>> {
-        ready!(self.poll_finish(socket, cx))?;
-        while !frames.is_empty() {
+        loop {
+            ready!(self.poll_finish(socket, cx))?;
+            if frames.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
             let mut slices = [IoSlice::new(&[]); FRAMES_PER_WRITE];
             let count = frames.len().min(FRAMES_PER_WRITE);
             for (slice, frame) in slices.iter_mut().zip(frames.iter()) {
@@ -104,20 +107,17 @@ impl FrameWriter {
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            while written > 0 {
-                let Some(mut frame) = frames.pop_front() else {
-                    break;
-                };
+            // Drop the frames written whole; the rest of one cut short is finished first.
+            while let Some(frame) = frames.front_mut().filter(|_| written > 0) {
                 if written < frame.len() {
                     frame.advance(written);
-                    self.unfinished = Some(frame);
-                    ready!(self.poll_finish(socket, cx))?;
+                    self.unfinished = frames.pop_front();
                     break;
                 }
                 written -= frame.len();
+                frames.pop_front();
             }
         }
-        Poll::Ready(Ok(()))
     }
 }
 

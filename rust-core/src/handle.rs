@@ -19,6 +19,17 @@ pub(crate) enum Outgoing {
     Close(u16, String),
 }
 
+/// What `take_batch` took from the outbox.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// The queue is empty.
+    Nothing,
+    /// Frames of this many bytes, now in the batch.
+    Frames(usize),
+    /// The close that was first in the queue.
+    Close(u16, String),
+}
+
 /// What the connection's task should do next with its outbox.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum OutboxState {
@@ -168,9 +179,9 @@ impl ConnectionHandle {
     }
 
     /// Moves queued frames into `batch` until about `max_bytes` are taken or a close
-    /// is reached. Returns the bytes taken, and the close if one was reached (it goes
-    /// out after the frames taken with it).
-    pub(crate) fn take_batch(&self, batch: &mut VecDeque<Bytes>, max_bytes: usize) -> (usize, Option<(u16, String)>) {
+    /// is next. A close is taken only when it is first in the queue, alone: the frames
+    /// before it go out in earlier batches.
+    pub(crate) fn take_batch(&self, batch: &mut VecDeque<Bytes>, max_bytes: usize) -> Taken {
         let mut outbox = self.outbox();
         let mut taken = 0;
         while taken < max_bytes.max(1) {
@@ -180,10 +191,18 @@ impl ConnectionHandle {
                     taken += frame.len();
                     batch.push_back(frame);
                 }
-                Some(Outgoing::Close(code, reason)) => return (taken, Some((code, reason))),
+                Some(Outgoing::Close(code, reason)) if taken == 0 => return Taken::Close(code, reason),
+                Some(close) => {
+                    outbox.queue.push_front(close);
+                    break;
+                }
             }
         }
-        (taken, None)
+        if taken == 0 {
+            Taken::Nothing
+        } else {
+            Taken::Frames(taken)
+        }
     }
 
     /// Records that `bytes` were flushed to the socket. Returns true when a refused

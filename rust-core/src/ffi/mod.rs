@@ -10,7 +10,6 @@ pub mod types;
 use std::ffi::{c_char, c_int};
 use std::time::Duration;
 
-
 use crate::config::Config;
 use crate::error::Error;
 use crate::server::Server;
