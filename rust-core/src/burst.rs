@@ -2,7 +2,8 @@
 //! bursts of up to `read_buffer_size` per system call, held in a buffer that exists only
 //! while part of a burst is still unread. Its writes go through the connection's
 //! `FrameWriter`, so that tungstenite's control frames never land inside a data frame
-//! the socket took only part of.
+//! the socket took only part of, and claim the socket from senders that write it
+//! directly (see `handle`), taking over what such a write left unwritten.
 //!
 //! tungstenite keeps its own read buffer for a connection's whole life and reads at most
 //! its configured size per call. Given a 4 KiB buffer, that is 4 KiB held by every idle
@@ -14,6 +15,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
@@ -21,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::frames::FrameWriter;
+use crate::handle::ConnectionHandle;
 
 /// tungstenite's read buffer size: what every connection keeps for good.
 pub(crate) const PARSE_WINDOW: usize = 512;
@@ -32,16 +35,18 @@ pub(crate) struct BurstStream {
     start: usize,
     burst_size: usize,
     writer: FrameWriter,
+    handle: Arc<ConnectionHandle>,
 }
 
 impl BurstStream {
-    pub(crate) fn new(socket: TcpStream, burst_size: usize) -> Self {
+    pub(crate) fn new(socket: TcpStream, burst_size: usize, handle: Arc<ConnectionHandle>) -> Self {
         BurstStream {
             socket,
             burst: Vec::new(),
             start: 0,
             burst_size: burst_size.max(PARSE_WINDOW),
             writer: FrameWriter::default(),
+            handle,
         }
     }
 
@@ -51,8 +56,21 @@ impl BurstStream {
 
     /// Writes encoded data frames; see `FrameWriter::poll_write`. Call only when
     /// tungstenite has nothing buffered, or its half-written frame would be split.
+    /// The frames come from `take_batch`, which claimed the socket for them; only a
+    /// direct write's rest needs claiming here.
     pub(crate) fn poll_write_frames(&mut self, cx: &mut Context<'_>, frames: &mut VecDeque<Bytes>) -> Poll<io::Result<()>> {
+        if self.handle.rest_waiting() {
+            self.claim();
+        }
         self.writer.poll_write(&mut self.socket, cx, frames)
+    }
+
+    /// Takes the socket from direct writers before tungstenite writes to it: its
+    /// writes are control frames, rare enough for a lock each.
+    fn claim(&mut self) {
+        if let Some(rest) = self.handle.claim_socket() {
+            self.writer.finish_first(rest);
+        }
     }
 
     /// Copies what the caller has room for from the held burst; frees it once read.
@@ -101,6 +119,7 @@ impl AsyncRead for BurstStream {
 impl AsyncWrite for BurstStream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        this.claim();
         ready!(this.writer.poll_finish(&mut this.socket, cx))?;
         Pin::new(&mut this.socket).poll_write(cx, data)
     }
@@ -111,6 +130,7 @@ impl AsyncWrite for BurstStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        this.claim();
         ready!(this.writer.poll_finish(&mut this.socket, cx))?;
         Pin::new(&mut this.socket).poll_write_vectored(cx, bufs)
     }

@@ -66,13 +66,6 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, shared: Arc<S
         return;
     }
 
-    let ws = WebSocketStream::from_partially_read(
-        BurstStream::new(socket, config.read_buffer_size),
-        request.rest,
-        Role::Server,
-        Some(config.websocket_config()),
-    )
-    .await;
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let handle = Arc::new(ConnectionHandle::new(
         id,
@@ -80,6 +73,13 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, shared: Arc<S
         config.outbound_queue_bytes,
         config.inbound_queue_depth,
     ));
+    let ws = WebSocketStream::from_partially_read(
+        BurstStream::new(socket, config.read_buffer_size, handle.clone()),
+        request.rest,
+        Role::Server,
+        Some(config.websocket_config()),
+    )
+    .await;
     let mut registration = Registration::new(shared.clone(), handle.clone(), slot);
     shared.events.push(
         Event::Connect(Box::new(ConnectInfo::new(
@@ -222,6 +222,8 @@ impl Driver {
     }
 
     async fn run(mut self) -> (u16, String) {
+        use std::os::fd::AsRawFd;
+        self.handle.set_socket(Some(self.ws.get_ref().socket().as_raw_fd()));
         let end = std::future::poll_fn(|cx| {
             let step = std::panic::catch_unwind(AssertUnwindSafe(|| self.poll_step(cx)));
             // Whatever the step read, the consumer hears of it now, in one wake-up.
@@ -234,6 +236,8 @@ impl Driver {
             }
         })
         .await;
+        // Whatever ended the connection, its socket is the task's alone from here on.
+        self.handle.set_socket(None);
         // Boxed: the closing steps' state exists only while closing, instead of
         // enlarging every connection's task.
         Box::pin(self.finish(end)).await
@@ -464,6 +468,14 @@ impl Driver {
             }
         })
         .await;
+    }
+}
+
+impl Drop for Driver {
+    /// A task dropped before it ends (the runtime shutting down) still withdraws the
+    /// socket from direct writers before the socket is closed.
+    fn drop(&mut self) {
+        self.handle.set_socket(None);
     }
 }
 

@@ -79,6 +79,12 @@ impl FrameWriter {
         Poll::Ready(Ok(()))
     }
 
+    /// Makes `rest`, the end of a frame another writer started, the next bytes written.
+    pub(crate) fn finish_first(&mut self, rest: Bytes) {
+        debug_assert!(self.unfinished.is_none(), "two frames cut short at once");
+        self.unfinished = Some(rest);
+    }
+
     /// Drops the rest of a partly written frame: the connection is being given up.
     pub(crate) fn abandon(&mut self) {
         self.unfinished = None;

@@ -37,6 +37,9 @@ pub(crate) struct Shared {
     pub(crate) next_id: AtomicU64,
     pub(crate) stopping: AtomicBool,
     routes: OnceLock<HashMap<Box<[u8]>, u32>>,
+    /// One send may write straight to an idle connection's socket; each poll that
+    /// returns events grants it anew (see `handle` on write-through).
+    pub(crate) write_through: AtomicBool,
     /// Signalled when the last connection leaves during a stop.
     drained: Notify,
     stop_accepting: Notify,
@@ -81,6 +84,7 @@ impl Server {
             next_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             routes: OnceLock::new(),
+            write_through: AtomicBool::new(false),
             drained: Notify::new(),
             stop_accepting: Notify::new(),
         };
@@ -169,7 +173,11 @@ impl Server {
     /// Moves up to `max` waiting events into `out` and returns how many. When it
     /// returns 0 the ready descriptor is re-armed: wait for it before polling again.
     pub fn poll(&self, out: &mut Vec<Event>, max: usize) -> usize {
-        self.shared.events.poll(out, max)
+        let n = self.shared.events.poll(out, max);
+        if n > 0 {
+            self.shared.write_through.store(true, Ordering::Relaxed);
+        }
+        n
     }
 
     fn connection(&self, id: u64) -> Result<Arc<ConnectionHandle>> {
@@ -180,16 +188,17 @@ impl Server {
     }
 
     /// Queues a text message for one connection. `data` must be UTF-8; it is copied
-    /// once, into the encoded frame.
+    /// once, into the encoded frame. The first send after a poll that returned events
+    /// may write the frame to an idle connection's socket at once, from this thread.
     pub fn send_text(&self, id: u64, data: impl AsRef<[u8]>) -> Result<()> {
         let data = data.as_ref();
         check_utf8(data)?;
-        self.connection(id)?.send(frames::encode(DataKind::Text, data))
+        self.connection(id)?.send(frames::encode(DataKind::Text, data), &self.shared.write_through)
     }
 
     /// Queues a binary message for one connection.
     pub fn send_binary(&self, id: u64, data: impl AsRef<[u8]>) -> Result<()> {
-        self.connection(id)?.send(frames::encode(DataKind::Binary, data.as_ref()))
+        self.connection(id)?.send(frames::encode(DataKind::Binary, data.as_ref()), &self.shared.write_through)
     }
 
     /// Queues a text message for every connection of `route` and returns how many

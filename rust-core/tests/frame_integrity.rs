@@ -19,15 +19,28 @@ fn payload(i: usize) -> Vec<u8> {
     vec![(i % 251) as u8; (64 << 10) + i * 7]
 }
 
-#[test]
-fn control_frames_never_split_a_partly_written_data_frame() {
-    let config = Config {
+/// Keepalive pings every 20 ms, and room to queue everything a test sends.
+fn pinging_config() -> Config {
+    Config {
         ping_interval: Some(Duration::from_millis(20)),
         ping_timeout: Duration::from_secs(10),
         outbound_queue_bytes: 64 << 20,
         ..test_config()
-    };
-    let (h, mut events) = Harness::with_consumer(config, &["/ws"], record_handler());
+    }
+}
+
+/// Pings for 400 ms without reading: each ping makes tungstenite owe a pong, and
+/// keepalive pings come due, while the server's writes are stuck part-way.
+async fn ping_without_reading(client: &mut tokio::net::TcpStream) {
+    for i in 0..40u8 {
+        client.write_all(&client_frame(true, OP_PING, &[i])).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn control_frames_never_split_a_partly_written_data_frame() {
+    let (h, mut events) = Harness::with_consumer(pinging_config(), &["/ws"], record_handler());
     let port = h.port;
     let server = h.server().clone();
     run(30, async move {
@@ -38,10 +51,7 @@ fn control_frames_never_split_a_partly_written_data_frame() {
         }
         // Ping without reading while the server's writes are stuck part-way through
         // frames: each ping makes tungstenite owe a pong, and keepalive pings come due.
-        for i in 0..40u8 {
-            client.write_all(&client_frame(true, OP_PING, &[i])).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        ping_without_reading(&mut client).await;
 
         let (mut data, mut pongs, mut pings) = (0, 0, 0);
         while data < MESSAGES {
@@ -88,5 +98,90 @@ fn every_recipient_of_a_broadcast_reads_the_shared_frame_intact() {
             let frame = read_frame(client).await.unwrap().unwrap();
             assert_eq!((frame.opcode, frame.payload), (OP_BINARY, vec![1, 2, 3]));
         }
+    });
+}
+
+#[test]
+fn a_reply_the_socket_takes_in_part_is_finished_before_anything_else() {
+    // After a poll that returned events, one send may write the socket itself from the
+    // sender's thread. A 4 MiB message does not fit in a non-reading peer's buffers, so
+    // the connection's task must finish it, while the peer's pings make tungstenite owe
+    // pongs, keepalive pings come due and more messages queue up behind it.
+    let (h, mut events) = Harness::with_consumer(pinging_config(), &["/ws"], record_handler());
+    let port = h.port;
+    let server = h.server().clone();
+    run(30, async move {
+        let mut client = raw_upgrade_small_rcvbuf(port, "/ws", 8 << 10).await;
+        // The consumer polled the connect: the next send may be written straight out.
+        let id = events.connect().await.id;
+        let large: Vec<u8> = (0..4usize << 20).map(|i| (i % 253) as u8).collect();
+        server.send_binary(id, Bytes::from(large.clone())).unwrap();
+        for i in 0..20 {
+            server.send_binary(id, Bytes::from(payload(i))).unwrap();
+        }
+        ping_without_reading(&mut client).await;
+
+        let (mut data, mut pongs) = (0, 0);
+        while data < 21 {
+            let frame = read_frame(&mut client).await.unwrap().expect("stream ended early");
+            assert!(frame.fin && !frame.masked, "frame {frame:?}");
+            match frame.opcode {
+                OP_BINARY if data == 0 => {
+                    assert!(frame.payload == large, "the large message arrived damaged");
+                    data += 1;
+                }
+                OP_BINARY => {
+                    assert!(frame.payload == payload(data - 1), "message {data} arrived damaged");
+                    data += 1;
+                }
+                OP_PONG => pongs += 1,
+                OP_PING => {}
+                other => panic!("unexpected opcode {other} after {data} messages"),
+            }
+        }
+        assert!(pongs > 0, "no pong among the data frames");
+    });
+}
+
+#[test]
+fn pongs_owed_while_a_reply_is_written_straight_out_land_between_frames() {
+    // Each round the peer pings around a message; the reply (large, so the socket takes
+    // it in part) is written from the sender's thread while the connection's task reads
+    // those pings and writes their pongs.
+    let (h, mut events) = Harness::with_consumer(test_config(), &["/ws"], record_handler());
+    let port = h.port;
+    let server = h.server().clone();
+    run(60, async move {
+        let mut client = raw_upgrade_small_rcvbuf(port, "/ws", 8 << 10).await;
+        let id = events.connect().await.id;
+        let mut pongs = 0;
+        for round in 0..40usize {
+            let reply: Vec<u8> = (0..(256 << 10) + round).map(|i| (i % 241) as u8).collect();
+            let mut burst = Vec::new();
+            for i in 0..8u8 {
+                burst.extend(client_frame(true, OP_PING, &[i]));
+            }
+            burst.extend(client_frame(true, OP_TEXT, b"go"));
+            for i in 0..8u8 {
+                burst.extend(client_frame(true, OP_PING, &[i]));
+            }
+            client.write_all(&burst).await.unwrap();
+            events.message(id).await;
+            server.send_binary(id, Bytes::from(reply.clone())).unwrap();
+            client.write_all(&client_frame(true, OP_PING, b"late")).await.unwrap();
+            loop {
+                let frame = read_frame(&mut client).await.unwrap().expect("stream ended early");
+                assert!(frame.fin && !frame.masked, "round {round}: frame {frame:?}");
+                match frame.opcode {
+                    OP_PONG => pongs += 1,
+                    OP_BINARY => {
+                        assert!(frame.payload == reply, "round {round}: the reply arrived damaged");
+                        break;
+                    }
+                    other => panic!("round {round}: unexpected opcode {other}"),
+                }
+            }
+        }
+        assert!(pongs > 0, "no pong at all");
     });
 }

@@ -189,7 +189,9 @@ pub unsafe extern "C" fn roost_server_poll(
 }
 
 /// Queues a text message (`data[0..len]`, UTF-8) for `connection`, copying it.
-/// May be called from any thread.
+/// May be called from any thread. The first send after a poll that returned events
+/// may write the message to an idle connection's socket at once, from the calling
+/// thread, instead of waking the core's.
 ///
 /// Returns `ROOST_OK`; `ROOST_WOULD_BLOCK` when the connection's send queue is over
 /// its limit (nothing queued; a `ROOST_EVENT_WRITABLE` event follows);
