@@ -56,20 +56,22 @@ impl BurstStream {
 
     /// Writes encoded data frames; see `FrameWriter::poll_write`. Call only when
     /// tungstenite has nothing buffered, or its half-written frame would be split.
-    /// The frames come from `take_batch`, which claimed the socket for them; only a
-    /// direct write's rest needs claiming here.
+    /// The frames come from `take_batch`, which claimed the socket for them.
     pub(crate) fn poll_write_frames(&mut self, cx: &mut Context<'_>, frames: &mut VecDeque<Bytes>) -> Poll<io::Result<()>> {
-        if self.handle.rest_waiting() {
-            self.claim();
-        }
         self.writer.poll_write(&mut self.socket, cx, frames)
+    }
+
+    /// Makes `rest`, the end of a frame a sender's direct write started, the next
+    /// bytes written, whoever writes next.
+    pub(crate) fn finish_first(&mut self, rest: Bytes) {
+        self.writer.finish_first(rest);
     }
 
     /// Takes the socket from direct writers before tungstenite writes to it: its
     /// writes are control frames, rare enough for a lock each.
     fn claim(&mut self) {
         if let Some(rest) = self.handle.claim_socket() {
-            self.writer.finish_first(rest);
+            self.finish_first(rest);
         }
     }
 

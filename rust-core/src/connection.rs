@@ -281,6 +281,7 @@ impl Driver {
                 Taken::Nothing => return Poll::Pending,
                 Taken::Frames(bytes) => self.batch_bytes = bytes,
                 Taken::Close(code, reason) => return Poll::Ready(End::LocalClose(code, reason)),
+                Taken::Rest(rest) => self.ws.get_mut().finish_first(rest),
             }
         }
     }

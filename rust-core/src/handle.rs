@@ -43,6 +43,9 @@ pub(crate) enum Taken {
     Frames(usize),
     /// The close that was first in the queue.
     Close(u16, String),
+    /// The end of a frame a sender's direct write started: it goes out before anything
+    /// else, tungstenite's control frames included.
+    Rest(Bytes),
 }
 
 /// What the connection's task should do next with its outbox.
@@ -96,9 +99,6 @@ pub struct ConnectionHandle {
     killed: AtomicU16,
     /// Wakes the connection's task: new outgoing data, credit returned, resumed.
     waker: AtomicWaker,
-    /// Mirrors `Outbox::rest.is_some()`, so that the task's writer checks it without
-    /// the lock.
-    rest_waiting: AtomicBool,
 }
 
 impl ConnectionHandle {
@@ -121,7 +121,6 @@ impl ConnectionHandle {
             paused: AtomicBool::new(false),
             killed: AtomicU16::new(0),
             waker: AtomicWaker::new(),
-            rest_waiting: AtomicBool::new(false),
         }
     }
 
@@ -161,7 +160,6 @@ impl ConnectionHandle {
                     // The task owns the socket until it has finished this frame.
                     outbox.task_writing = true;
                     outbox.rest = Some(Box::new(rest));
-                    self.rest_waiting.store(true, Ordering::Release);
                     drop(outbox);
                     self.waker.wake();
                     return Ok(());
@@ -242,28 +240,26 @@ impl ConnectionHandle {
         self.outbox().socket = socket.unwrap_or(NO_SOCKET);
     }
 
-    /// The task is about to write the socket: no sender may write it directly until
-    /// `take_batch` finds nothing left. Returns what a sender's direct write left
-    /// unwritten, which must be written before anything else.
+    /// The task is about to write the socket outside `take_batch` (a control frame):
+    /// no sender may write it directly until `take_batch` finds nothing left. Returns
+    /// what a sender's direct write left unwritten, which must be written first.
     pub(crate) fn claim_socket(&self) -> Option<Bytes> {
         let mut outbox = self.outbox();
         outbox.task_writing = true;
-        self.rest_waiting.store(false, Ordering::Release);
         outbox.rest.take().map(|rest| *rest)
     }
 
-    /// Whether a sender's direct write left part of a frame for the task.
-    pub(crate) fn rest_waiting(&self) -> bool {
-        self.rest_waiting.load(Ordering::Acquire)
-    }
-
     /// Moves queued frames into `batch` until about `max_bytes` are taken or a close
-    /// is next. A close is taken only when it is first in the queue, alone: the frames
-    /// before it go out in earlier batches. Call only when everything taken before is
-    /// written: finding the queue empty hands the socket back to senders (unless a
-    /// direct write's rest is waiting for the task).
+    /// is next, claiming the socket for them. A direct write's rest and a close are
+    /// taken alone, the rest before everything, a close only once the frames before it
+    /// went out in earlier batches. Call only when everything taken before is written:
+    /// finding nothing hands the socket back to senders.
     pub(crate) fn take_batch(&self, batch: &mut VecDeque<Bytes>, max_bytes: usize) -> Taken {
         let mut outbox = self.outbox();
+        // The partial write that left a rest already handed the socket to the task.
+        if let Some(rest) = outbox.rest.take() {
+            return Taken::Rest(*rest);
+        }
         let mut taken = 0;
         while taken < max_bytes.max(1) {
             match outbox.queue.pop_front() {
@@ -279,11 +275,10 @@ impl ConnectionHandle {
                 }
             }
         }
+        outbox.task_writing = taken > 0;
         if taken == 0 {
-            outbox.task_writing = outbox.rest.is_some();
             Taken::Nothing
         } else {
-            outbox.task_writing = true;
             Taken::Frames(taken)
         }
     }
@@ -422,34 +417,54 @@ mod tests {
         assert_eq!(received(&mut peer), b"direct");
     }
 
-    #[test]
-    fn the_rest_of_a_partial_direct_write_goes_to_the_next_claim_and_holds_the_socket() {
-        let (handle, _ours, mut peer) = connected();
+    /// Sends a 4 MiB frame directly, which a socket pair takes only in part, and
+    /// returns the frame and the part the peer received.
+    fn send_in_part(handle: &ConnectionHandle, peer: &mut UnixStream) -> (Bytes, Vec<u8>) {
         let frame: Bytes = (0..4usize << 20).map(|i| i as u8).collect::<Vec<u8>>().into();
         handle.send(frame.clone(), &granted()).unwrap();
-        assert!(handle.rest_waiting());
         let mut written = Vec::new();
         loop {
-            let chunk = received(&mut peer);
+            let chunk = received(peer);
             if chunk.is_empty() {
                 break;
             }
             written.extend(chunk);
         }
         assert!(!written.is_empty() && written.len() < frame.len());
+        (frame, written)
+    }
+
+    #[test]
+    fn the_rest_of_a_partial_direct_write_goes_to_the_next_claim_and_holds_the_socket() {
+        let (handle, _ours, mut peer) = connected();
+        let (frame, mut written) = send_in_part(&handle, &mut peer);
         // Until the task has finished the frame, senders queue, grant or not, even
         // with room in the socket and nothing else queued.
         handle.send(Bytes::from_static(b"after"), &granted()).unwrap();
-        let mut batch = VecDeque::new();
-        assert_eq!(handle.take_batch(&mut batch, 1 << 16), Taken::Frames(5));
-        assert_eq!(handle.take_batch(&mut VecDeque::new(), 1 << 16), Taken::Nothing);
-        handle.send(Bytes::from_static(b"x"), &granted()).unwrap();
         assert_eq!(received(&mut peer), b"", "written into the middle of the frame");
-        assert_eq!(handle.take_batch(&mut batch, 1 << 16), Taken::Frames(1));
         let rest = handle.claim_socket().expect("the rest of the frame");
-        assert!(!handle.rest_waiting());
         written.extend_from_slice(&rest);
         assert!(written == frame[..], "the written part and the rest do not make the frame");
+        let mut batch = VecDeque::new();
+        assert_eq!(handle.take_batch(&mut batch, 1 << 16), Taken::Frames(5));
+        handle.send(Bytes::from_static(b"x"), &granted()).unwrap();
+        assert_eq!(received(&mut peer), b"", "written while the task held the socket");
+    }
+
+    #[test]
+    fn take_batch_hands_over_a_direct_write_s_rest_before_queued_frames() {
+        let (handle, _ours, mut peer) = connected();
+        let (frame, mut written) = send_in_part(&handle, &mut peer);
+        handle.send(Bytes::from_static(b"after"), &granted()).unwrap();
+        let mut batch = VecDeque::new();
+        let Taken::Rest(rest) = handle.take_batch(&mut batch, 1 << 16) else {
+            panic!("the rest did not come first");
+        };
+        assert!(batch.is_empty());
+        written.extend_from_slice(&rest);
+        assert!(written == frame[..], "the written part and the rest do not make the frame");
+        assert_eq!(handle.take_batch(&mut batch, 1 << 16), Taken::Frames(5));
+        assert_eq!(handle.claim_socket(), None, "the rest was handed over twice");
     }
 
     #[test]

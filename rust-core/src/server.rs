@@ -193,12 +193,16 @@ impl Server {
     pub fn send_text(&self, id: u64, data: impl AsRef<[u8]>) -> Result<()> {
         let data = data.as_ref();
         check_utf8(data)?;
-        self.connection(id)?.send(frames::encode(DataKind::Text, data), &self.shared.write_through)
+        self.send(id, DataKind::Text, data)
     }
 
     /// Queues a binary message for one connection.
     pub fn send_binary(&self, id: u64, data: impl AsRef<[u8]>) -> Result<()> {
-        self.connection(id)?.send(frames::encode(DataKind::Binary, data.as_ref()), &self.shared.write_through)
+        self.send(id, DataKind::Binary, data.as_ref())
+    }
+
+    fn send(&self, id: u64, kind: DataKind, data: &[u8]) -> Result<()> {
+        self.connection(id)?.send(frames::encode(kind, data), &self.shared.write_through)
     }
 
     /// Queues a text message for every connection of `route` and returns how many

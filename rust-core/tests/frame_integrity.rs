@@ -11,6 +11,7 @@ use bytes::Bytes;
 use common::*;
 use roost::Config;
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 // About 10 MiB: more than the kernel buffers between a non-reading peer and the server.
 const MESSAGES: usize = 160;
@@ -38,14 +39,44 @@ async fn ping_without_reading(client: &mut tokio::net::TcpStream) {
     }
 }
 
+/// A raw client of /ws that reads nothing until told to (an 8 KiB receive buffer),
+/// and its id, once the consumer has polled its connect.
+async fn connect_slow_reader(port: u16, events: &mut Events) -> (TcpStream, u64) {
+    let client = raw_upgrade_small_rcvbuf(port, "/ws", 8 << 10).await;
+    (client, events.connect().await.id)
+}
+
+/// What a client read until a number of data frames had arrived.
+struct Received {
+    data: Vec<Vec<u8>>,
+    pongs: usize,
+    pings: usize,
+}
+
+/// Reads frames until `count` binary ones arrived, each checked to be whole and
+/// unmasked; pongs and pings are counted, anything else fails.
+async fn read_data_frames(client: &mut TcpStream, count: usize) -> Received {
+    let mut received = Received { data: Vec::new(), pongs: 0, pings: 0 };
+    while received.data.len() < count {
+        let frame = read_frame(client).await.unwrap().expect("stream ended early");
+        assert!(frame.fin && !frame.masked, "frame {frame:?}");
+        match frame.opcode {
+            OP_BINARY => received.data.push(frame.payload),
+            OP_PONG => received.pongs += 1,
+            OP_PING => received.pings += 1,
+            other => panic!("unexpected opcode {other} after {} messages", received.data.len()),
+        }
+    }
+    received
+}
+
 #[test]
 fn control_frames_never_split_a_partly_written_data_frame() {
     let (h, mut events) = Harness::with_consumer(pinging_config(), &["/ws"], record_handler());
     let port = h.port;
     let server = h.server().clone();
     run(30, async move {
-        let mut client = raw_upgrade_small_rcvbuf(port, "/ws", 8 << 10).await;
-        let id = events.connect().await.id;
+        let (mut client, id) = connect_slow_reader(port, &mut events).await;
         for i in 0..MESSAGES {
             server.send_binary(id, Bytes::from(payload(i))).unwrap();
         }
@@ -53,23 +84,13 @@ fn control_frames_never_split_a_partly_written_data_frame() {
         // frames: each ping makes tungstenite owe a pong, and keepalive pings come due.
         ping_without_reading(&mut client).await;
 
-        let (mut data, mut pongs, mut pings) = (0, 0, 0);
-        while data < MESSAGES {
-            let frame = read_frame(&mut client).await.unwrap().expect("stream ended early");
-            assert!(frame.fin && !frame.masked, "frame {frame:?}");
-            match frame.opcode {
-                OP_BINARY => {
-                    assert!(frame.payload == payload(data), "message {data} arrived damaged");
-                    data += 1;
-                }
-                OP_PONG => pongs += 1,
-                OP_PING => pings += 1,
-                other => panic!("unexpected opcode {other} after {data} messages"),
-            }
+        let got = read_data_frames(&mut client, MESSAGES).await;
+        for (i, data) in got.data.iter().enumerate() {
+            assert!(*data == payload(i), "message {i} arrived damaged");
         }
-        eprintln!("{pongs} pongs and {pings} pings among {MESSAGES} data frames");
-        assert!(pongs > 0, "no pong among the data frames");
-        assert!(pings > 0, "no keepalive ping among the data frames");
+        eprintln!("{} pongs and {} pings among {MESSAGES} data frames", got.pongs, got.pings);
+        assert!(got.pongs > 0, "no pong among the data frames");
+        assert!(got.pings > 0, "no keepalive ping among the data frames");
     });
 }
 
@@ -111,9 +132,8 @@ fn a_reply_the_socket_takes_in_part_is_finished_before_anything_else() {
     let port = h.port;
     let server = h.server().clone();
     run(30, async move {
-        let mut client = raw_upgrade_small_rcvbuf(port, "/ws", 8 << 10).await;
         // The consumer polled the connect: the next send may be written straight out.
-        let id = events.connect().await.id;
+        let (mut client, id) = connect_slow_reader(port, &mut events).await;
         let large: Vec<u8> = (0..4usize << 20).map(|i| (i % 253) as u8).collect();
         server.send_binary(id, Bytes::from(large.clone())).unwrap();
         for i in 0..20 {
@@ -121,25 +141,12 @@ fn a_reply_the_socket_takes_in_part_is_finished_before_anything_else() {
         }
         ping_without_reading(&mut client).await;
 
-        let (mut data, mut pongs) = (0, 0);
-        while data < 21 {
-            let frame = read_frame(&mut client).await.unwrap().expect("stream ended early");
-            assert!(frame.fin && !frame.masked, "frame {frame:?}");
-            match frame.opcode {
-                OP_BINARY if data == 0 => {
-                    assert!(frame.payload == large, "the large message arrived damaged");
-                    data += 1;
-                }
-                OP_BINARY => {
-                    assert!(frame.payload == payload(data - 1), "message {data} arrived damaged");
-                    data += 1;
-                }
-                OP_PONG => pongs += 1,
-                OP_PING => {}
-                other => panic!("unexpected opcode {other} after {data} messages"),
-            }
+        let got = read_data_frames(&mut client, 21).await;
+        assert!(got.data[0] == large, "the large message arrived damaged");
+        for (i, data) in got.data[1..].iter().enumerate() {
+            assert!(*data == payload(i), "message {} arrived damaged", i + 1);
         }
-        assert!(pongs > 0, "no pong among the data frames");
+        assert!(got.pongs > 0, "no pong among the data frames");
     });
 }
 
@@ -152,8 +159,7 @@ fn pongs_owed_while_a_reply_is_written_straight_out_land_between_frames() {
     let port = h.port;
     let server = h.server().clone();
     run(60, async move {
-        let mut client = raw_upgrade_small_rcvbuf(port, "/ws", 8 << 10).await;
-        let id = events.connect().await.id;
+        let (mut client, id) = connect_slow_reader(port, &mut events).await;
         let mut pongs = 0;
         for round in 0..40usize {
             let reply: Vec<u8> = (0..(256 << 10) + round).map(|i| (i % 241) as u8).collect();
@@ -169,18 +175,10 @@ fn pongs_owed_while_a_reply_is_written_straight_out_land_between_frames() {
             events.message(id).await;
             server.send_binary(id, Bytes::from(reply.clone())).unwrap();
             client.write_all(&client_frame(true, OP_PING, b"late")).await.unwrap();
-            loop {
-                let frame = read_frame(&mut client).await.unwrap().expect("stream ended early");
-                assert!(frame.fin && !frame.masked, "round {round}: frame {frame:?}");
-                match frame.opcode {
-                    OP_PONG => pongs += 1,
-                    OP_BINARY => {
-                        assert!(frame.payload == reply, "round {round}: the reply arrived damaged");
-                        break;
-                    }
-                    other => panic!("round {round}: unexpected opcode {other}"),
-                }
-            }
+            let got = read_data_frames(&mut client, 1).await;
+            assert!(got.data[0] == reply, "round {round}: the reply arrived damaged");
+            assert_eq!(got.pings, 0, "round {round}: a ping with keepalive off");
+            pongs += got.pongs;
         }
         assert!(pongs > 0, "no pong at all");
     });
