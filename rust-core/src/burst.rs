@@ -57,7 +57,11 @@ impl BurstStream {
     /// Writes encoded data frames; see `FrameWriter::poll_write`. Call only when
     /// tungstenite has nothing buffered, or its half-written frame would be split.
     /// The frames come from `take_batch`, which claimed the socket for them.
-    pub(crate) fn poll_write_frames(&mut self, cx: &mut Context<'_>, frames: &mut VecDeque<Bytes>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_write_frames(
+        &mut self,
+        cx: &mut Context<'_>,
+        frames: &mut VecDeque<Bytes>,
+    ) -> Poll<io::Result<()>> {
         self.writer.poll_write(&mut self.socket, cx, frames)
     }
 

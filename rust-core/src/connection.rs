@@ -344,9 +344,7 @@ impl Driver {
     /// Every `HELD_BACK_CHECK`, asks the kernel whether the peer hung up. Returns true
     /// when it did (`peer_hung_up` is then set).
     fn check_peer_while_held_back(&mut self, cx: &mut Context<'_>) -> bool {
-        let timer = self
-            .held_back_check
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(HELD_BACK_CHECK)));
+        let timer = self.held_back_check.get_or_insert_with(|| Box::pin(tokio::time::sleep(HELD_BACK_CHECK)));
         while timer.as_mut().poll(cx).is_ready() {
             if peer_hung_up(self.ws.get_ref().socket()) {
                 self.peer_hung_up = true;

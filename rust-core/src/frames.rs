@@ -108,8 +108,7 @@ impl FrameWriter {
             for (slice, frame) in slices.iter_mut().zip(frames.iter()) {
                 *slice = IoSlice::new(frame);
             }
-            let mut written =
-                ready!(Pin::new(&mut *socket).poll_write_vectored(cx, &slices[..count]))?;
+            let mut written = ready!(Pin::new(&mut *socket).poll_write_vectored(cx, &slices[..count]))?;
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }

@@ -297,8 +297,7 @@ impl ConnectionHandle {
 
     /// Whether the task may read another message: inbound credit left and not paused.
     pub(crate) fn may_read(&self) -> bool {
-        !self.paused.load(Ordering::Acquire)
-            && self.unpolled.load(Ordering::Acquire) < self.inbound_depth
+        !self.paused.load(Ordering::Acquire) && self.unpolled.load(Ordering::Acquire) < self.inbound_depth
     }
 
     /// A message of this connection entered the event queue.

@@ -43,23 +43,17 @@ impl Refusal {
     pub(crate) fn response(self) -> Vec<u8> {
         let (status, extra, body) = match self {
             Refusal::Malformed(why) => ("400 Bad Request", "", why),
-            Refusal::HeadTooLarge => {
-                ("431 Request Header Fields Too Large", "", "Request head too large")
-            }
+            Refusal::HeadTooLarge => ("431 Request Header Fields Too Large", "", "Request head too large"),
             Refusal::UnknownPath => ("404 Not Found", "", "Not Found"),
-            Refusal::NotUpgrade => (
-                "426 Upgrade Required",
-                "Upgrade: websocket\r\n",
-                "WebSocket upgrade required",
-            ),
+            Refusal::NotUpgrade => {
+                ("426 Upgrade Required", "Upgrade: websocket\r\n", "WebSocket upgrade required")
+            }
             Refusal::UnsupportedVersion => (
                 "426 Upgrade Required",
                 "Sec-WebSocket-Version: 13\r\n",
                 "Unsupported WebSocket version (13 is supported)",
             ),
-            Refusal::TooManyConnections => {
-                ("503 Service Unavailable", "", "Too many connections")
-            }
+            Refusal::TooManyConnections => ("503 Service Unavailable", "", "Too many connections"),
         };
         format!(
             "HTTP/1.1 {status}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\n\
@@ -86,9 +80,7 @@ impl UpgradeRequest {
 
 /// Reads one request head from `stream`. Returns the head and any bytes after it, or
 /// `Ok(None)` when the client closed before finishing it.
-pub(crate) async fn read_head(
-    stream: &mut TcpStream,
-) -> Result<Option<(Vec<u8>, Vec<u8>)>, Refusal> {
+pub(crate) async fn read_head(stream: &mut TcpStream) -> Result<Option<(Vec<u8>, Vec<u8>)>, Refusal> {
     let mut buf = Vec::with_capacity(1024);
     let mut scanned: usize = 0;
     loop {
@@ -147,9 +139,7 @@ pub(crate) fn check(
     };
     let has_token = |name: &str, token: &str| {
         request.headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name)).any(|h| {
-            h.value
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+            h.value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
         })
     };
     let is_upgrade = request.method == Some("GET")

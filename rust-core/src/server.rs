@@ -284,9 +284,10 @@ impl Server {
     pub fn stop(&self, grace: Duration) -> Result<()> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return std::thread::scope(|scope| {
-                scope.spawn(|| self.stop_here(grace)).join().map_err(|payload| {
-                    Error::Panic(crate::error::panic_message(&*payload))
-                })?
+                scope
+                    .spawn(|| self.stop_here(grace))
+                    .join()
+                    .map_err(|payload| Error::Panic(crate::error::panic_message(&*payload)))?
             });
         }
         self.stop_here(grace)

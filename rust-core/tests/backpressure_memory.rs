@@ -19,11 +19,7 @@ const LIMIT: usize = 64 << 10;
 const MESSAGE: usize = 16 << 10;
 
 fn config() -> Config {
-    Config {
-        outbound_queue_bytes: LIMIT,
-        close_timeout: Duration::from_millis(500),
-        ..test_config()
-    }
+    Config { outbound_queue_bytes: LIMIT, close_timeout: Duration::from_millis(500), ..test_config() }
 }
 
 #[test]
@@ -75,9 +71,8 @@ fn sends_to_a_client_that_never_reads_hit_would_block_and_memory_stays_bounded()
         // buffer the kernel has since grown, so a few more sends can be accepted before
         // one is refused; 1 MiB accepted in a row (16 queues' worth) would mean no bound.
         let tries = 16 * LIMIT / MESSAGE;
-        let more_accepted = (0..tries)
-            .take_while(|_| server.send_binary(id, Bytes::from(vec![0; MESSAGE])).is_ok())
-            .count();
+        let more_accepted =
+            (0..tries).take_while(|_| server.send_binary(id, Bytes::from(vec![0; MESSAGE])).is_ok()).count();
         assert!(more_accepted < tries, "{more_accepted} more sends accepted without a refusal");
         assert_eq!(server.connection_count(), 1);
     });
@@ -134,7 +129,9 @@ fn broadcast_closes_a_non_reader_with_1008_while_a_reader_gets_everything() {
                 (2, None) => {}
                 (1, None) => killed_at = Some(sent - 1),
                 (1, Some(_)) => {}
-                other => panic!("broadcast {} reached {} recipients (killed at {:?})", sent - 1, other.0, other.1),
+                other => {
+                    panic!("broadcast {} reached {} recipients (killed at {:?})", sent - 1, other.0, other.1)
+                }
             }
             while let Some(event) = events.try_next() {
                 if let Event::Disconnect { id, code, .. } = event {

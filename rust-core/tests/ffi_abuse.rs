@@ -149,7 +149,13 @@ struct Audit {
 impl Audit {
     /// Records a call's status; a violation when it is ROOST_PANIC, outside `allowed`,
     /// or a failure without a message.
-    fn record(&mut self, what: &'static str, got: roost_status, allowed: Set, context: impl FnOnce() -> String) {
+    fn record(
+        &mut self,
+        what: &'static str,
+        got: roost_status,
+        allowed: Set,
+        context: impl FnOnce() -> String,
+    ) {
         self.calls += 1;
         self.by_function.entry(what).or_default()[got as usize] += 1;
         let problem = if got == ROOST_PANIC {
@@ -219,10 +225,7 @@ impl Audit {
             self.violation_count,
             self.violations.join("\n")
         );
-        assert!(
-            self.by_function.values().all(|c| c[ROOST_PANIC as usize] == 0),
-            "{test}: ROOST_PANIC seen"
-        );
+        assert!(self.by_function.values().all(|c| c[ROOST_PANIC as usize] == 0), "{test}: ROOST_PANIC seen");
     }
 }
 
@@ -251,16 +254,17 @@ static HUGE: LazyLock<Vec<u8>> = LazyLock::new(|| {
 const INVALID_UTF8: &[&[u8]] = &[
     b"\xff",
     b"ok\xc3\x28",
-    b"\xc0\x80",                // overlong NUL
-    b"\xed\xa0\x80",            // surrogate half
-    b"\xf4\x90\x80\x80",        // above U+10FFFF
-    b"abc\xe2\x82",             // truncated at the end
-    b"\xf0\x9f\xa6",            // truncated 4-byte sequence
-    b"\x80\x80\x80",            // lone continuation bytes
+    b"\xc0\x80",         // overlong NUL
+    b"\xed\xa0\x80",     // surrogate half
+    b"\xf4\x90\x80\x80", // above U+10FFFF
+    b"abc\xe2\x82",      // truncated at the end
+    b"\xf0\x9f\xa6",     // truncated 4-byte sequence
+    b"\x80\x80\x80",     // lone continuation bytes
     b"valid until here \xfe",
 ];
 
-const VALID_UTF8: &[&str] = &["héllo wörld", "🦀 crab", "日本語テキスト", "\u{0}nul inside", "\u{10ffff}", "a"];
+const VALID_UTF8: &[&str] =
+    &["héllo wörld", "🦀 crab", "日本語テキスト", "\u{0}nul inside", "\u{10ffff}", "a"];
 
 /// A data argument: pointer, length, and what the core must make of it.
 #[derive(Clone, Copy)]
@@ -299,7 +303,9 @@ fn payload(rng: &mut Rng, scratch: &mut Vec<u8>, huge_budget: &AtomicU32) -> Dat
     match rng.below(20) {
         0 => Data { ptr: null(), len: 0, bad_pointer: false, utf8: true, label: "NULL, 0" },
         // A non-NULL pointer that must not be read: length 0.
-        1 => Data { ptr: std::ptr::dangling::<u8>(), len: 0, bad_pointer: false, utf8: true, label: "0x1, 0" },
+        1 => {
+            Data { ptr: std::ptr::dangling::<u8>(), len: 0, bad_pointer: false, utf8: true, label: "0x1, 0" }
+        }
         2 => {
             let len = rng.range(1, 1 << 40) as usize;
             Data { ptr: null(), len, bad_pointer: true, utf8: false, label: "NULL with a length" }
@@ -336,10 +342,7 @@ fn payload(rng: &mut Rng, scratch: &mut Vec<u8>, huge_budget: &AtomicU32) -> Dat
             }
             data_of(scratch, "medium")
         }
-        11 if huge_budget
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| b.checked_sub(1))
-            .is_ok() =>
-        {
+        11 if huge_budget.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| b.checked_sub(1)).is_ok() => {
             if rng.chance(50) {
                 data_of(&HUGE[..HUGE_LEN], "8 MiB text")
             } else {
@@ -683,10 +686,8 @@ fn raw_request(server: SocketAddr, request: &[u8]) -> Option<(TcpStream, Option<
             _ => return Some((s, None)),
         }
     }
-    let status = std::str::from_utf8(&head)
-        .ok()
-        .and_then(|h| h.split(' ').nth(1))
-        .and_then(|code| code.parse().ok());
+    let status =
+        std::str::from_utf8(&head).ok().and_then(|h| h.split(' ').nth(1)).and_then(|code| code.parse().ok());
     Some((s, status))
 }
 
@@ -801,7 +802,8 @@ fn client_leave(rng: &mut Rng, mut c: Client) {
         0 => {
             let mut payload = 1000u16.to_be_bytes().to_vec();
             payload.extend_from_slice(b"bye");
-            if write_within(&mut c.stream, &frame(true, 0, 0x8, &payload, false), Duration::from_millis(200)) {
+            if write_within(&mut c.stream, &frame(true, 0, 0x8, &payload, false), Duration::from_millis(200))
+            {
                 // Wait briefly for the server's close and EOF.
                 let deadline = Instant::now() + Duration::from_millis(200);
                 while Instant::now() < deadline && drain(&mut c.stream) {
@@ -1092,7 +1094,9 @@ fn route_path(rng: &mut Rng, scratch: &mut Vec<u8>, existing: &[Vec<u8>]) -> (Da
             scratch.extend_from_slice(bytes);
             data_of(scratch, "route path")
         }
-        None if rng.chance(10) => Data { ptr: null(), len: 3, bad_pointer: true, utf8: false, label: "NULL path" },
+        None if rng.chance(10) => {
+            Data { ptr: null(), len: 3, bad_pointer: true, utf8: false, label: "NULL path" }
+        }
         None => {
             scratch.clear();
             scratch.extend_from_slice(format!("/r{}", rng.below(1000)).as_bytes());
@@ -1190,7 +1194,8 @@ fn sequential_round(seed: u64, round: u64, taken_port: u16, freed: &mut Vec<usiz
     // others reach start (or never do) through the random steps.
     if rng.chance(70) {
         for path in ["/a", "/b"].iter().take(1 + rng.below(2) as usize) {
-            let route = add_route(a, m.handle, data_of(path.as_bytes(), "route path"), true, Set::of(&[ROOST_OK]));
+            let route =
+                add_route(a, m.handle, data_of(path.as_bytes(), "route path"), true, Set::of(&[ROOST_OK]));
             assert_eq!(route, Some(m.routes.len() as u32), "seed {seed:#x}");
             m.routes.push(path.as_bytes().to_vec());
         }
@@ -1238,7 +1243,10 @@ fn sequential_round(seed: u64, round: u64, taken_port: u16, freed: &mut Vec<usiz
             2 | 3 => {
                 // Start early and often: most of the test needs a running server.
                 let (host, host_set): (Data, Set) = match rng.below(8) {
-                    0 => (Data { ptr: null(), len: 9, bad_pointer: true, utf8: false, label: "NULL host" }, S_IA),
+                    0 => (
+                        Data { ptr: null(), len: 9, bad_pointer: true, utf8: false, label: "NULL host" },
+                        S_IA,
+                    ),
                     1 => (data_of(b"127.0.0.1\xff", "host not UTF-8"), S_IA),
                     2 => (data_of(b"127.0.0.1\0evil", "host with NUL"), Set::of(&[ROOST_IO])),
                     3 => (data_of(b"::1", "::1"), Set::of(&[ROOST_OK, ROOST_IO])),
@@ -1265,7 +1273,11 @@ fn sequential_round(seed: u64, round: u64, taken_port: u16, freed: &mut Vec<usiz
                 a.record("start", st, want, || format!("host {}, port {port}", host.describe()));
                 if st == ROOST_OK {
                     m.life = Life::Running;
-                    let ip: std::net::IpAddr = if host.label == "::1" { [0u16, 0, 0, 0, 0, 0, 0, 1].into() } else { [127, 0, 0, 1].into() };
+                    let ip: std::net::IpAddr = if host.label == "::1" {
+                        [0u16, 0, 0, 0, 0, 0, 0, 1].into()
+                    } else {
+                        [127, 0, 0, 1].into()
+                    };
                     m.addr = SocketAddr::new(ip, bound);
                     if bound == 0 {
                         a.violation("start gave port 0".into());
@@ -1300,7 +1312,9 @@ fn sequential_round(seed: u64, round: u64, taken_port: u16, freed: &mut Vec<usiz
                     // SAFETY: `ev` NULL or 4 writable events; the bad cases are refused.
                     let st = unsafe { roost_server_poll(h, ev, cap, out_ptr) };
                     let valid = !ev.is_null() && cap > 0 && out;
-                    a.record("poll", st, dead(valid, Set::of(&[ROOST_OK])), || format!("events NULL {}, cap {cap}, out {out}", ev.is_null()));
+                    a.record("poll", st, dead(valid, Set::of(&[ROOST_OK])), || {
+                        format!("events NULL {}, cap {cap}, out {out}", ev.is_null())
+                    });
                     if st == ROOST_OK {
                         // Events polled on a bad-argument path are still checked.
                         for e in &events[..n.min(4)] {
@@ -1605,7 +1619,11 @@ fn abuser(shared: Arc<Shared>, seed: u64, index: u64) -> Audit {
                 });
             }
             6 | 7 => {
-                let route = if rng.chance(85) { rng.below(u64::from(shared.routes)) as u32 } else { rng.next() as u32 | 2 };
+                let route = if rng.chance(85) {
+                    rng.below(u64::from(shared.routes)) as u32
+                } else {
+                    rng.next() as u32 | 2
+                };
                 let data = payload(&mut rng, &mut scratch, &shared.huge_budget);
                 let text = rng.chance(50);
                 let args_ok = h_ok && !data.bad_pointer && (!text || data.utf8);
@@ -1631,16 +1649,24 @@ fn abuser(shared: Arc<Shared>, seed: u64, index: u64) -> Audit {
             8 | 9 => {
                 // Mostly refused closes: a successful one ends a client's connection,
                 // and the clients should live long enough to talk.
-                let code = if rng.chance(85) { *rng.pick(&[0, 999, 1005, 1006, 1015, 5000]) } else { close_code(&mut rng) };
+                let code = if rng.chance(85) {
+                    *rng.pick(&[0, 999, 1005, 1006, 1015, 5000])
+                } else {
+                    close_code(&mut rng)
+                };
                 let (why, fits) = reason(&mut rng, &mut scratch2);
                 let args_ok = h_ok && fits && sendable_close_code(code);
                 // SAFETY: valid reason or a refused bad pointer.
                 let st = unsafe { roost_connection_close(h, id, code, why.ptr, why.len) };
                 let after = shared.phase.load(Ordering::Acquire);
-                let running = if never_issued { unknown } else { Set::of(&[ROOST_OK, ROOST_CLOSED, ROOST_NOT_FOUND]) };
+                let running =
+                    if never_issued { unknown } else { Set::of(&[ROOST_OK, ROOST_CLOSED, ROOST_NOT_FOUND]) };
                 let want = if args_ok { across(before, after, running, closed_set) } else { S_IA };
                 a.record("close", st, want, || {
-                    format!("connection {id}, code {code}, reason {}, phase {before}..{after}", why.describe())
+                    format!(
+                        "connection {id}, code {code}, reason {}, phase {before}..{after}",
+                        why.describe()
+                    )
                 });
             }
             10 | 11 => {
@@ -1824,18 +1850,27 @@ fn four_threads_abuse_the_api_while_one_polls_and_real_clients_come_and_go() {
 
     let poll_thread = {
         let shared = shared.clone();
-        std::thread::Builder::new().name("abuse-poller".into()).spawn(move || poller(shared, seed, fd)).unwrap()
+        std::thread::Builder::new()
+            .name("abuse-poller".into())
+            .spawn(move || poller(shared, seed, fd))
+            .unwrap()
     };
     let abusers: Vec<_> = (0..4)
         .map(|i| {
             let shared = shared.clone();
-            std::thread::Builder::new().name(format!("abuser-{i}")).spawn(move || abuser(shared, seed, i)).unwrap()
+            std::thread::Builder::new()
+                .name(format!("abuser-{i}"))
+                .spawn(move || abuser(shared, seed, i))
+                .unwrap()
         })
         .collect();
     let client_threads: Vec<_> = (0..2)
         .map(|i| {
             let shared = shared.clone();
-            std::thread::Builder::new().name(format!("clients-{i}")).spawn(move || clients(shared, seed, i)).unwrap()
+            std::thread::Builder::new()
+                .name(format!("clients-{i}"))
+                .spawn(move || clients(shared, seed, i))
+                .unwrap()
         })
         .collect();
 
@@ -1895,7 +1930,10 @@ fn four_threads_abuse_the_api_while_one_polls_and_real_clients_come_and_go() {
         log.connects, log.disconnects, log.messages, log.writables
     );
     audit.assert_clean(seed, "four threads");
-    assert_eq!(n, 0, "connection_count after every client left (seed {seed:#x}); live: {live_after_leaving:?}");
+    assert_eq!(
+        n, 0,
+        "connection_count after every client left (seed {seed:#x}); live: {live_after_leaving:?}"
+    );
     assert!(live_after_leaving.is_empty(), "connections without DISCONNECT: {live_after_leaving:?}");
     assert_eq!(log.connects, log.disconnects, "every CONNECT has its DISCONNECT");
     assert!(log.connects > 0 && upgraded > 0, "no client ever connected");

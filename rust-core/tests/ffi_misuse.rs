@@ -68,7 +68,8 @@ fn null_pointers_give_invalid_argument() {
     unsafe {
         fails(roost_options_init(null_mut()), ROOST_INVALID_ARGUMENT);
         fails(roost_server_new(null(), null_mut()), ROOST_INVALID_ARGUMENT);
-        let msg = fails(roost_server_add_route(null_mut(), "/ws".as_ptr(), 3, &mut 0), ROOST_INVALID_ARGUMENT);
+        let msg =
+            fails(roost_server_add_route(null_mut(), "/ws".as_ptr(), 3, &mut 0), ROOST_INVALID_ARGUMENT);
         assert!(msg.contains("NULL"), "{msg}");
 
         let s = new_server();
@@ -100,7 +101,10 @@ fn null_pointers_give_invalid_argument() {
         fails(roost_connection_send_binary(null_mut(), 1, "x".as_ptr(), 1), ROOST_INVALID_ARGUMENT);
         fails(roost_connection_send_text(s, 1, null(), 5), ROOST_INVALID_ARGUMENT);
         fails(roost_connection_send_binary(s, 1, null(), 5), ROOST_INVALID_ARGUMENT);
-        fails(roost_server_broadcast_text(null_mut(), 0, "x".as_ptr(), 1, null_mut()), ROOST_INVALID_ARGUMENT);
+        fails(
+            roost_server_broadcast_text(null_mut(), 0, "x".as_ptr(), 1, null_mut()),
+            ROOST_INVALID_ARGUMENT,
+        );
         fails(roost_server_broadcast_binary(s, 0, null(), 1, null_mut()), ROOST_INVALID_ARGUMENT);
         fails(roost_connection_close(null_mut(), 1, 1000, null(), 0), ROOST_INVALID_ARGUMENT);
         fails(roost_connection_close(s, 1, 1000, null(), 4), ROOST_INVALID_ARGUMENT);
@@ -274,7 +278,10 @@ fn connection_calls_stale_ids_utf8_and_calls_after_stop() {
         fails(roost_server_broadcast_text(s, 9, "x".as_ptr(), 1, &mut recipients), ROOST_NOT_FOUND);
         assert_eq!(roost_server_broadcast_text(s, route, "x".as_ptr(), 1, &mut recipients), ROOST_OK);
         assert_eq!(recipients, 0);
-        fails(roost_server_broadcast_text(s, route, [0xc3u8, 0x28].as_ptr(), 2, null_mut()), ROOST_INVALID_ARGUMENT);
+        fails(
+            roost_server_broadcast_text(s, route, [0xc3u8, 0x28].as_ptr(), 2, null_mut()),
+            ROOST_INVALID_ARGUMENT,
+        );
 
         // After stop: sends and broadcasts are CLOSED; stop again is fine.
         assert_eq!(roost_server_stop(s, 500), ROOST_OK);

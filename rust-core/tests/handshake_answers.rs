@@ -14,10 +14,7 @@ fn answer(request: &[u8]) -> HttpAnswer {
 }
 
 fn assert_text_body(a: &HttpAnswer) {
-    assert!(
-        a.header("content-type").is_some_and(|v| v.starts_with("text/plain")),
-        "content type of {a:?}"
-    );
+    assert!(a.header("content-type").is_some_and(|v| v.starts_with("text/plain")), "content type of {a:?}");
     assert!(!a.body.trim().is_empty(), "empty body in {a:?}");
     assert_eq!(a.header("content-length"), Some(a.body.len().to_string().as_str()));
 }

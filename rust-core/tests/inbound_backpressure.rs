@@ -52,7 +52,10 @@ fn flooding_client_is_blocked_until_the_consumer_polls_then_everything_arrives_i
             loop {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 let now = progress.load(Ordering::Acquire);
-                assert!(now < COUNT, "all {COUNT} messages (32 MiB) were written: nothing held the client back");
+                assert!(
+                    now < COUNT,
+                    "all {COUNT} messages (32 MiB) were written: nothing held the client back"
+                );
                 if now != last.0 {
                     last = (now, Instant::now());
                 } else if last.1.elapsed() >= Duration::from_millis(500) {
@@ -70,7 +73,10 @@ fn flooding_client_is_blocked_until_the_consumer_polls_then_everything_arrives_i
         written_before_stall * MESSAGE / 1024,
         rss_growth / 1024
     );
-    assert!(written_before_stall * MESSAGE < 16 * MIB, "client wrote {written_before_stall} messages before blocking");
+    assert!(
+        written_before_stall * MESSAGE < 16 * MIB,
+        "client wrote {written_before_stall} messages before blocking"
+    );
     assert!(rss_growth < 32 * MIB, "RSS grew by {} MiB while the consumer did not poll", rss_growth / MIB);
     assert_eq!(server.connection_count(), 1);
 
@@ -116,7 +122,10 @@ fn paused_reading_holds_messages_back_until_resumed() {
         server.set_reading_paused(id, true).unwrap();
         s.write_all(&client_frame(true, OP_TEXT, b"second")).await.unwrap();
         // Nothing is delivered while paused.
-        assert!(events.next_within(Duration::from_millis(300)).await.is_none(), "message delivered while paused");
+        assert!(
+            events.next_within(Duration::from_millis(300)).await.is_none(),
+            "message delivered while paused"
+        );
         server.set_reading_paused(id, false).unwrap();
         assert_eq!(events.message(id).await.1.as_ref(), b"second");
     });

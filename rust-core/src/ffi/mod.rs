@@ -150,7 +150,10 @@ pub unsafe extern "C" fn roost_server_start(
 ///
 /// Returns `ROOST_OK` or `ROOST_INVALID_ARGUMENT`.
 #[no_mangle]
-pub unsafe extern "C" fn roost_server_ready_fd(server: *mut roost_server, out_fd: *mut c_int) -> roost_status {
+pub unsafe extern "C" fn roost_server_ready_fd(
+    server: *mut roost_server,
+    out_fd: *mut c_int,
+) -> roost_status {
     boundary(|| {
         let fd = lookup(server)?.server.ready_fd();
         // SAFETY: `out_fd` is checked for NULL inside.
@@ -295,7 +298,10 @@ pub unsafe extern "C" fn roost_connection_close(
 /// Returns `ROOST_OK`, `ROOST_NOT_FOUND` (unknown or retired id), `ROOST_CLOSED` (after
 /// stop) or `ROOST_INVALID_ARGUMENT`.
 #[no_mangle]
-pub extern "C" fn roost_connection_join_broadcast(server: *mut roost_server, connection: u64) -> roost_status {
+pub extern "C" fn roost_connection_join_broadcast(
+    server: *mut roost_server,
+    connection: u64,
+) -> roost_status {
     boundary(|| lookup(server)?.server.join_broadcast(connection))
 }
 
