@@ -197,11 +197,10 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
 
     roost_options options;
-    roost_status status = roost_options_init(&options);
+    roost_status status = ROOST_OPTIONS_INIT(&options);
     if (status != ROOST_OK) return fail("roost_options_init", status);
     if (max_message_size > 0) {
         options.max_message_size = max_message_size;
-        options.max_frame_size = max_message_size;
     }
     roost_server *server = NULL;
     status = roost_server_new(&options, &server);
@@ -232,7 +231,7 @@ int main(int argc, char **argv) {
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
     while (!stop_requested) {
         size_t n = 0;
-        status = roost_server_poll(server, events, BATCH, &n);
+        status = ROOST_SERVER_POLL(server, events, BATCH, &n);
         if (status != ROOST_OK) {
             fail("roost_server_poll", status);
             break;

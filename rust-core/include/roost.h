@@ -24,10 +24,19 @@
  * - No panic crosses this boundary: one is reported as ROOST_PANIC. A panic inside a
  *   connection closes that connection with 1011 and nothing else.
  *
+ * - Versions: ROOST_VERSION_MAJOR / _MINOR / _PATCH / _NUMBER give the header's
+ *   version, roost_version() and roost_version_number() the library's.
+ * - Structs that grow: roost_options and roost_event gain fields only at their end, and
+ *   the library is told the size a program was compiled with (roost_options.size, set
+ *   by roost_options_init; the event_size argument of roost_server_poll). Use the macros
+ *   ROOST_OPTIONS_INIT and ROOST_SERVER_POLL, which pass sizeof for you: a program then
+ *   keeps working with later libraries without being rebuilt.
+ *
  * The event loop
+ *     roost_event events[64];
  *     for (;;) {
  *         size_t n;
- *         roost_server_poll(server, events, 64, &n);
+ *         ROOST_SERVER_POLL(server, events, 64, &n);
  *         if (n == 0) wait until ready_fd is readable;   (the empty poll re-armed it)
  *         else handle events[0..n];
  *     }
@@ -42,6 +51,40 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+/* Fills *options with the defaults, passing the size this program was compiled with. */
+#define ROOST_OPTIONS_INIT(options) roost_options_init((options), sizeof *(options))
+
+/* Polls into an array of roost_event, passing the size this program was compiled with. */
+#define ROOST_SERVER_POLL(server, events, capacity, out_count) \
+    roost_server_poll((server), (events), (capacity), sizeof *(events), (out_count))
+
+
+/**
+ * The library's version, as the header it was compiled with gives it: major.
+ */
+#define ROOST_VERSION_MAJOR 0
+
+/**
+ * Minor version.
+ */
+#define ROOST_VERSION_MINOR 1
+
+/**
+ * Patch version.
+ */
+#define ROOST_VERSION_PATCH 0
+
+/**
+ * The version as one number, `major << 16 | minor << 8 | patch`; compare it with
+ * `roost_version_number()` to tell the header from the library a program runs with.
+ */
+#define ROOST_VERSION_NUMBER 256
+
+/**
+ * The longest close reason a server may send, in bytes of UTF-8 (a close frame's
+ * payload is at most 125 bytes, two of them the code).
+ */
+#define ROOST_MAX_CLOSE_REASON 123
 
 /**
  * The result of every call.
@@ -120,16 +163,29 @@ typedef enum {
 typedef struct roost_server roost_server;
 
 /**
- * Limits and options of a server. Fill it with `roost_options_init`, change what you
- * need, pass it to `roost_server_new`. Sizes are bytes, times milliseconds.
+ * Limits and options of a server. Fill it with `roost_options_init` (which sets
+ * `size`), change what you need, pass it to `roost_server_new`. Sizes are bytes,
+ * times milliseconds.
+ *
+ * The struct grows at its end in later versions, and `size` says which version a
+ * program was compiled with: a library accepts any size from this version's on. A
+ * larger struct (from a newer header) is accepted when the fields this library does
+ * not know are zero, and refused with `ROOST_INVALID_ARGUMENT` otherwise; later
+ * libraries give fields beyond a smaller struct their defaults.
  */
 typedef struct {
   /**
-   * Largest message accepted; larger closes with 1009. Default 1048576 (1 MiB).
+   * `sizeof(roost_options)` as the program was compiled; set by `roost_options_init`.
+   */
+  uint32_t size;
+  /**
+   * Largest message accepted, in bytes, inclusive; larger closes with 1009.
+   * Default 1048576 (1 MiB).
    */
   uint64_t max_message_size;
   /**
-   * Largest frame accepted; larger closes with 1009. Default 1048576 (1 MiB).
+   * Largest frame accepted, inclusive; larger closes with 1009. Default 0:
+   * follows `max_message_size`.
    */
   uint64_t max_frame_size;
   /**
@@ -169,9 +225,14 @@ typedef struct {
    */
   uint32_t close_timeout_ms;
   /**
-   * Open sockets above which new clients get HTTP 503. Default 100000.
+   * Upgraded connections above which new clients get HTTP 503. Default 100000.
    */
   uint32_t max_connections;
+  /**
+   * Upgrades in progress above which a new socket gets HTTP 503 at once.
+   * Default 10000.
+   */
+  uint32_t max_pending_handshakes;
   /**
    * Threads of the core's runtime. Default 1.
    */
@@ -210,6 +271,9 @@ typedef struct {
  * An event filled in by `roost_server_poll`. Every pointer in it stays valid until
  * the next `roost_server_poll` or `roost_server_free` on the same server; copy what
  * you keep. Pointers that an event kind does not use are NULL with length 0.
+ *
+ * The struct grows at its end in later versions: `roost_server_poll` takes the size
+ * the program was compiled with and fills that much of each event.
  */
 typedef struct {
   /**
@@ -277,15 +341,6 @@ typedef struct {
    * Length of `peer`.
    */
   size_t peer_len;
-  /**
-   * The request head as received, request line and header lines through the blank
-   * line (CONNECT): one buffer for consumers that keep it whole and parse later.
-   */
-  const uint8_t *head;
-  /**
-   * Length of `head`.
-   */
-  size_t head_len;
 } roost_event;
 
 #ifdef __cplusplus
@@ -298,6 +353,13 @@ extern "C" {
 const char *roost_version(void);
 
 /**
+ * The library's version as one number, `major << 16 | minor << 8 | patch`: compare
+ * it with `ROOST_VERSION_NUMBER` to check that the library a program runs with is the
+ * one its header came from (or a later one).
+ */
+uint32_t roost_version_number(void);
+
+/**
  * The message of the last call that failed on the calling thread, NUL-terminated;
  * empty if none failed yet. Owned by the library; valid until the next failing call
  * on this thread.
@@ -305,21 +367,26 @@ const char *roost_version(void);
 const char *roost_last_error(void);
 
 /**
- * Writes the default options to `*out`.
+ * Writes the default options to `*out`, a struct of `size` bytes: pass
+ * `sizeof(roost_options)` (the macro `ROOST_OPTIONS_INIT(&options)` does). `out->size`
+ * is set to `size`; fields a newer header has and this library lacks are zeroed.
  *
- * Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` when `out` is NULL.
+ * Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` when `out` is NULL or `size` is
+ * smaller than this library's `roost_options`.
  */
-roost_status roost_options_init(roost_options *out);
+roost_status roost_options_init(roost_options *out, size_t size);
 
 /**
- * Creates a server with `options` (NULL for the defaults) and writes its handle to
+ * Creates a server with `options` (filled by `roost_options_init`; NULL for the defaults) and writes its handle to
  * `*out`. The server does nothing until `roost_server_start`; its ready descriptor
  * exists from now on. Free it with `roost_server_free`.
  *
- * Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` for a NULL `out` or an option out of
- * range (the message names it); `ROOST_IO` when the ready descriptor cannot be made.
+ * Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` for a NULL `out`, an option out of
+ * range (the message names it) or options of a newer header that set fields this
+ * library does not know; `ROOST_IO` when the ready descriptor cannot be made.
  */
-roost_status roost_server_new(const roost_options *options, roost_server **out);
+roost_status roost_server_new(const roost_options *options,
+                              roost_server **out);
 
 /**
  * Stops the server if it runs (as `roost_server_stop` with no grace period) and
@@ -368,19 +435,23 @@ roost_status roost_server_start(roost_server *server,
 roost_status roost_server_ready_fd(roost_server *server, int *out_fd);
 
 /**
- * Fills up to `capacity` events into `events` and writes how many to `*out_count`.
- * Releases the previous poll's events first: their pointers die here.
+ * Fills up to `capacity` events into `events`, an array of events of `event_size`
+ * bytes each (pass `sizeof(roost_event)`; the macro `ROOST_SERVER_POLL` does), and
+ * writes how many to `*out_count`. Releases the previous poll's events first: their
+ * pointers die here.
  *
  * Drain by calling it until `*out_count` is 0; only that empty poll re-arms the ready
  * descriptor, and after it the descriptor becomes readable as soon as an event
  * arrives. Then wait for the descriptor. One thread polls a server at a time.
  *
  * Returns `ROOST_OK` (also after stop, while disconnect events remain), or
- * `ROOST_INVALID_ARGUMENT` (NULLs, `capacity` 0).
+ * `ROOST_INVALID_ARGUMENT` (NULLs, `capacity` 0, `event_size` smaller than this
+ * library's `roost_event`).
  */
 roost_status roost_server_poll(roost_server *server,
                                roost_event *events,
                                size_t capacity,
+                               size_t event_size,
                                size_t *out_count);
 
 /**
@@ -431,6 +502,16 @@ roost_status roost_server_broadcast_binary(roost_server *server,
                                            const uint8_t *data,
                                            size_t len,
                                            size_t *out_recipients);
+
+/**
+ * Checks a close code and reason as `roost_connection_close` would, without closing
+ * anything: for consumers that validate before they act (run callbacks, say).
+ * Codes a server may send are 1000-1003, 1007-1014 and 3000-4999; the reason is
+ * UTF-8 of at most `ROOST_MAX_CLOSE_REASON` bytes.
+ *
+ * Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` with a message saying what is wrong.
+ */
+roost_status roost_close_check(uint16_t code, const uint8_t *reason, size_t reason_len);
 
 /**
  * Closes `connection` with `code` (1000-1003, 1007-1014, 3000-4999) and

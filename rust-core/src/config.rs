@@ -6,12 +6,15 @@ use std::time::Duration;
 /// connections: small buffers, bounded queues, and a keepalive that finds dead peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Largest message accepted from a client, after reassembly of its fragments.
-    /// A larger one closes the connection with 1009. Default 1 MiB.
+    /// Largest message accepted from a client, in bytes after reassembly of its
+    /// fragments; a message of exactly this size is accepted. A larger one closes the
+    /// connection with 1009. Default 1 MiB.
     pub max_message_size: usize,
-    /// Largest single frame accepted from a client. A larger one closes the connection
-    /// with 1009. Default 1 MiB (a frame never needs to exceed a message).
-    pub max_frame_size: usize,
+    /// Largest single frame accepted from a client (inclusive, like the message limit);
+    /// a larger one closes the connection with 1009. `None`, the default, follows
+    /// `max_message_size`: a message that fits arrives however the client frames it.
+    /// Set it lower only to bound the memory one frame may claim before it is complete.
+    pub max_frame_size: Option<usize>,
     /// Messages received on one connection that the consumer has not polled yet. When
     /// this many wait, the core stops reading that socket and TCP pushes back on the
     /// client. Default 16. Memory bound per connection: this times `max_message_size`.
@@ -38,9 +41,14 @@ pub struct Config {
     /// Time a closing connection waits for the client's close frame before the socket
     /// is dropped. Default 5 s.
     pub close_timeout: Duration,
-    /// Open sockets (handshaking or upgraded) above which new clients get HTTP 503.
-    /// Default 100,000.
+    /// Upgraded connections above which new clients get HTTP 503 (at the end of their
+    /// handshake). Default 100,000.
     pub max_connections: usize,
+    /// Sockets whose upgrade request is still being read above which a newly accepted
+    /// socket gets HTTP 503 at once. Separate from `max_connections`, so that silent
+    /// sockets cannot take the places of real clients; each costs a task and a buffer
+    /// of up to 16 KiB for at most `handshake_timeout`. Default 10,000.
+    pub max_pending_handshakes: usize,
     /// Whether a connection receives broadcasts to its route from the moment it is
     /// upgraded. A consumer that first greets or vets a client (and must not let a
     /// broadcast overtake that) sets it to false and calls `Server::join_broadcast`
@@ -55,7 +63,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             max_message_size: 1 << 20,
-            max_frame_size: 1 << 20,
+            max_frame_size: None,
             inbound_queue_depth: 16,
             outbound_queue_bytes: 1 << 20,
             read_buffer_size: 4 << 10,
@@ -65,6 +73,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             max_connections: 100_000,
+            max_pending_handshakes: 10_000,
             join_broadcast_on_connect: true,
             worker_threads: 1,
         }
@@ -76,11 +85,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         let positive = [
             ("max_message_size", self.max_message_size),
-            ("max_frame_size", self.max_frame_size),
+            ("max_frame_size", self.max_frame_size.unwrap_or(1)),
             ("inbound_queue_depth", self.inbound_queue_depth),
             ("outbound_queue_bytes", self.outbound_queue_bytes),
             ("read_buffer_size", self.read_buffer_size),
             ("max_connections", self.max_connections),
+            ("max_pending_handshakes", self.max_pending_handshakes),
             ("worker_threads", self.worker_threads),
         ];
         for (name, value) in positive {
@@ -106,11 +116,16 @@ impl Config {
 
     pub(crate) fn websocket_config(&self) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
         tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            // The socket is read in bursts of read_buffer_size by BurstStream;
+            // The socket is read in bursts of read_buffer_size by ConnectionSocket;
             // tungstenite keeps only a small window of its own.
-            .read_buffer_size(crate::burst::PARSE_WINDOW.min(self.read_buffer_size))
+            .read_buffer_size(crate::socket::PARSE_WINDOW.min(self.read_buffer_size))
             .write_buffer_size(self.write_buffer_size)
             .max_message_size(Some(self.max_message_size))
-            .max_frame_size(Some(self.max_frame_size))
+            .max_frame_size(Some(self.frame_limit()))
+    }
+
+    /// The frame limit in force: `max_frame_size`, or the message limit when unset.
+    pub fn frame_limit(&self) -> usize {
+        self.max_frame_size.unwrap_or(self.max_message_size)
     }
 }

@@ -21,17 +21,17 @@ use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::burst::BurstStream;
+use crate::socket::ConnectionSocket;
 use tokio::time::{timeout, Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::connection_state::{ConnectionState, Taken};
 use crate::events::{ConnectInfo, Event};
-use crate::handle::{ConnectionHandle, Taken};
 use crate::handshake::{self, Refusal};
-use crate::server::Shared;
+use crate::server_state::{Limit, Place, ServerState};
 
 /// Messages read in one go before the task yields to others.
 const READ_BUDGET: usize = 32;
@@ -41,10 +41,15 @@ const ABORT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// there (nothing else would notice: its socket is not being read).
 const HELD_BACK_CHECK: Duration = Duration::from_millis(500);
 
-/// Serves one accepted socket until it is closed. `shared.open_sockets` was counted
-/// for it by the accept loop and is released here.
-pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    let slot = SocketSlot(shared.clone());
+/// Serves one accepted socket until it is closed. `handshake` is its place under
+/// `max_pending_handshakes`, held until the upgrade is answered; an upgraded connection
+/// then holds a place under `max_connections` until its task ends.
+pub(crate) async fn serve(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<ServerState>,
+    handshake: Place,
+) {
     let _ = socket.set_nodelay(true);
     let config = &shared.config;
 
@@ -56,31 +61,31 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, shared: Arc<S
             Err(refusal) => return handshake::refuse(&mut socket, refusal).await,
         },
     };
-    if shared.open_sockets.load(Ordering::Acquire) > config.max_connections
-        || shared.stopping.load(Ordering::Acquire)
-    {
-        return handshake::refuse(&mut socket, Refusal::TooManyConnections).await;
-    }
+    let place = match shared.take_place(Limit::Connection) {
+        Some(place) if !shared.stopping.load(Ordering::Acquire) => place,
+        _ => return handshake::refuse(&mut socket, Refusal::TooManyConnections).await,
+    };
     let answered = timeout(config.handshake_timeout, socket.write_all(&request.response())).await;
     if !matches!(answered, Ok(Ok(()))) {
         return;
     }
+    drop(handshake);
 
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let handle = Arc::new(ConnectionHandle::new(
+    let handle = Arc::new(ConnectionState::new(
         id,
         request.route,
         config.outbound_queue_bytes,
         config.inbound_queue_depth,
     ));
     let ws = WebSocketStream::from_partially_read(
-        BurstStream::new(socket, config.read_buffer_size, handle.clone()),
+        ConnectionSocket::new(socket, config.read_buffer_size, handle.clone()),
         request.rest,
         Role::Server,
         Some(config.websocket_config()),
     )
     .await;
-    let mut registration = Registration::new(shared.clone(), handle.clone(), slot);
+    let mut registration = Registration::new(shared.clone(), handle.clone(), place);
     shared.events.push(
         Event::Connect(Box::new(ConnectInfo::new(
             id,
@@ -107,29 +112,21 @@ fn internal_error() -> (u16, String) {
     (1011, "internal error".into())
 }
 
-/// Releases the accept loop's count of open sockets when dropped.
-struct SocketSlot(Arc<Shared>);
-
-impl Drop for SocketSlot {
-    fn drop(&mut self) {
-        self.0.open_sockets.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// A registered connection. Dropping it (normally, on panic, or when the runtime is
 /// shut down) retires the id and sends the one disconnect event.
 struct Registration {
-    shared: Arc<Shared>,
-    handle: Arc<ConnectionHandle>,
-    slot: Option<SocketSlot>,
+    shared: Arc<ServerState>,
+    handle: Arc<ConnectionState>,
+    /// The connection's place under `max_connections`.
+    place: Option<Place>,
     code: u16,
     reason: String,
 }
 
 impl Registration {
-    fn new(shared: Arc<Shared>, handle: Arc<ConnectionHandle>, slot: SocketSlot) -> Self {
+    fn new(shared: Arc<ServerState>, handle: Arc<ConnectionState>, place: Place) -> Self {
         shared.registry.insert(handle.clone(), shared.config.join_broadcast_on_connect);
-        Registration { shared, handle, slot: Some(slot), code: 1006, reason: String::new() }
+        Registration { shared, handle, place: Some(place), code: 1006, reason: String::new() }
     }
 }
 
@@ -137,7 +134,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         // Free the connection's place first: a client reconnecting as soon as it hears
         // of the disconnect must not find the server full.
-        self.slot.take();
+        self.place.take();
         self.shared.registry.remove(self.handle.id);
         self.shared.events.push(
             Event::Disconnect {
@@ -175,9 +172,9 @@ struct Keepalive {
 }
 
 struct Driver {
-    ws: WebSocketStream<BurstStream>,
-    handle: Arc<ConnectionHandle>,
-    shared: Arc<Shared>,
+    ws: WebSocketStream<ConnectionSocket>,
+    handle: Arc<ConnectionState>,
+    shared: Arc<ServerState>,
     /// Encoded frames taken from the outbox, not yet written to the socket.
     batch: VecDeque<Bytes>,
     /// Bytes of the batch being written, released from the outbox's count once
@@ -198,7 +195,11 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(ws: WebSocketStream<BurstStream>, handle: Arc<ConnectionHandle>, shared: Arc<Shared>) -> Self {
+    fn new(
+        ws: WebSocketStream<ConnectionSocket>,
+        handle: Arc<ConnectionState>,
+        shared: Arc<ServerState>,
+    ) -> Self {
         let config = &shared.config;
         let keepalive = config.ping_interval.map(|interval| Keepalive {
             timer: Box::pin(tokio::time::sleep(interval)),

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use crate::handle::ConnectionHandle;
+use crate::connection_state::ConnectionState;
 use crate::wakeup::ReadyFd;
 
 /// The request of a newly upgraded connection. Strings are views into the request head
@@ -62,7 +62,7 @@ impl ConnectInfo {
 
     /// The request path, without the query string.
     pub fn path(&self) -> &[u8] {
-        &self.head[self.path.clone()]
+        crate::handshake::path_or_root(&self.head[self.path.clone()])
     }
 
     /// The raw query string (after `?`, not decoded); empty when there is none.
@@ -121,7 +121,7 @@ pub enum Event {
 #[derive(Debug)]
 pub(crate) struct Queued {
     pub(crate) event: Event,
-    pub(crate) credit: Option<Arc<ConnectionHandle>>,
+    pub(crate) credit: Option<Arc<ConnectionState>>,
 }
 
 #[derive(Debug)]
@@ -156,7 +156,7 @@ impl EventQueue {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn push(&self, event: Event, credit: Option<Arc<ConnectionHandle>>) {
+    pub(crate) fn push(&self, event: Event, credit: Option<Arc<ConnectionState>>) {
         if self.push_unsignalled(event, credit) {
             self.signal();
         }
@@ -165,7 +165,7 @@ impl EventQueue {
     /// Queues an event without waking the consumer. Returns true when a signal is due:
     /// the caller must then call `signal` soon, or the consumer may never hear of it.
     #[must_use]
-    pub(crate) fn push_unsignalled(&self, event: Event, credit: Option<Arc<ConnectionHandle>>) -> bool {
+    pub(crate) fn push_unsignalled(&self, event: Event, credit: Option<Arc<ConnectionState>>) -> bool {
         let mut inner = self.lock();
         if let Some(handle) = &credit {
             handle.message_queued();

@@ -52,6 +52,25 @@ pub(crate) fn encode(kind: DataKind, payload: &[u8]) -> Bytes {
     Bytes::from(frame)
 }
 
+/// Longest close reason a close frame can carry (125 bytes minus the code).
+pub(crate) const MAX_CLOSE_REASON: usize = 123;
+
+/// Checks a close code and reason a server is about to send: codes RFC 6455 lets an
+/// endpoint put in a close frame (1000-1003, 1007-1014, 3000-4999), and a reason that
+/// fits in one.
+pub(crate) fn check_close(code: u16, reason: &str) -> crate::Result<()> {
+    if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+        return Err(crate::Error::InvalidArgument(format!("{code} is not a close code a server may send")));
+    }
+    if reason.len() > MAX_CLOSE_REASON {
+        return Err(crate::Error::InvalidArgument(format!(
+            "close reason is {} bytes; at most {MAX_CLOSE_REASON} fit in a close frame",
+            reason.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Writes queued frames to a socket and holds the rest of a frame the socket took only
 /// part of, which must be finished before anything else is written to it.
 #[derive(Debug, Default)]

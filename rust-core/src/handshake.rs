@@ -121,12 +121,12 @@ pub(crate) fn check(
     let offset = |s: &[u8]| s.as_ptr() as usize - head.as_ptr() as usize;
     let span = |s: &[u8]| offset(s)..offset(s) + s.len();
 
-    let target = request.path.unwrap_or("").as_bytes();
+    let target = origin_form(request.path.unwrap_or("").as_bytes());
     let (path, query) = match target.iter().position(|&b| b == b'?') {
         Some(q) => (span(&target[..q]), span(&target[q + 1..])),
         None => (span(target), offset(target) + target.len()..offset(target) + target.len()),
     };
-    let route = route_of(&head[path.clone()]).ok_or(Refusal::UnknownPath)?;
+    let route = route_of(path_or_root(&head[path.clone()])).ok_or(Refusal::UnknownPath)?;
 
     // The value of a header that must appear at most once; None when absent or repeated
     // (RFC 6455 11.3.1: a repeated key or version is not a valid upgrade).
@@ -161,6 +161,31 @@ pub(crate) fn check(
     Ok(UpgradeRequest { head: head.into_boxed_slice(), rest, route, path, query, headers, accept_key })
 }
 
+/// The path and query of a request target. A server must accept the absolute form
+/// (`GET http://host/ws?x=1`, RFC 9112 3.2.2) as well as the usual origin form
+/// (`/ws?x=1`): the scheme and authority are dropped. An absolute target without a
+/// path gives an empty slice, which stands for "/" (`path_or_root`).
+fn origin_form(target: &[u8]) -> &[u8] {
+    let Some(colon) = target.windows(3).position(|w| w == b"://") else { return target };
+    let scheme = &target[..colon];
+    let known = [&b"http"[..], b"https", b"ws", b"wss"].iter().any(|s| scheme.eq_ignore_ascii_case(s));
+    if !known || target.first() == Some(&b'/') {
+        return target;
+    }
+    let after = &target[colon + 3..];
+    let end = after.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(after.len());
+    &after[end..]
+}
+
+/// A request path, "/" when the absolute-form target had none.
+pub(crate) fn path_or_root(path: &[u8]) -> &[u8] {
+    if path.is_empty() {
+        b"/"
+    } else {
+        path
+    }
+}
+
 /// A key is the base64 form of 16 bytes: 22 base64 characters and `==`.
 fn is_websocket_key(key: &[u8]) -> bool {
     key.len() == 24
@@ -172,4 +197,22 @@ fn is_websocket_key(key: &[u8]) -> bool {
 pub(crate) async fn refuse(stream: &mut TcpStream, refusal: Refusal) {
     let _ = stream.write_all(&refusal.response()).await;
     let _ = stream.shutdown().await;
+}
+
+/// Refuses a socket whose request was never read, then reads and drops what the client
+/// sends for up to a second (at most one head's worth): closing a socket with unread
+/// bytes resets it, and a reset can destroy the response before the client reads it.
+pub(crate) async fn refuse_unread(stream: &mut TcpStream, refusal: Refusal) {
+    refuse(stream, refusal).await;
+    let mut discard = vec![0u8; MAX_HEAD_BYTES];
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let mut budget = MAX_HEAD_BYTES;
+        while let Ok(n @ 1..) = stream.read(&mut discard).await {
+            budget = budget.saturating_sub(n);
+            if budget == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }

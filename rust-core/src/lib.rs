@@ -7,9 +7,9 @@
 //! (`include/roost.h`); everything else here is plain Rust.
 #![deny(missing_docs)]
 
-mod burst;
 pub mod config;
 mod connection;
+mod connection_state;
 pub mod error;
 pub mod events;
 pub mod ffi;
@@ -17,11 +17,13 @@ mod frames;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-mod handle;
 mod handshake;
+mod listener;
 mod registry;
 mod scheduling;
 pub mod server;
+mod server_state;
+mod socket;
 mod wakeup;
 
 pub use config::Config;

@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::handle::ConnectionHandle;
+use crate::connection_state::ConnectionState;
 
 #[derive(Debug, Default)]
 struct Inner {
-    by_id: HashMap<u64, Arc<ConnectionHandle>>,
-    by_route: Vec<HashMap<u64, Arc<ConnectionHandle>>>,
+    by_id: HashMap<u64, Arc<ConnectionState>>,
+    by_route: Vec<HashMap<u64, Arc<ConnectionState>>>,
 }
 
 /// The registry of upgraded connections. Ids are never reused, so a stale id simply
@@ -29,7 +29,7 @@ impl Registry {
 
     /// Registers a connection by id; with `join`, also as a broadcast recipient of its
     /// route.
-    pub(crate) fn insert(&self, handle: Arc<ConnectionHandle>, join: bool) {
+    pub(crate) fn insert(&self, handle: Arc<ConnectionState>, join: bool) {
         let mut inner = self.write();
         if join {
             Self::add_to_route(&mut inner, &handle);
@@ -46,7 +46,7 @@ impl Registry {
         true
     }
 
-    fn add_to_route(inner: &mut Inner, handle: &Arc<ConnectionHandle>) {
+    fn add_to_route(inner: &mut Inner, handle: &Arc<ConnectionState>) {
         let route = handle.route as usize;
         if inner.by_route.len() <= route {
             inner.by_route.resize_with(route + 1, HashMap::new);
@@ -63,13 +63,13 @@ impl Registry {
         }
     }
 
-    pub(crate) fn get(&self, id: u64) -> Option<Arc<ConnectionHandle>> {
+    pub(crate) fn get(&self, id: u64) -> Option<Arc<ConnectionState>> {
         self.read().by_id.get(&id).cloned()
     }
 
     /// Calls `f` on every connection of `route` while holding the read lock, so that a
     /// broadcast reaches exactly the connections registered at that moment, in order.
-    pub(crate) fn for_each_in_route(&self, route: u32, mut f: impl FnMut(&ConnectionHandle)) {
+    pub(crate) fn for_each_in_route(&self, route: u32, mut f: impl FnMut(&ConnectionState)) {
         let inner = self.read();
         if let Some(members) = inner.by_route.get(route as usize) {
             for handle in members.values() {
@@ -78,7 +78,7 @@ impl Registry {
         }
     }
 
-    pub(crate) fn all(&self) -> Vec<Arc<ConnectionHandle>> {
+    pub(crate) fn all(&self) -> Vec<Arc<ConnectionState>> {
         self.read().by_id.values().cloned().collect()
     }
 

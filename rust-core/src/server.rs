@@ -2,60 +2,25 @@
 //! (poll, send, broadcast, close, stop). Every method takes `&self` and may be called
 //! from any thread.
 
-use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
-use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::connection;
+use crate::connection_state::ConnectionState;
 use crate::error::{Error, Result};
-use crate::events::{Event, EventQueue};
+use crate::events::Event;
 use crate::frames::{self, DataKind};
-use crate::handle::ConnectionHandle;
-use crate::registry::Registry;
+use crate::listener;
 use crate::scheduling;
+use crate::server_state::ServerState;
 
 /// Backlog of the listening socket: bursts of thousands of connects are normal.
 const LISTEN_BACKLOG: libc::c_int = 4096;
-/// Longest close reason a close frame can carry (125 bytes minus the code).
-const MAX_CLOSE_REASON: usize = 123;
-
-/// State shared by the server's calls and its connection tasks.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) events: EventQueue,
-    pub(crate) registry: Registry,
-    /// Sockets accepted and not yet closed, upgraded or not (for `max_connections`).
-    pub(crate) open_sockets: AtomicUsize,
-    pub(crate) next_id: AtomicU64,
-    pub(crate) stopping: AtomicBool,
-    routes: OnceLock<HashMap<Box<[u8]>, u32>>,
-    /// One send may write straight to an idle connection's socket; each poll that
-    /// returns events grants it anew (see `handle` on write-through).
-    pub(crate) write_through: AtomicBool,
-    /// Signalled when the last connection leaves during a stop.
-    drained: Notify,
-    stop_accepting: Notify,
-}
-
-impl Shared {
-    pub(crate) fn route_of(&self, path: &[u8]) -> Option<u32> {
-        self.routes.get()?.get(path).copied()
-    }
-
-    pub(crate) fn notify_if_drained(&self) {
-        if self.stopping.load(Ordering::Acquire) && self.registry.len() == 0 {
-            self.drained.notify_one();
-        }
-    }
-}
 
 #[derive(Debug)]
 enum Lifecycle {
@@ -68,7 +33,7 @@ enum Lifecycle {
 /// ready descriptor is readable.
 #[derive(Debug)]
 pub struct Server {
-    shared: Arc<Shared>,
+    state: Arc<ServerState>,
     lifecycle: Mutex<Lifecycle>,
 }
 
@@ -76,20 +41,8 @@ impl Server {
     /// Creates a stopped server with the given limits.
     pub fn new(config: Config) -> Result<Server> {
         config.validate().map_err(Error::InvalidArgument)?;
-        let shared = Shared {
-            config,
-            events: EventQueue::new()?,
-            registry: Registry::default(),
-            open_sockets: AtomicUsize::new(0),
-            next_id: AtomicU64::new(1),
-            stopping: AtomicBool::new(false),
-            routes: OnceLock::new(),
-            write_through: AtomicBool::new(false),
-            drained: Notify::new(),
-            stop_accepting: Notify::new(),
-        };
         Ok(Server {
-            shared: Arc::new(shared),
+            state: Arc::new(ServerState::new(config)?),
             lifecycle: Mutex::new(Lifecycle::Created { routes: Vec::new() }),
         })
     }
@@ -100,7 +53,7 @@ impl Server {
 
     /// The server's limits.
     pub fn config(&self) -> &Config {
-        &self.shared.config
+        &self.state.config
     }
 
     /// Serves WebSocket upgrades on `path` (exact match, without query string) and
@@ -134,7 +87,7 @@ impl Server {
             return Err(Error::InvalidState("add at least one route before start".into()));
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(self.shared.config.worker_threads)
+            .worker_threads(self.state.config.worker_threads)
             .thread_name("roost-worker")
             .on_thread_start(scheduling::yield_to_consumer_on_wakeup)
             .enable_all()
@@ -150,8 +103,8 @@ impl Server {
         };
         let port = listener.local_addr()?.port();
         let table = routes.drain(..).enumerate().map(|(i, p)| (p, i as u32)).collect();
-        let _ = self.shared.routes.set(table);
-        runtime.spawn(accept_loop(listener, self.shared.clone()));
+        self.state.set_routes(table);
+        runtime.spawn(listener::accept_loop(listener, self.state.clone()));
         *lifecycle = Lifecycle::Running { runtime, port };
         Ok(port)
     }
@@ -167,24 +120,24 @@ impl Server {
     /// The descriptor that becomes readable when `poll` may return events. Valid from
     /// creation until the server is dropped.
     pub fn ready_fd(&self) -> RawFd {
-        self.shared.events.fd()
+        self.state.events.fd()
     }
 
     /// Moves up to `max` waiting events into `out` and returns how many. When it
     /// returns 0 the ready descriptor is re-armed: wait for it before polling again.
     pub fn poll(&self, out: &mut Vec<Event>, max: usize) -> usize {
-        let n = self.shared.events.poll(out, max);
+        let n = self.state.events.poll(out, max);
         if n > 0 {
-            self.shared.write_through.store(true, Ordering::Relaxed);
+            self.state.write_through.store(true, Ordering::Relaxed);
         }
         n
     }
 
-    fn connection(&self, id: u64) -> Result<Arc<ConnectionHandle>> {
-        if self.shared.stopping.load(Ordering::Acquire) {
+    fn connection(&self, id: u64) -> Result<Arc<ConnectionState>> {
+        if self.state.stopping.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        self.shared.registry.get(id).ok_or(Error::NotFound)
+        self.state.registry.get(id).ok_or(Error::NotFound)
     }
 
     /// Queues a text message for one connection. `data` must be UTF-8; it is copied
@@ -202,7 +155,7 @@ impl Server {
     }
 
     fn send(&self, id: u64, kind: DataKind, data: &[u8]) -> Result<()> {
-        self.connection(id)?.send(frames::encode(kind, data), &self.shared.write_through)
+        self.connection(id)?.send(frames::encode(kind, data), &self.state.write_through)
     }
 
     /// Queues a text message for every connection of `route` and returns how many
@@ -220,16 +173,15 @@ impl Server {
     }
 
     fn broadcast(&self, route: u32, kind: DataKind, data: &[u8]) -> Result<usize> {
-        if self.shared.stopping.load(Ordering::Acquire) {
+        if self.state.stopping.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        match self.shared.routes.get() {
-            Some(routes) if (route as usize) < routes.len() => {}
-            _ => return Err(Error::NotFound),
+        if route as usize >= self.state.route_count() {
+            return Err(Error::NotFound);
         }
         let frame = frames::encode(kind, data);
         let mut delivered = 0;
-        self.shared.registry.for_each_in_route(route, |handle| {
+        self.state.registry.for_each_in_route(route, |handle| {
             delivered += usize::from(handle.offer_broadcast(&frame));
         });
         Ok(delivered)
@@ -238,25 +190,17 @@ impl Server {
     /// Closes one connection with `code` and `reason` after the messages already
     /// queued for it. Its disconnect event follows when the handshake ends.
     pub fn close(&self, id: u64, code: u16, reason: &str) -> Result<()> {
-        if !is_sendable_close_code(code) {
-            return Err(Error::InvalidArgument(format!("{code} is not a close code a server may send")));
-        }
-        if reason.len() > MAX_CLOSE_REASON {
-            return Err(Error::InvalidArgument(format!(
-                "close reason is {} bytes; at most {MAX_CLOSE_REASON} fit in a close frame",
-                reason.len()
-            )));
-        }
+        frames::check_close(code, reason)?;
         self.connection(id)?.close(code, reason.to_string())
     }
 
     /// Makes a connection a broadcast recipient of its route, for servers created with
     /// `join_broadcast_on_connect` false (for others it already is one).
     pub fn join_broadcast(&self, id: u64) -> Result<()> {
-        if self.shared.stopping.load(Ordering::Acquire) {
+        if self.state.stopping.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        if self.shared.registry.join_route(id) {
+        if self.state.registry.join_route(id) {
             Ok(())
         } else {
             Err(Error::NotFound)
@@ -272,7 +216,7 @@ impl Server {
 
     /// Connections upgraded and not yet disconnected.
     pub fn connection_count(&self) -> usize {
-        self.shared.registry.len()
+        self.state.registry.len()
     }
 
     /// Stops accepting, closes every connection with 1001 after what is queued for it,
@@ -303,17 +247,17 @@ impl Server {
                 return Ok(());
             }
         };
-        let shared = &self.shared;
-        shared.stopping.store(true, Ordering::Release);
-        shared.stop_accepting.notify_one();
-        for handle in shared.registry.all() {
+        let state = &self.state;
+        state.stopping.store(true, Ordering::Release);
+        state.stop_accepting.notify_one();
+        for handle in state.registry.all() {
             handle.shutdown();
         }
         runtime.block_on(async {
             let _ = tokio::time::timeout(grace, async {
                 loop {
-                    let drained = shared.drained.notified();
-                    if shared.registry.len() == 0 {
+                    let drained = state.drained.notified();
+                    if state.registry.len() == 0 {
                         break;
                     }
                     drained.await;
@@ -337,27 +281,4 @@ fn check_utf8(data: &[u8]) -> Result<()> {
     std::str::from_utf8(data)
         .map(drop)
         .map_err(|_| Error::InvalidArgument("text message is not valid UTF-8".into()))
-}
-
-/// Codes RFC 6455 lets an endpoint put in a close frame.
-fn is_sendable_close_code(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.stop_accepting.notified() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((socket, peer)) => {
-                shared.open_sockets.fetch_add(1, Ordering::AcqRel);
-                tokio::spawn(connection::serve(socket, peer, shared.clone()));
-            }
-            // Out of descriptors or a peer that reset before accept: pause briefly
-            // instead of spinning on the error.
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    }
 }

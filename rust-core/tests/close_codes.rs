@@ -170,7 +170,7 @@ fn message_over_max_message_size_closes_with_1009() {
 
 #[test]
 fn frame_over_max_frame_size_closes_with_1009() {
-    let config = Config { max_frame_size: 512, max_message_size: 1 << 20, ..test_config() };
+    let config = Config { max_frame_size: Some(512), max_message_size: 1 << 20, ..test_config() };
     assert_eq!(violation(config, client_frame(true, OP_BINARY, &[9; 1000])), (1009, 1009));
 }
 

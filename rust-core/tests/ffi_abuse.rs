@@ -862,7 +862,7 @@ fn hostile_handshake(rng: &mut Rng, server: SocketAddr, scratch: &mut Vec<u8>) -
 fn options_with(rng: &mut Rng) -> roost_options {
     let mut o = MaybeUninit::<roost_options>::uninit();
     // SAFETY: writable memory for one roost_options.
-    assert_eq!(unsafe { roost_options_init(o.as_mut_ptr()) }, ROOST_OK);
+    assert_eq!(unsafe { roost_options_init(o.as_mut_ptr(), std::mem::size_of::<roost_options>()) }, ROOST_OK);
     // SAFETY: written by roost_options_init.
     let mut o = unsafe { o.assume_init() };
     o.ping_interval_ms = *rng.pick(&[0, 0, 300]);
@@ -900,7 +900,6 @@ fn random_options(rng: &mut Rng) -> (roost_options, bool) {
     // not exercised here.
     o.join_broadcast_on_connect = rng.chance(50);
     let valid = o.max_message_size > 0
-        && o.max_frame_size > 0
         && o.inbound_queue_depth > 0
         && o.outbound_queue_bytes > 0
         && o.read_buffer_size > 0
@@ -1043,7 +1042,15 @@ impl Model {
         loop {
             let mut n = OUT_SENTINEL;
             // SAFETY: 16 writable events and a live count.
-            let st = unsafe { roost_server_poll(self.handle, events.as_mut_ptr().cast(), 16, &mut n) };
+            let st = unsafe {
+                roost_server_poll(
+                    self.handle,
+                    events.as_mut_ptr().cast(),
+                    16,
+                    std::mem::size_of::<roost_event>(),
+                    &mut n,
+                )
+            };
             a.record("poll", st, Set::of(&[ROOST_OK]), || "pump".into());
             if st != ROOST_OK {
                 return false;
@@ -1103,8 +1110,13 @@ fn route_path(rng: &mut Rng, scratch: &mut Vec<u8>, existing: &[Vec<u8>]) -> (Da
             data_of(scratch, "route path")
         }
     };
-    // SAFETY: `data` points into `scratch` (or is the bad NULL, not read).
-    let bytes = if data.bad_pointer { &[][..] } else { unsafe { view(data.ptr, data.len) }.unwrap_or(&[]) };
+    // `data` is the bad NULL only when `bad_pointer`, and is then not read.
+    let bytes = if data.bad_pointer {
+        &[][..]
+    } else {
+        // SAFETY: `data` points into `scratch`.
+        unsafe { view(data.ptr, data.len) }.unwrap_or(&[])
+    };
     let syntax_ok = !data.bad_pointer
         && std::str::from_utf8(bytes)
             .is_ok_and(|p| p.starts_with('/') && !p.contains('?') && !p.contains(char::is_whitespace));
@@ -1166,7 +1178,7 @@ fn sequential_round(seed: u64, round: u64, taken_port: u16, freed: &mut Vec<usiz
         }
     }
     // SAFETY: NULL is documented to be refused.
-    let st = unsafe { roost_options_init(null_mut()) };
+    let st = unsafe { roost_options_init(null_mut(), std::mem::size_of::<roost_options>()) };
     a.record("options_init", st, S_IA, || "NULL".into());
     assert!(!roost_version().is_null());
 
@@ -1310,7 +1322,8 @@ fn sequential_round(seed: u64, round: u64, taken_port: u16, freed: &mut Vec<usiz
                     let mut n = OUT_SENTINEL;
                     let out_ptr = if out { &mut n as *mut usize } else { null_mut() };
                     // SAFETY: `ev` NULL or 4 writable events; the bad cases are refused.
-                    let st = unsafe { roost_server_poll(h, ev, cap, out_ptr) };
+                    let st =
+                        unsafe { roost_server_poll(h, ev, cap, std::mem::size_of::<roost_event>(), out_ptr) };
                     let valid = !ev.is_null() && cap > 0 && out;
                     a.record("poll", st, dead(valid, Set::of(&[ROOST_OK])), || {
                         format!("events NULL {}, cap {cap}, out {out}", ev.is_null())
@@ -1716,13 +1729,23 @@ fn poller(shared: Arc<Shared>, seed: u64, fd: c_int) -> (Audit, EventLog) {
             let mut n = OUT_SENTINEL;
             let (ev, cap) = if rng.chance(50) { (null_mut(), 8) } else { (events.as_mut_ptr().cast(), 0) };
             // SAFETY: refused before use (NULL events or capacity 0).
-            let st = unsafe { roost_server_poll(shared.handle(), ev, cap, &mut n) };
+            let st = unsafe {
+                roost_server_poll(shared.handle(), ev, cap, std::mem::size_of::<roost_event>(), &mut n)
+            };
             a.record("poll", st, S_IA, || format!("events NULL {}, capacity {cap}", ev.is_null()));
         }
         let capacity = 1 + rng.below(64) as usize;
         let mut n = OUT_SENTINEL;
         // SAFETY: `capacity` writable events and a live count.
-        let st = unsafe { roost_server_poll(shared.handle(), events.as_mut_ptr().cast(), capacity, &mut n) };
+        let st = unsafe {
+            roost_server_poll(
+                shared.handle(),
+                events.as_mut_ptr().cast(),
+                capacity,
+                std::mem::size_of::<roost_event>(),
+                &mut n,
+            )
+        };
         a.record("poll", st, Set::of(&[ROOST_OK]), || format!("capacity {capacity}"));
         if st != ROOST_OK {
             break;

@@ -28,7 +28,9 @@ fn fails(status: roost_status, expected: roost_status) -> String {
 
 fn options() -> roost_options {
     let mut o = MaybeUninit::<roost_options>::uninit();
-    assert_eq!(unsafe { roost_options_init(o.as_mut_ptr()) }, ROOST_OK);
+    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
+    assert_eq!(unsafe { roost_options_init(o.as_mut_ptr(), std::mem::size_of::<roost_options>()) }, ROOST_OK);
+    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
     let mut o = unsafe { o.assume_init() };
     o.ping_interval_ms = 0;
     o.close_timeout_ms = 2000;
@@ -37,6 +39,7 @@ fn options() -> roost_options {
 
 fn new_server() -> *mut roost_server {
     let mut s = null_mut();
+    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
     assert_eq!(unsafe { roost_server_new(&options(), &mut s) }, ROOST_OK);
     assert!(!s.is_null());
     s
@@ -44,6 +47,7 @@ fn new_server() -> *mut roost_server {
 
 fn add_route(s: *mut roost_server, path: &str) -> Result<u32, roost_status> {
     let mut route = u32::MAX;
+    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
     match unsafe { roost_server_add_route(s, path.as_ptr(), path.len(), &mut route) } {
         ROOST_OK => Ok(route),
         status => Err(status),
@@ -53,6 +57,7 @@ fn add_route(s: *mut roost_server, path: &str) -> Result<u32, roost_status> {
 fn start(s: *mut roost_server, port: u16) -> Result<u16, roost_status> {
     let host = "127.0.0.1";
     let mut bound = 0u16;
+    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
     match unsafe { roost_server_start(s, host.as_ptr(), host.len(), port, &mut bound) } {
         ROOST_OK => Ok(bound),
         status => Err(status),
@@ -60,13 +65,15 @@ fn start(s: *mut roost_server, port: u16) -> Result<u16, roost_status> {
 }
 
 fn send_text(s: *mut roost_server, id: u64, data: &[u8]) -> roost_status {
+    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
     unsafe { roost_connection_send_text(s, id, data.as_ptr(), data.len()) }
 }
 
 #[test]
 fn null_pointers_give_invalid_argument() {
+    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
     unsafe {
-        fails(roost_options_init(null_mut()), ROOST_INVALID_ARGUMENT);
+        fails(roost_options_init(null_mut(), std::mem::size_of::<roost_options>()), ROOST_INVALID_ARGUMENT);
         fails(roost_server_new(null(), null_mut()), ROOST_INVALID_ARGUMENT);
         let msg =
             fails(roost_server_add_route(null_mut(), "/ws".as_ptr(), 3, &mut 0), ROOST_INVALID_ARGUMENT);
@@ -89,11 +96,23 @@ fn null_pointers_give_invalid_argument() {
         let mut events = [MaybeUninit::<roost_event>::uninit(); 4];
         let ev = events.as_mut_ptr().cast::<roost_event>();
         let mut n = 0usize;
-        fails(roost_server_poll(s, null_mut(), 4, &mut n), ROOST_INVALID_ARGUMENT);
-        fails(roost_server_poll(s, ev, 0, &mut n), ROOST_INVALID_ARGUMENT);
-        fails(roost_server_poll(s, ev, 4, null_mut()), ROOST_INVALID_ARGUMENT);
-        fails(roost_server_poll(null_mut(), ev, 4, &mut n), ROOST_INVALID_ARGUMENT);
-        assert_eq!(roost_server_poll(s, ev, 4, &mut n), ROOST_OK);
+        fails(
+            roost_server_poll(s, null_mut(), 4, std::mem::size_of::<roost_event>(), &mut n),
+            ROOST_INVALID_ARGUMENT,
+        );
+        fails(
+            roost_server_poll(s, ev, 0, std::mem::size_of::<roost_event>(), &mut n),
+            ROOST_INVALID_ARGUMENT,
+        );
+        fails(
+            roost_server_poll(s, ev, 4, std::mem::size_of::<roost_event>(), null_mut()),
+            ROOST_INVALID_ARGUMENT,
+        );
+        fails(
+            roost_server_poll(null_mut(), ev, 4, std::mem::size_of::<roost_event>(), &mut n),
+            ROOST_INVALID_ARGUMENT,
+        );
+        assert_eq!(roost_server_poll(s, ev, 4, std::mem::size_of::<roost_event>(), &mut n), ROOST_OK);
         fails(roost_server_connection_count(s, null_mut()), ROOST_INVALID_ARGUMENT);
         fails(roost_server_connection_count(null_mut(), &mut n), ROOST_INVALID_ARGUMENT);
 
@@ -126,6 +145,7 @@ fn freed_handle_is_invalid_argument_and_double_free_is_detected() {
     assert_eq!(roost_server_free(s), ROOST_OK);
     let msg = fails(roost_server_free(s), ROOST_INVALID_ARGUMENT);
     assert!(msg.contains("freed"), "{msg}");
+    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
     unsafe {
         assert_eq!(add_route(s, "/x"), Err(ROOST_INVALID_ARGUMENT));
         assert_eq!(start(s, 0), Err(ROOST_INVALID_ARGUMENT));
@@ -133,7 +153,10 @@ fn freed_handle_is_invalid_argument_and_double_free_is_detected() {
         fails(roost_server_ready_fd(s, &mut fd), ROOST_INVALID_ARGUMENT);
         let mut events = [MaybeUninit::<roost_event>::uninit(); 4];
         let mut n = 0usize;
-        fails(roost_server_poll(s, events.as_mut_ptr().cast(), 4, &mut n), ROOST_INVALID_ARGUMENT);
+        fails(
+            roost_server_poll(s, events.as_mut_ptr().cast(), 4, std::mem::size_of::<roost_event>(), &mut n),
+            ROOST_INVALID_ARGUMENT,
+        );
         fails(send_text(s, 1, b"x"), ROOST_INVALID_ARGUMENT);
         fails(roost_connection_send_binary(s, 1, "x".as_ptr(), 1), ROOST_INVALID_ARGUMENT);
         fails(roost_server_broadcast_text(s, 0, "x".as_ptr(), 1, null_mut()), ROOST_INVALID_ARGUMENT);
@@ -156,6 +179,7 @@ fn calls_in_the_wrong_state_and_bad_arguments() {
     assert_eq!(add_route(s, "/a b"), Err(ROOST_INVALID_ARGUMENT));
     assert_eq!(add_route(s, "/a?b"), Err(ROOST_INVALID_ARGUMENT));
     let bad_utf8 = [b'/', 0xff];
+    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
     assert_eq!(unsafe { roost_server_add_route(s, bad_utf8.as_ptr(), 2, &mut 0) }, ROOST_INVALID_ARGUMENT);
     assert_eq!(add_route(s, "/ws"), Ok(0));
     assert_eq!(add_route(s, "/chat"), Ok(1));
@@ -168,6 +192,7 @@ fn calls_in_the_wrong_state_and_bad_arguments() {
     let mut o = options();
     o.worker_threads = 0;
     let mut other = null_mut();
+    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
     let msg = fails(unsafe { roost_server_new(&o, &mut other) }, ROOST_INVALID_ARGUMENT);
     assert!(msg.contains("worker_threads"), "{msg}");
     assert!(other.is_null());
@@ -193,12 +218,17 @@ fn start_on_a_port_in_use_is_io_and_leaves_the_server_startable() {
 /// accepts an event; returns what `want` returned.
 fn poll_until<T>(s: *mut roost_server, mut want: impl FnMut(&roost_event) -> Option<T>) -> T {
     let mut fd: c_int = -1;
+    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
     assert_eq!(unsafe { roost_server_ready_fd(s, &mut fd) }, ROOST_OK);
     let mut events = [MaybeUninit::<roost_event>::uninit(); 8];
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut n = 0usize;
-        assert_eq!(unsafe { roost_server_poll(s, events.as_mut_ptr().cast(), 8, &mut n) }, ROOST_OK);
+        let events_ptr = events.as_mut_ptr().cast();
+        // SAFETY: `events` holds 8 events of this size; `n` is writable.
+        let status =
+            unsafe { roost_server_poll(s, events_ptr, 8, std::mem::size_of::<roost_event>(), &mut n) };
+        assert_eq!(status, ROOST_OK);
         for e in &events[..n] {
             // SAFETY: the first n were written by roost_server_poll.
             if let Some(t) = want(unsafe { e.assume_init_ref() }) {
@@ -216,6 +246,7 @@ unsafe fn slice<'a>(p: *const u8, len: usize) -> &'a [u8] {
     if len == 0 {
         &[]
     } else {
+        // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
         unsafe { std::slice::from_raw_parts(p, len) }
     }
 }
@@ -229,6 +260,7 @@ fn connection_calls_stale_ids_utf8_and_calls_after_stop() {
     let mut ws = block_on(&rt, 10, ws_connect_with_header(port, "/ws?a=1", "x-ffi", "yes"));
 
     let id = poll_until(s, |e| {
+        // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
         (e.kind == roost_event_kind::ROOST_EVENT_CONNECT).then(|| unsafe {
             assert_eq!(e.route, route);
             assert_eq!(e.uuid_len, 36);
@@ -247,6 +279,7 @@ fn connection_calls_stale_ids_utf8_and_calls_after_stop() {
     assert_eq!(send_text(s, id, "héllo".as_bytes()), ROOST_OK);
     assert_eq!(block_on(&rt, 10, ws_recv(&mut ws)), tokio_tungstenite::tungstenite::Message::text("héllo"));
 
+    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
     unsafe {
         fails(roost_connection_close(s, id, 1005, null(), 0), ROOST_INVALID_ARGUMENT);
         fails(roost_connection_close(s, id, 1000, [0xffu8].as_ptr(), 1), ROOST_INVALID_ARGUMENT);
@@ -263,11 +296,13 @@ fn connection_calls_stale_ids_utf8_and_calls_after_stop() {
     assert_eq!((code, reason.as_str()), (4001, "bye"));
     let (code, reason) = poll_until(s, |e| {
         (e.kind == roost_event_kind::ROOST_EVENT_DISCONNECT && e.connection == id)
+            // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
             .then(|| (e.close_code, unsafe { slice(e.data, e.data_len) }.to_vec()))
     });
     assert_eq!((code, reason.as_slice()), (4001, &b"bye"[..]));
 
     // The id is retired.
+    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
     unsafe {
         fails(send_text(s, id, b"x"), ROOST_NOT_FOUND);
         fails(roost_connection_send_binary(s, id, "x".as_ptr(), 1), ROOST_NOT_FOUND);
@@ -315,6 +350,7 @@ fn last_error_is_per_thread_and_version_is_static() {
     fails(roost_server_stop(null_mut(), 0), ROOST_INVALID_ARGUMENT);
     let other = std::thread::spawn(last_error).join().unwrap();
     assert_eq!(other, "", "another thread's last error leaked");
+    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
     let v = unsafe { CStr::from_ptr(roost_version()) }.to_str().unwrap();
     assert_eq!(v, env!("CARGO_PKG_VERSION"));
 }

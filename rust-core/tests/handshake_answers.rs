@@ -209,3 +209,36 @@ fn silent_client_is_dropped_after_handshake_timeout() {
         assert!(started.elapsed() >= std::time::Duration::from_millis(250), "{:?}", started.elapsed());
     });
 }
+
+/// The connect event's (path, query) for an upgrade request with target `target`, on a
+/// server with routes "/" and "/ws"; None when the upgrade was refused.
+fn connected_target(target: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (h, mut events) = Harness::echo(test_config(), &["/", "/ws"]);
+    let port = h.port;
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    run(10, async move {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        if parse_http(&read_head(&mut s).await).status != 101 {
+            return None;
+        }
+        let info = events.connect().await;
+        Some((info.path().to_vec(), info.query().to_vec()))
+    })
+}
+
+#[test]
+fn absolute_form_targets_are_served_like_their_path() {
+    let expect = |path: &str, query: &str| Some((path.as_bytes().to_vec(), query.as_bytes().to_vec()));
+    assert_eq!(connected_target("http://example.com/ws"), expect("/ws", ""));
+    assert_eq!(connected_target("HTTP://example.com:8080/ws?room=a"), expect("/ws", "room=a"));
+    assert_eq!(connected_target("ws://[::1]:9/ws?x"), expect("/ws", "x"));
+    assert_eq!(connected_target("https://example.com"), expect("/", ""));
+    assert_eq!(connected_target("http://example.com?q=1"), expect("/", "q=1"));
+    // Not a scheme this server speaks: the target is taken as a path, which is unknown.
+    assert_eq!(connected_target("ftp://example.com/ws"), None);
+}

@@ -116,13 +116,14 @@ int main(void) {
     /* ---- options, server, routes, start -------------------------------------- */
     roost_options options;
     memset(&options, 0xAB, sizeof options);
-    check_status(roost_options_init(&options), ROOST_OK, "roost_options_init");
-    check(options.max_message_size == 1048576 && options.max_frame_size == 1048576 &&
+    check_status(ROOST_OPTIONS_INIT(&options), ROOST_OK, "roost_options_init");
+    check(options.size == sizeof options && options.max_message_size == 1048576 && options.max_frame_size == 0 &&
               options.inbound_queue_depth == 16 && options.read_buffer_size == 4096 &&
               options.outbound_queue_bytes == 1048576 && options.write_buffer_size == 16384 &&
               options.ping_interval_ms == 20000 && options.ping_timeout_ms == 20000 &&
               options.handshake_timeout_ms == 10000 && options.close_timeout_ms == 5000 &&
-              options.max_connections == 100000 && options.worker_threads == 1,
+              options.max_connections == 100000 && options.max_pending_handshakes == 10000 &&
+              options.worker_threads == 1,
           "roost_options_init writes the documented defaults");
     options.ping_interval_ms = 0; /* no pings to skip in the raw client */
     options.max_message_size = 64 * 1024;

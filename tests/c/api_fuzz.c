@@ -653,7 +653,7 @@ static void hostile_handshake(rng_t *r, uint16_t port, uint8_t *scratch) {
 
 static roost_options sane_options(rng_t *r) {
     roost_options o;
-    roost_options_init(&o);
+    roost_options_init(&o, sizeof(roost_options));
     o.ping_interval_ms = chance(r, 30) ? 300 : 0;
     o.ping_timeout_ms = 300;
     o.close_timeout_ms = 1000;
@@ -684,7 +684,7 @@ static roost_options random_options(rng_t *r, int *valid) {
     o.handshake_timeout_ms = u32s[below(r, 5)];
     o.ping_interval_ms = u32s[below(r, 5)];
     o.ping_timeout_ms = u32s[below(r, 5)];
-    *valid = o.max_message_size > 0 && o.max_frame_size > 0 && o.inbound_queue_depth > 0 &&
+    *valid = o.max_message_size > 0 && o.inbound_queue_depth > 0 &&
              o.outbound_queue_bytes > 0 && o.read_buffer_size > 0 && o.max_connections > 0 &&
              o.worker_threads >= 1 && o.worker_threads <= 256 && o.handshake_timeout_ms > 0 &&
              (o.ping_interval_ms == 0 || o.ping_timeout_ms > 0);
@@ -726,7 +726,7 @@ static int pump(model *m, audit_t *a, rng_t *r, int wait_ms, unsigned long want_
     int64_t deadline = now_ms() + wait_ms;
     for (;;) {
         size_t cap = 1 + (size_t)below(r, 16), n = OUT_SENTINEL;
-        roost_status st = roost_server_poll(m->handle, events, cap, &n);
+        roost_status st = roost_server_poll(m->handle, events, cap, sizeof(roost_event), &n);
         record(a, F_POLL, st, S_OK, "pump, capacity %zu", cap);
         if (st != ROOST_OK) return -1;
         if (n > cap) {
@@ -821,7 +821,7 @@ static void sequential_round(uint64_t round, uint16_t taken_port, audit_t *a, un
             out_written(a, "server_new");
         }
     }
-    record(a, F_OPTIONS_INIT, roost_options_init(NULL), S_IA, "NULL");
+    record(a, F_OPTIONS_INIT, roost_options_init(NULL, sizeof(roost_options)), S_IA, "NULL");
 
     model m;
     memset(&m, 0, sizeof m);
@@ -934,7 +934,7 @@ static void sequential_round(uint64_t round, uint16_t taken_port, audit_t *a, un
                 roost_event events[4];
                 size_t n = OUT_SENTINEL;
                 uint64_t bad = below(r, 3);
-                st = roost_server_poll(h, bad == 0 ? NULL : events, bad == 1 ? 0 : 4, bad == 2 ? NULL : &n);
+                st = roost_server_poll(h, bad == 0 ? NULL : events, bad == 1 ? 0 : 4, sizeof(roost_event), bad == 2 ? NULL : &n);
                 record(a, F_POLL, st, S_IA, "bad arguments (%u) or dead handle", (unsigned)bad);
                 if (n != OUT_SENTINEL) out_written(a, "poll");
             }
@@ -1270,11 +1270,11 @@ static void poll_until(audit_t *a, rng_t *r, event_log *log, int fd, int64_t dea
         if (chance(r, 3)) {
             size_t n = OUT_SENTINEL;
             int null_events = chance(r, 50);
-            roost_status st = roost_server_poll(shared.handle, null_events ? NULL : events, null_events ? 8 : 0, &n);
+            roost_status st = roost_server_poll(shared.handle, null_events ? NULL : events, null_events ? 8 : 0, sizeof(roost_event), &n);
             record(a, F_POLL, st, S_IA, "bad arguments");
         }
         size_t cap = 1 + (size_t)below(r, 64), n = OUT_SENTINEL;
-        roost_status st = roost_server_poll(shared.handle, events, cap, &n);
+        roost_status st = roost_server_poll(shared.handle, events, cap, sizeof(roost_event), &n);
         record(a, F_POLL, st, S_OK, "capacity %zu", cap);
         if (st != ROOST_OK) return;
         if (n > cap) {

@@ -33,7 +33,7 @@ static const uint8_t surrogate[] = {0xed, 0xa0, 0x80};             /* UTF-16 sur
 /* A started server with routes /ws (0) and /chat (1) on 127.0.0.1, port 0. */
 static roost_server *started_server(uint16_t *port, int *ready_fd, const char *label) {
     roost_options options;
-    roost_options_init(&options);
+    roost_options_init(&options, sizeof(roost_options));
     options.ping_interval_ms = 0;
     options.close_timeout_ms = 1000;
     roost_server *server = NULL;
@@ -90,7 +90,7 @@ static void null_arguments(void) {
     size_t count = 0;
     roost_event events[4];
 
-    check_status(roost_options_init(NULL), ROOST_INVALID_ARGUMENT, "roost_options_init(NULL)");
+    check_status(roost_options_init(NULL, sizeof(roost_options)), ROOST_INVALID_ARGUMENT, "roost_options_init(NULL, sizeof(roost_options))");
     check_status(roost_server_new(NULL, NULL), ROOST_INVALID_ARGUMENT, "roost_server_new(NULL, NULL)");
 
     check_status(roost_server_add_route(null_server, BYTES("/ws"), 3, &route), ROOST_INVALID_ARGUMENT,
@@ -98,7 +98,7 @@ static void null_arguments(void) {
     check_status(roost_server_start(null_server, BYTES("127.0.0.1"), 9, 0, &port), ROOST_INVALID_ARGUMENT,
                  "start(NULL server)");
     check_status(roost_server_ready_fd(null_server, &fd), ROOST_INVALID_ARGUMENT, "ready_fd(NULL server)");
-    check_status(roost_server_poll(null_server, events, 4, &count), ROOST_INVALID_ARGUMENT, "poll(NULL server)");
+    check_status(roost_server_poll(null_server, events, 4, sizeof(roost_event), &count), ROOST_INVALID_ARGUMENT, "poll(NULL server)");
     check_status(roost_connection_send_text(null_server, 1, BYTES("x"), 1), ROOST_INVALID_ARGUMENT,
                  "send_text(NULL server)");
     check_status(roost_connection_send_binary(null_server, 1, BYTES("x"), 1), ROOST_INVALID_ARGUMENT,
@@ -156,9 +156,9 @@ static void null_arguments(void) {
     check_status(roost_server_start(server, NULL, 9, 0, &port), ROOST_INVALID_ARGUMENT, "start(host NULL, length 9)");
     check(port == 4242, "failed starts leave out_port alone");
     check_status(roost_server_ready_fd(server, NULL), ROOST_INVALID_ARGUMENT, "ready_fd(out_fd NULL)");
-    check_status(roost_server_poll(server, events, 4, NULL), ROOST_INVALID_ARGUMENT, "poll(out_count NULL)");
-    check_status(roost_server_poll(server, NULL, 4, &count), ROOST_INVALID_ARGUMENT, "poll(events NULL)");
-    check_status(roost_server_poll(server, events, 0, &count), ROOST_INVALID_ARGUMENT, "poll(capacity 0)");
+    check_status(roost_server_poll(server, events, 4, sizeof(roost_event), NULL), ROOST_INVALID_ARGUMENT, "poll(out_count NULL)");
+    check_status(roost_server_poll(server, NULL, 4, sizeof(roost_event), &count), ROOST_INVALID_ARGUMENT, "poll(events NULL)");
+    check_status(roost_server_poll(server, events, 0, sizeof(roost_event), &count), ROOST_INVALID_ARGUMENT, "poll(capacity 0)");
     check_status(roost_server_connection_count(server, NULL), ROOST_INVALID_ARGUMENT,
                  "connection_count(out_count NULL)");
     check_status(roost_connection_send_text(server, 1, NULL, 5), ROOST_INVALID_ARGUMENT,
@@ -179,7 +179,7 @@ static void null_arguments(void) {
 
     /* Options out of range are refused by name. */
     roost_options options;
-    roost_options_init(&options);
+    roost_options_init(&options, sizeof(roost_options));
     options.worker_threads = 0;
     server = NULL;
     roost_status st = roost_server_new(&options, &server);
@@ -212,7 +212,7 @@ static void freed_handle(void) {
     check_status(roost_server_start(server, BYTES("127.0.0.1"), 9, 0, &port), ROOST_INVALID_ARGUMENT,
                  "start on a freed handle");
     check_status(roost_server_ready_fd(server, &fd), ROOST_INVALID_ARGUMENT, "ready_fd on a freed handle");
-    check_status(roost_server_poll(server, events, 4, &count), ROOST_INVALID_ARGUMENT, "poll on a freed handle");
+    check_status(roost_server_poll(server, events, 4, sizeof(roost_event), &count), ROOST_INVALID_ARGUMENT, "poll on a freed handle");
     check_status(roost_connection_send_text(server, 1, BYTES("x"), 1), ROOST_INVALID_ARGUMENT,
                  "send_text on a freed handle");
     check_status(roost_connection_send_binary(server, 1, BYTES("x"), 1), ROOST_INVALID_ARGUMENT,
@@ -420,7 +420,7 @@ static void connections(void) {
         check(ev.close_code == 1006, "its code is 1006 (got %u)", ev.close_code);
         test_event_free(&ev);
     }
-    check_status(roost_server_poll(server, events, 4, &count), ROOST_OK, "poll after stop");
+    check_status(roost_server_poll(server, events, 4, sizeof(roost_event), &count), ROOST_OK, "poll after stop");
     check(count == 0, "nothing left to poll (got %zu)", count);
     check_status(roost_server_connection_count(server, &count), ROOST_OK, "connection_count after stop");
     check(count == 0, "no connections (got %zu)", count);

@@ -253,7 +253,7 @@ static long poll_once(event_pump *pump) {
     roost_event events[64];
     size_t cap = pump->capacity < 64 ? pump->capacity : 64;
     size_t n = (size_t)-1;
-    roost_status status = roost_server_poll(pump->server, events, cap, &n);
+    roost_status status = ROOST_SERVER_POLL(pump->server, events, cap, &n);
     pump->last_status = status;
     pump->polls++;
     if (status != ROOST_OK) return -1;

@@ -47,13 +47,13 @@ STATIC_ASSERT(sizeof(((roost_options *)0)->max_message_size) == 8, "max_message_
 struct roost_api {
     const char *(*version)(void);
     const char *(*last_error)(void);
-    roost_status (*options_init)(roost_options *);
+    roost_status (*options_init)(roost_options *, size_t);
     roost_status (*server_new)(const roost_options *, roost_server **);
     roost_status (*server_free)(roost_server *);
     roost_status (*server_add_route)(roost_server *, const uint8_t *, size_t, uint32_t *);
     roost_status (*server_start)(roost_server *, const uint8_t *, size_t, uint16_t, uint16_t *);
     roost_status (*server_ready_fd)(roost_server *, int *);
-    roost_status (*server_poll)(roost_server *, roost_event *, size_t, size_t *);
+    roost_status (*server_poll)(roost_server *, roost_event *, size_t, size_t, size_t *);
     roost_status (*connection_send_text)(roost_server *, uint64_t, const uint8_t *, size_t);
     roost_status (*connection_send_binary)(roost_server *, uint64_t, const uint8_t *, size_t);
     roost_status (*server_broadcast_text)(roost_server *, uint32_t, const uint8_t *, size_t, size_t *);
@@ -113,9 +113,16 @@ int main(void) {
 
     roost_options options;
     memset(&options, 0, sizeof options);
-    roost_status st = api.options_init(&options);
+    roost_status st = api.options_init(&options, sizeof options);
     check(st == ROOST_OK && options.max_message_size > 0 && options.worker_threads > 0,
           "roost_options_init fills the defaults", st);
+    memset(&options, 0, sizeof options);
+    st = ROOST_OPTIONS_INIT(&options);
+    check(st == ROOST_OK && options.size == sizeof options && options.max_message_size > 0,
+          "ROOST_OPTIONS_INIT passes the compiled size", st);
+    check(roost_version_number() == ROOST_VERSION_NUMBER &&
+              ROOST_VERSION_NUMBER == (ROOST_VERSION_MAJOR << 16 | ROOST_VERSION_MINOR << 8 | ROOST_VERSION_PATCH),
+          "the library's version is the header's", ROOST_OK);
 
     roost_server *null_server = NULL;
     uint32_t route = 0;
@@ -129,7 +136,7 @@ int main(void) {
     refused("roost_server_add_route(NULL, ...)", api.server_add_route(null_server, path, 3, &route));
     refused("roost_server_start(NULL, ...)", api.server_start(null_server, path, 0, 0, &port));
     refused("roost_server_ready_fd(NULL, ...)", api.server_ready_fd(null_server, &fd));
-    refused("roost_server_poll(NULL, ...)", api.server_poll(null_server, events, 1, &count));
+    refused("roost_server_poll(NULL, ...)", api.server_poll(null_server, events, 1, sizeof events[0], &count));
     refused("roost_connection_send_text(NULL, ...)", api.connection_send_text(null_server, 1, path, 3));
     refused("roost_connection_send_binary(NULL, ...)",
             api.connection_send_binary(null_server, 1, path, 3));
@@ -154,7 +161,7 @@ int main(void) {
         st = api.server_ready_fd(server, &fd);
         check(st == ROOST_OK && fd >= 0, "roost_server_ready_fd before start", st);
         count = 99;
-        st = api.server_poll(server, events, 1, &count);
+        st = api.server_poll(server, events, 1, sizeof events[0], &count);
         check(st == ROOST_OK && count == 0, "roost_server_poll before start is empty", st);
         st = api.server_free(server);
         check(st == ROOST_OK, "roost_server_free", st);

@@ -8,7 +8,7 @@ use std::ffi::CString;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
 
-use super::batch::PolledServer;
+use super::server::PolledServer;
 use super::types::{roost_server, roost_status};
 use crate::error::{panic_message, Error, Result};
 
@@ -117,6 +117,59 @@ pub(crate) unsafe fn write_out<T>(out: *mut T, value: T, what: &str) -> Result<(
 pub(crate) fn require_out<T>(out: *mut T, what: &str) -> Result<()> {
     if out.is_null() {
         return Err(Error::InvalidArgument(format!("{what} is NULL")));
+    }
+    Ok(())
+}
+
+/// Copies a struct that grows at its end (`roost_options`) from the caller, who
+/// compiled it with `size` bytes: `size` must be at least this version's size, and any
+/// bytes beyond it (fields of a newer header) must be zero, since this library cannot
+/// honour them. The rule of Linux's extensible system-call structs (openat2, clone3).
+///
+/// # Safety
+/// When non-NULL, `src` must point to `size` readable bytes holding a struct whose
+/// first `size_of::<T>()` bytes are a valid `T`.
+pub(crate) unsafe fn read_extensible<T: Copy>(src: *const T, size: usize, what: &str) -> Result<T> {
+    let known = std::mem::size_of::<T>();
+    if src.is_null() {
+        return Err(Error::InvalidArgument(format!("{what} is NULL")));
+    }
+    check_extensible_size(size, known, what)?;
+    // SAFETY: `src` is non-NULL and holds `size` >= `known` readable bytes.
+    let tail = unsafe { std::slice::from_raw_parts(src.cast::<u8>().add(known), size - known) };
+    if let Some(at) = tail.iter().position(|&b| b != 0) {
+        return Err(Error::InvalidArgument(format!(
+            "{what} sets a field at byte {} that this library (version {}) does not know; \
+             it was compiled with a newer roost.h",
+            known + at,
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    // SAFETY: the first `known` bytes are a valid `T`, possibly unaligned.
+    Ok(unsafe { src.read_unaligned() })
+}
+
+/// Writes `value` into a caller's struct of `size` bytes (at least this version's
+/// size), zeroing what lies beyond the fields this library knows.
+///
+/// # Safety
+/// `dst` must be non-NULL and point to `size` writable bytes.
+pub(crate) unsafe fn write_extensible<T: Copy>(dst: *mut u8, size: usize, value: &T) {
+    let known = std::mem::size_of::<T>();
+    // SAFETY: the caller provides `size` >= `known` writable bytes at `dst`; a `T` is
+    // `known` readable bytes, and the two never overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping((value as *const T).cast::<u8>(), dst, known);
+        std::ptr::write_bytes(dst.add(known), 0, size - known);
+    }
+}
+
+/// Checks the size a caller compiled an extensible struct with.
+pub(crate) fn check_extensible_size(size: usize, known: usize, what: &str) -> Result<()> {
+    if size < known || size > isize::MAX as usize {
+        return Err(Error::InvalidArgument(format!(
+            "{what} size {size} is invalid: this library needs at least {known} (compile with its roost.h)"
+        )));
     }
     Ok(())
 }

@@ -3,8 +3,8 @@
 //! status inside the panic boundary; nothing here holds logic of its own.
 #![allow(clippy::missing_safety_doc)]
 
-mod batch;
 mod boundary;
+mod server;
 pub mod types;
 
 use std::ffi::{c_char, c_int};
@@ -12,9 +12,13 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::frames;
 use crate::server::Server;
-use batch::PolledServer;
-use boundary::{boundary, bytes, lookup, require_out, text, write_out};
+use boundary::{
+    boundary, bytes, check_extensible_size, lookup, read_extensible, require_out, text, write_extensible,
+    write_out,
+};
+use server::PolledServer;
 pub use types::*;
 
 /// Hands the caller's payload to `call` on the server, which copies it once, into the
@@ -39,6 +43,14 @@ pub extern "C" fn roost_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
 
+/// The library's version as one number, `major << 16 | minor << 8 | patch`: compare
+/// it with `ROOST_VERSION_NUMBER` to check that the library a program runs with is the
+/// one its header came from (or a later one).
+#[no_mangle]
+pub extern "C" fn roost_version_number() -> u32 {
+    ROOST_VERSION_NUMBER
+}
+
 /// The message of the last call that failed on the calling thread, NUL-terminated;
 /// empty if none failed yet. Owned by the library; valid until the next failing call
 /// on this thread.
@@ -47,21 +59,33 @@ pub extern "C" fn roost_last_error() -> *const c_char {
     boundary::last_error()
 }
 
-/// Writes the default options to `*out`.
+/// Writes the default options to `*out`, a struct of `size` bytes: pass
+/// `sizeof(roost_options)` (the macro `ROOST_OPTIONS_INIT(&options)` does). `out->size`
+/// is set to `size`; fields a newer header has and this library lacks are zeroed.
 ///
-/// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` when `out` is NULL.
+/// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` when `out` is NULL or `size` is
+/// smaller than this library's `roost_options`.
 #[no_mangle]
-pub unsafe extern "C" fn roost_options_init(out: *mut roost_options) -> roost_status {
-    // SAFETY: `out` is checked for NULL; the caller passes writable memory.
-    boundary(|| unsafe { write_out(out, roost_options::from(&Config::default()), "out") })
+pub unsafe extern "C" fn roost_options_init(out: *mut roost_options, size: usize) -> roost_status {
+    boundary(|| {
+        require_out(out, "out")?;
+        check_extensible_size(size, std::mem::size_of::<roost_options>(), "roost_options")?;
+        let mut defaults = roost_options::from(&Config::default());
+        defaults.size = u32::try_from(size)
+            .map_err(|_| Error::InvalidArgument(format!("roost_options size {size} is invalid")))?;
+        // SAFETY: `out` is non-NULL and, as the caller promises, `size` bytes long.
+        unsafe { write_extensible(out.cast::<u8>(), size, &defaults) };
+        Ok(())
+    })
 }
 
-/// Creates a server with `options` (NULL for the defaults) and writes its handle to
+/// Creates a server with `options` (filled by `roost_options_init`; NULL for the defaults) and writes its handle to
 /// `*out`. The server does nothing until `roost_server_start`; its ready descriptor
 /// exists from now on. Free it with `roost_server_free`.
 ///
-/// Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` for a NULL `out` or an option out of
-/// range (the message names it); `ROOST_IO` when the ready descriptor cannot be made.
+/// Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` for a NULL `out`, an option out of
+/// range (the message names it) or options of a newer header that set fields this
+/// library does not know; `ROOST_IO` when the ready descriptor cannot be made.
 #[no_mangle]
 pub unsafe extern "C" fn roost_server_new(
     options: *const roost_options,
@@ -69,10 +93,14 @@ pub unsafe extern "C" fn roost_server_new(
 ) -> roost_status {
     boundary(|| {
         require_out(out, "out")?;
-        // SAFETY: a non-NULL `options` points to a filled `roost_options`.
-        let config = match unsafe { options.as_ref() } {
-            Some(options) => Config::from(options),
-            None => Config::default(),
+        let config = if options.is_null() {
+            Config::default()
+        } else {
+            // SAFETY: a non-NULL `options` was filled by `roost_options_init`, which set
+            // `size` to the bytes it spans; the first field is readable in any version.
+            let size = unsafe { options.cast::<u32>().read_unaligned() } as usize;
+            // SAFETY: as above, `options` spans `size` bytes.
+            Config::from(&unsafe { read_extensible(options, size, "roost_options")? })
         };
         let server = Server::new(config)?;
         // SAFETY: checked above.
@@ -161,20 +189,24 @@ pub unsafe extern "C" fn roost_server_ready_fd(
     })
 }
 
-/// Fills up to `capacity` events into `events` and writes how many to `*out_count`.
-/// Releases the previous poll's events first: their pointers die here.
+/// Fills up to `capacity` events into `events`, an array of events of `event_size`
+/// bytes each (pass `sizeof(roost_event)`; the macro `ROOST_SERVER_POLL` does), and
+/// writes how many to `*out_count`. Releases the previous poll's events first: their
+/// pointers die here.
 ///
 /// Drain by calling it until `*out_count` is 0; only that empty poll re-arms the ready
 /// descriptor, and after it the descriptor becomes readable as soon as an event
 /// arrives. Then wait for the descriptor. One thread polls a server at a time.
 ///
 /// Returns `ROOST_OK` (also after stop, while disconnect events remain), or
-/// `ROOST_INVALID_ARGUMENT` (NULLs, `capacity` 0).
+/// `ROOST_INVALID_ARGUMENT` (NULLs, `capacity` 0, `event_size` smaller than this
+/// library's `roost_event`).
 #[no_mangle]
 pub unsafe extern "C" fn roost_server_poll(
     server: *mut roost_server,
     events: *mut roost_event,
     capacity: usize,
+    event_size: usize,
     out_count: *mut usize,
 ) -> roost_status {
     boundary(|| {
@@ -182,10 +214,14 @@ pub unsafe extern "C" fn roost_server_poll(
         if events.is_null() || capacity == 0 {
             return Err(Error::InvalidArgument("events must be non-NULL with capacity > 0".into()));
         }
+        check_extensible_size(event_size, std::mem::size_of::<roost_event>(), "roost_event")?;
+        if capacity.checked_mul(event_size).is_none_or(|total| total > isize::MAX as usize) {
+            return Err(Error::InvalidArgument("capacity * event_size is too large".into()));
+        }
         let polled = lookup(server)?;
-        // SAFETY: `events` points to `capacity` writable events, as the caller promises.
-        let out = unsafe { std::slice::from_raw_parts_mut(events, capacity) };
-        let n = polled.poll_into(out);
+        // SAFETY: `events` points to `capacity` writable events of `event_size` bytes,
+        // as the caller promises; the size was checked above.
+        let n = unsafe { polled.poll_into(events.cast::<u8>(), capacity, event_size) };
         // SAFETY: checked above.
         unsafe { write_out(out_count, n, "out_count") }
     })
@@ -267,6 +303,21 @@ pub unsafe extern "C" fn roost_server_broadcast_binary(
             *out = n;
         }
         Ok(())
+    })
+}
+
+/// Checks a close code and reason as `roost_connection_close` would, without closing
+/// anything: for consumers that validate before they act (run callbacks, say).
+/// Codes a server may send are 1000-1003, 1007-1014 and 3000-4999; the reason is
+/// UTF-8 of at most `ROOST_MAX_CLOSE_REASON` bytes.
+///
+/// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` with a message saying what is wrong.
+#[no_mangle]
+pub unsafe extern "C" fn roost_close_check(code: u16, reason: *const u8, reason_len: usize) -> roost_status {
+    boundary(|| {
+        // SAFETY: `reason` points to `reason_len` bytes, as the caller promises.
+        let reason = unsafe { text(reason, reason_len, "reason")? };
+        frames::check_close(code, reason)
     })
 }
 

@@ -53,14 +53,39 @@ impl roost_status {
     }
 }
 
-/// Limits and options of a server. Fill it with `roost_options_init`, change what you
-/// need, pass it to `roost_server_new`. Sizes are bytes, times milliseconds.
+/// The library's version, as the header it was compiled with gives it: major.
+pub const ROOST_VERSION_MAJOR: u32 = 0;
+/// Minor version.
+pub const ROOST_VERSION_MINOR: u32 = 1;
+/// Patch version.
+pub const ROOST_VERSION_PATCH: u32 = 0;
+/// The version as one number, `major << 16 | minor << 8 | patch`; compare it with
+/// `roost_version_number()` to tell the header from the library a program runs with.
+pub const ROOST_VERSION_NUMBER: u32 = 0x00_01_00;
+
+/// The longest close reason a server may send, in bytes of UTF-8 (a close frame's
+/// payload is at most 125 bytes, two of them the code).
+pub const ROOST_MAX_CLOSE_REASON: u32 = 123;
+
+/// Limits and options of a server. Fill it with `roost_options_init` (which sets
+/// `size`), change what you need, pass it to `roost_server_new`. Sizes are bytes,
+/// times milliseconds.
+///
+/// The struct grows at its end in later versions, and `size` says which version a
+/// program was compiled with: a library accepts any size from this version's on. A
+/// larger struct (from a newer header) is accepted when the fields this library does
+/// not know are zero, and refused with `ROOST_INVALID_ARGUMENT` otherwise; later
+/// libraries give fields beyond a smaller struct their defaults.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct roost_options {
-    /// Largest message accepted; larger closes with 1009. Default 1048576 (1 MiB).
+    /// `sizeof(roost_options)` as the program was compiled; set by `roost_options_init`.
+    pub size: u32,
+    /// Largest message accepted, in bytes, inclusive; larger closes with 1009.
+    /// Default 1048576 (1 MiB).
     pub max_message_size: u64,
-    /// Largest frame accepted; larger closes with 1009. Default 1048576 (1 MiB).
+    /// Largest frame accepted, inclusive; larger closes with 1009. Default 0:
+    /// follows `max_message_size`.
     pub max_frame_size: u64,
     /// Unpolled messages per connection before the core stops reading its socket.
     /// Default 16.
@@ -82,8 +107,11 @@ pub struct roost_options {
     pub handshake_timeout_ms: u32,
     /// Time a closing connection waits for the peer's close frame. Default 5000.
     pub close_timeout_ms: u32,
-    /// Open sockets above which new clients get HTTP 503. Default 100000.
+    /// Upgraded connections above which new clients get HTTP 503. Default 100000.
     pub max_connections: u32,
+    /// Upgrades in progress above which a new socket gets HTTP 503 at once.
+    /// Default 10000.
+    pub max_pending_handshakes: u32,
     /// Threads of the core's runtime. Default 1.
     pub worker_threads: u32,
     /// Whether connections receive their route's broadcasts as soon as they are
@@ -95,19 +123,22 @@ pub struct roost_options {
 impl From<&Config> for roost_options {
     fn from(c: &Config) -> Self {
         let ms = |d: Duration| d.as_millis().min(u32::MAX as u128) as u32;
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         roost_options {
+            size: std::mem::size_of::<roost_options>() as u32,
             max_message_size: c.max_message_size as u64,
-            max_frame_size: c.max_frame_size as u64,
-            inbound_queue_depth: c.inbound_queue_depth as u32,
-            read_buffer_size: c.read_buffer_size as u32,
+            max_frame_size: c.max_frame_size.map_or(0, |n| n as u64),
+            inbound_queue_depth: count(c.inbound_queue_depth),
+            read_buffer_size: count(c.read_buffer_size),
             outbound_queue_bytes: c.outbound_queue_bytes as u64,
-            write_buffer_size: c.write_buffer_size as u32,
+            write_buffer_size: count(c.write_buffer_size),
             ping_interval_ms: c.ping_interval.map_or(0, ms),
             ping_timeout_ms: ms(c.ping_timeout),
             handshake_timeout_ms: ms(c.handshake_timeout),
             close_timeout_ms: ms(c.close_timeout),
-            max_connections: c.max_connections as u32,
-            worker_threads: c.worker_threads as u32,
+            max_connections: count(c.max_connections),
+            max_pending_handshakes: count(c.max_pending_handshakes),
+            worker_threads: count(c.worker_threads),
             join_broadcast_on_connect: c.join_broadcast_on_connect,
         }
     }
@@ -119,7 +150,7 @@ impl From<&roost_options> for Config {
         let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
         Config {
             max_message_size: size(o.max_message_size),
-            max_frame_size: size(o.max_frame_size),
+            max_frame_size: (o.max_frame_size > 0).then(|| size(o.max_frame_size)),
             inbound_queue_depth: o.inbound_queue_depth as usize,
             outbound_queue_bytes: size(o.outbound_queue_bytes),
             read_buffer_size: o.read_buffer_size as usize,
@@ -129,6 +160,7 @@ impl From<&roost_options> for Config {
             handshake_timeout: ms(o.handshake_timeout_ms),
             close_timeout: ms(o.close_timeout_ms),
             max_connections: o.max_connections as usize,
+            max_pending_handshakes: o.max_pending_handshakes as usize,
             worker_threads: o.worker_threads as usize,
             join_broadcast_on_connect: o.join_broadcast_on_connect,
         }
@@ -169,6 +201,9 @@ pub struct roost_header {
 /// An event filled in by `roost_server_poll`. Every pointer in it stays valid until
 /// the next `roost_server_poll` or `roost_server_free` on the same server; copy what
 /// you keep. Pointers that an event kind does not use are NULL with length 0.
+///
+/// The struct grows at its end in later versions: `roost_server_poll` takes the size
+/// the program was compiled with and fills that much of each event.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct roost_event {
@@ -205,11 +240,6 @@ pub struct roost_event {
     pub peer: *const u8,
     /// Length of `peer`.
     pub peer_len: usize,
-    /// The request head as received, request line and header lines through the blank
-    /// line (CONNECT): one buffer for consumers that keep it whole and parse later.
-    pub head: *const u8,
-    /// Length of `head`.
-    pub head_len: usize,
 }
 
 impl roost_event {
@@ -231,8 +261,6 @@ impl roost_event {
             header_count: 0,
             peer: std::ptr::null(),
             peer_len: 0,
-            head: std::ptr::null(),
-            head_len: 0,
         }
     }
 }

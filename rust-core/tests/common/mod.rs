@@ -561,6 +561,7 @@ pub fn rss_bytes() -> usize {
 pub fn cpu_time() -> Duration {
     // SAFETY: getrusage fills the zeroed struct.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     assert_eq!(rc, 0);
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);

@@ -83,7 +83,7 @@ struct Outbox {
 
 /// Shared state of one live connection.
 #[derive(Debug)]
-pub struct ConnectionHandle {
+pub struct ConnectionState {
     /// Connection id, unique for the server's life (never reused).
     pub id: u64,
     /// Route the connection was accepted on.
@@ -101,9 +101,9 @@ pub struct ConnectionHandle {
     waker: AtomicWaker,
 }
 
-impl ConnectionHandle {
+impl ConnectionState {
     pub(crate) fn new(id: u64, route: u32, outbound_limit: usize, inbound_depth: usize) -> Self {
-        ConnectionHandle {
+        ConnectionState {
             id,
             route,
             outbox: Mutex::new(Outbox {
@@ -369,11 +369,11 @@ mod tests {
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
 
-    fn connected() -> (ConnectionHandle, UnixStream, UnixStream) {
+    fn connected() -> (ConnectionState, UnixStream, UnixStream) {
         let (ours, peer) = UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
         peer.set_nonblocking(true).unwrap();
-        let handle = ConnectionHandle::new(1, 0, 1 << 20, 16);
+        let handle = ConnectionState::new(1, 0, 1 << 20, 16);
         handle.set_socket(Some(ours.as_raw_fd()));
         (handle, ours, peer)
     }
@@ -418,7 +418,7 @@ mod tests {
 
     /// Sends a 4 MiB frame directly, which a socket pair takes only in part, and
     /// returns the frame and the part the peer received.
-    fn send_in_part(handle: &ConnectionHandle, peer: &mut UnixStream) -> (Bytes, Vec<u8>) {
+    fn send_in_part(handle: &ConnectionState, peer: &mut UnixStream) -> (Bytes, Vec<u8>) {
         let frame: Bytes = (0..4usize << 20).map(|i| i as u8).collect::<Vec<u8>>().into();
         handle.send(frame.clone(), &granted()).unwrap();
         let mut written = Vec::new();

@@ -3,6 +3,7 @@
 
 use std::sync::Mutex;
 
+use super::boundary::write_extensible;
 use super::types::{roost_event, roost_event_kind, roost_header};
 use crate::events::Event;
 use crate::server::Server;
@@ -33,16 +34,23 @@ impl PolledServer {
         PolledServer { server, batch: Mutex::new(Batch::default()) }
     }
 
-    /// Releases the previous batch, polls up to `out.len()` events and describes them
-    /// in `out`. Returns how many were written.
-    pub(crate) fn poll_into(&self, out: &mut [roost_event]) -> usize {
+    /// Releases the previous batch, polls up to `capacity` events and describes them
+    /// in the caller's array of events of `event_size` bytes each. Returns how many
+    /// were written.
+    ///
+    /// # Safety
+    /// `events` must point to `capacity * event_size` writable bytes, and `event_size`
+    /// must be at least `size_of::<roost_event>()`.
+    pub(crate) unsafe fn poll_into(&self, events: *mut u8, capacity: usize, event_size: usize) -> usize {
         let mut batch = self.batch.lock().unwrap_or_else(|e| e.into_inner());
         let batch = &mut *batch;
         batch.events.clear();
         batch.headers.clear();
-        let n = self.server.poll(&mut batch.events, out.len());
-        for (event, slot) in batch.events.iter().zip(out.iter_mut()) {
-            *slot = describe(event, &mut batch.headers);
+        let n = self.server.poll(&mut batch.events, capacity);
+        for (i, event) in batch.events.iter().enumerate() {
+            let described = describe(event, &mut batch.headers);
+            // SAFETY: `i < capacity`, so the slot lies inside the caller's array.
+            unsafe { write_extensible(events.add(i * event_size), event_size, &described) };
         }
         n
     }
@@ -66,7 +74,6 @@ fn describe(event: &Event, headers: &mut Vec<HeaderViews>) -> roost_event {
             (e.path, e.path_len) = (info.path().as_ptr(), info.path().len());
             (e.query, e.query_len) = (info.query().as_ptr(), info.query().len());
             (e.peer, e.peer_len) = (info.peer.as_ptr(), info.peer.len());
-            (e.head, e.head_len) = (info.head().as_ptr(), info.head().len());
             (e.headers, e.header_count) = (views.as_ptr(), views.len());
             // Moving the Vec into the batch keeps its heap buffer where it is.
             headers.push(HeaderViews { _owned: views });

@@ -3,7 +3,7 @@
 //! while part of a burst is still unread. Its writes go through the connection's
 //! `FrameWriter`, so that tungstenite's control frames never land inside a data frame
 //! the socket took only part of, and claim the socket from senders that write it
-//! directly (see `handle`), taking over what such a write left unwritten.
+//! directly (see `connection_state`), taking over what such a write left unwritten.
 //!
 //! tungstenite keeps its own read buffer for a connection's whole life and reads at most
 //! its configured size per call. Given a 4 KiB buffer, that is 4 KiB held by every idle
@@ -22,25 +22,25 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::connection_state::ConnectionState;
 use crate::frames::FrameWriter;
-use crate::handle::ConnectionHandle;
 
 /// tungstenite's read buffer size: what every connection keeps for good.
 pub(crate) const PARSE_WINDOW: usize = 512;
 
-pub(crate) struct BurstStream {
+pub(crate) struct ConnectionSocket {
     socket: TcpStream,
     /// Unread bytes of the last burst are `burst[start..]`; no allocation when none.
     burst: Vec<u8>,
     start: usize,
     burst_size: usize,
     writer: FrameWriter,
-    handle: Arc<ConnectionHandle>,
+    handle: Arc<ConnectionState>,
 }
 
-impl BurstStream {
-    pub(crate) fn new(socket: TcpStream, burst_size: usize, handle: Arc<ConnectionHandle>) -> Self {
-        BurstStream {
+impl ConnectionSocket {
+    pub(crate) fn new(socket: TcpStream, burst_size: usize, handle: Arc<ConnectionState>) -> Self {
+        ConnectionSocket {
             socket,
             burst: Vec::new(),
             start: 0,
@@ -91,7 +91,7 @@ impl BurstStream {
     }
 }
 
-impl AsyncRead for BurstStream {
+impl AsyncRead for ConnectionSocket {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.start < this.burst.len() {
@@ -122,7 +122,7 @@ impl AsyncRead for BurstStream {
     }
 }
 
-impl AsyncWrite for BurstStream {
+impl AsyncWrite for ConnectionSocket {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.claim();

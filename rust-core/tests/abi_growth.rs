@@ -1,0 +1,153 @@
+//! The C ABI's room to grow: roost_options and roost_event carry the size a program was
+//! compiled with, a larger struct with unknown fields set is refused, events are
+//! written at the caller's stride, and the version macros match the library.
+
+mod common;
+
+use std::ffi::CStr;
+use std::mem::size_of;
+use std::ptr::null_mut;
+
+use roost::ffi::*;
+use roost_status::*;
+
+/// roost_options as a newer header might declare it: two fields more at the end.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct NewerOptions {
+    known: roost_options,
+    future_a: u64,
+    future_b: u64,
+}
+
+fn last_error() -> String {
+    // SAFETY: the library returns a valid NUL-terminated string for this thread.
+    unsafe { CStr::from_ptr(roost_last_error()) }.to_string_lossy().into_owned()
+}
+
+fn newer_options() -> NewerOptions {
+    // 0xAB everywhere: init must zero what it does not know.
+    let mut o = std::mem::MaybeUninit::<NewerOptions>::uninit();
+    // SAFETY: `o` is `size_of::<NewerOptions>()` writable bytes.
+    unsafe { o.as_mut_ptr().cast::<u8>().write_bytes(0xAB, size_of::<NewerOptions>()) };
+    // SAFETY: as above; init writes every byte of it.
+    let status = unsafe { roost_options_init(o.as_mut_ptr().cast(), size_of::<NewerOptions>()) };
+    assert_eq!(status, ROOST_OK);
+    // SAFETY: fully written by roost_options_init.
+    unsafe { o.assume_init() }
+}
+
+#[test]
+fn options_init_sets_the_size_and_zeroes_fields_it_does_not_know() {
+    let o = newer_options();
+    assert_eq!(o.known.size as usize, size_of::<NewerOptions>());
+    assert_eq!((o.future_a, o.future_b), (0, 0));
+    assert_eq!(o.known.max_message_size, 1 << 20);
+    assert_eq!(o.known.max_frame_size, 0, "the frame limit follows the message limit by default");
+}
+
+#[test]
+fn a_larger_struct_is_accepted_while_its_unknown_fields_are_zero_and_refused_otherwise() {
+    let o = newer_options();
+    let mut server = null_mut();
+    // SAFETY: `o` spans the size it declares; `server` is writable.
+    assert_eq!(unsafe { roost_server_new(&o.known, &mut server) }, ROOST_OK);
+    assert_eq!(roost_server_free(server), ROOST_OK);
+
+    let mut o = newer_options();
+    o.future_b = 1;
+    let mut server = null_mut();
+    // SAFETY: as above.
+    assert_eq!(unsafe { roost_server_new(&o.known, &mut server) }, ROOST_INVALID_ARGUMENT);
+    let message = last_error();
+    assert!(message.contains("newer roost.h"), "{message}");
+    assert!(server.is_null());
+}
+
+#[test]
+fn a_struct_smaller_than_this_version_is_refused() {
+    let mut o = newer_options();
+    // SAFETY: `o` is writable; the size is what is wrong.
+    let status = unsafe { roost_options_init(&mut o.known, size_of::<roost_options>() - 1) };
+    assert_eq!(status, ROOST_INVALID_ARGUMENT);
+    assert!(last_error().contains("at least"));
+    o.known.size = 8;
+    let mut server = null_mut();
+    // SAFETY: `o` is readable; its declared size is too small.
+    assert_eq!(unsafe { roost_server_new(&o.known, &mut server) }, ROOST_INVALID_ARGUMENT);
+}
+
+#[test]
+fn events_are_written_at_the_callers_stride_and_unknown_tails_zeroed() {
+    // A server, a route, a client, and a poll with a larger stride.
+    let o = newer_options();
+    let mut s = null_mut();
+    // SAFETY: valid options and out-pointer.
+    assert_eq!(unsafe { roost_server_new(&o.known, &mut s) }, ROOST_OK);
+    let (mut route, mut port) = (0u32, 0u16);
+    // SAFETY: valid buffers and out-pointers.
+    unsafe {
+        assert_eq!(roost_server_add_route(s, b"/ws".as_ptr(), 3, &mut route), ROOST_OK);
+        assert_eq!(roost_server_start(s, b"127.0.0.1".as_ptr(), 9, 0, &mut port), ROOST_OK);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _ws = common::block_on(&rt, 10, common::ws_connect(port, "/ws"));
+
+    const STRIDE: usize = size_of::<roost_event>() + 24;
+    let mut raw = vec![0xCDu8; STRIDE * 4];
+    let mut n = 0usize;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while n == 0 && std::time::Instant::now() < deadline {
+        // SAFETY: `raw` holds 4 events of STRIDE bytes.
+        let status = unsafe { roost_server_poll(s, raw.as_mut_ptr().cast(), 4, STRIDE, &mut n) };
+        assert_eq!(status, ROOST_OK);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(n, 1, "one connect event");
+    // SAFETY: the library wrote a roost_event at offset 0; read it unaligned.
+    let event: roost_event = unsafe { raw.as_ptr().cast::<roost_event>().read_unaligned() };
+    assert_eq!(event.kind, roost_event_kind::ROOST_EVENT_CONNECT);
+    assert!(event.header_count > 0);
+    assert!(raw[size_of::<roost_event>()..STRIDE].iter().all(|&b| b == 0), "the tail is zeroed");
+    assert!(raw[STRIDE..].iter().all(|&b| b == 0xCD), "nothing beyond the events polled is touched");
+
+    // A stride smaller than this version's event is refused.
+    // SAFETY: as above; the size is what is wrong.
+    let status =
+        unsafe { roost_server_poll(s, raw.as_mut_ptr().cast(), 4, size_of::<roost_event>() - 8, &mut n) };
+    assert_eq!(status, ROOST_INVALID_ARGUMENT);
+    assert_eq!(roost_server_free(s), ROOST_OK);
+}
+
+#[test]
+fn the_header_version_matches_the_library_and_the_runtime_call() {
+    let parts: Vec<u32> = env!("CARGO_PKG_VERSION").split('.').map(|p| p.parse().unwrap()).collect();
+    assert_eq!(parts, [ROOST_VERSION_MAJOR, ROOST_VERSION_MINOR, ROOST_VERSION_PATCH]);
+    assert_eq!(
+        ROOST_VERSION_NUMBER,
+        ROOST_VERSION_MAJOR << 16 | ROOST_VERSION_MINOR << 8 | ROOST_VERSION_PATCH
+    );
+    assert_eq!(roost_version_number(), ROOST_VERSION_NUMBER);
+    // SAFETY: a static NUL-terminated string.
+    let text = unsafe { CStr::from_ptr(roost_version()) }.to_str().unwrap();
+    assert_eq!(text, env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn close_check_is_the_rule_close_applies() {
+    let check = |code: u16, reason: &[u8]| {
+        // SAFETY: `reason` is a valid buffer of its length.
+        unsafe { roost_close_check(code, reason.as_ptr(), reason.len()) }
+    };
+    for code in [1000, 1003, 1007, 1014, 3000, 4999] {
+        assert_eq!(check(code, b""), ROOST_OK, "{code}");
+    }
+    for code in [0, 999, 1004, 1005, 1006, 1015, 2999, 5000] {
+        assert_eq!(check(code, b""), ROOST_INVALID_ARGUMENT, "{code}");
+    }
+    let longest = vec![b'x'; ROOST_MAX_CLOSE_REASON as usize];
+    assert_eq!(check(1000, &longest), ROOST_OK);
+    assert_eq!(check(1000, &[longest.as_slice(), b"x"].concat()), ROOST_INVALID_ARGUMENT);
+    assert!(last_error().contains("123"));
+    assert_eq!(check(1000, b"\xff"), ROOST_INVALID_ARGUMENT);
+}
