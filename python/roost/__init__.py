@@ -14,6 +14,7 @@
 """
 
 from ._app import App
+from ._native import LimitOptions, Limits
 from ._errors import (
     CorePanic,
     InvalidArgument,
@@ -38,6 +39,8 @@ __all__ = [
     "CorePanic",
     "InvalidArgument",
     "InvalidState",
+    "LimitOptions",
+    "Limits",
     "QueryParams",
     "Robyn",
     "RoostError",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar, Unpack
 
 import anyio
 from anyio.abc import TaskStatus
 
 from ._dispatcher import Dispatcher
 from ._endpoint import Endpoint
-from ._native import Limits, NativeServer
+from ._native import LimitOptions, Limits, NativeServer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,57 +26,49 @@ class App:
 
     Args:
         file_path: Accepted for compatibility with `Robyn(__file__)`; unused.
-        max_message_size: Largest message accepted, in bytes (larger: close 1009).
-        max_frame_size: Largest frame accepted, in bytes (larger: close 1009).
-        inbound_queue_depth: Messages kept per connection before the server stops
-            reading that socket (TCP then pushes back on the client).
-        outbound_queue_bytes: Bytes queued per connection above which `send_*` waits
-            and a broadcast closes that recipient with 1008.
-        read_buffer_size: Most bytes read from a socket per system call (held only
-            while unread).
-        write_buffer_size: Bytes gathered per socket write.
-        ping_interval: Seconds between keepalive pings; None disables them.
-        ping_timeout: Seconds a ping may go unanswered before closing with 1011.
-        handshake_timeout: Seconds a client has to send its upgrade request.
-        close_timeout: Seconds a closing connection waits for the client's close frame.
-        max_connections: Open connections above which clients get HTTP 503.
-        worker_threads: Threads of the core's I/O runtime.
         shutdown_grace: Seconds a graceful stop waits for connections to close.
+        **limits: The core's limits, each defaulting to the core's own value
+            (`roost.Limits.defaults()`; the header roost.h documents them):
+
+            - max_message_size: Largest message accepted, in bytes, inclusive
+              (larger: close 1009).
+            - max_frame_size: Largest frame accepted, inclusive (larger: close 1009).
+              Default None: follows max_message_size, so a message that fits arrives
+              however the client frames it.
+            - inbound_queue_depth: Messages kept per connection before the server stops
+              reading that socket (TCP then pushes back on the client).
+            - outbound_queue_bytes: Bytes queued per connection above which `send_*`
+              waits and a broadcast closes that recipient with 1008.
+            - read_buffer_size: Most bytes read from a socket per system call (held
+              only while unread).
+            - write_buffer_size: Bytes gathered per socket write.
+            - ping_interval: Seconds between keepalive pings; None disables them.
+            - ping_timeout: Seconds a ping may go unanswered before closing with 1011.
+            - handshake_timeout: Seconds a client has to send its upgrade request.
+            - close_timeout: Seconds a closing connection waits for the client's close
+              frame.
+            - max_connections: Upgraded connections above which clients get HTTP 503.
+            - max_pending_handshakes: Upgrades in progress above which a new client
+              gets HTTP 503 at once (silent sockets never take a client's place).
+            - worker_threads: Threads of the core's I/O runtime.
+
+    Raises:
+        TypeError: an unknown limit, or a value of the wrong type.
+        ValueError: a value out of range.
     """
 
     def __init__(
         self,
         file_path: Optional[str] = None,
         *,
-        max_message_size: int = Limits.max_message_size,
-        max_frame_size: int = Limits.max_frame_size,
-        inbound_queue_depth: int = Limits.inbound_queue_depth,
-        outbound_queue_bytes: int = Limits.outbound_queue_bytes,
-        read_buffer_size: int = Limits.read_buffer_size,
-        write_buffer_size: int = Limits.write_buffer_size,
-        ping_interval: Optional[float] = Limits.ping_interval,
-        ping_timeout: float = Limits.ping_timeout,
-        handshake_timeout: float = Limits.handshake_timeout,
-        close_timeout: float = Limits.close_timeout,
-        max_connections: int = Limits.max_connections,
-        worker_threads: int = Limits.worker_threads,
         shutdown_grace: float = 5.0,
+        **limits: Unpack[LimitOptions],
     ) -> None:
         self.file_path = file_path
-        self.limits = Limits(
-            max_message_size=max_message_size,
-            max_frame_size=max_frame_size,
-            inbound_queue_depth=inbound_queue_depth,
-            outbound_queue_bytes=outbound_queue_bytes,
-            read_buffer_size=read_buffer_size,
-            write_buffer_size=write_buffer_size,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            handshake_timeout=handshake_timeout,
-            close_timeout=close_timeout,
-            max_connections=max_connections,
-            worker_threads=worker_threads,
-        )
+        self.limits = Limits.resolve(limits)
+        #: SystemExit or KeyboardInterrupt raised by a handler: the server stops
+        #: gracefully, then `start` / `serve` raise it.
+        self._exit_request: Optional[BaseException] = None
         self.shutdown_grace = float(shutdown_grace)
         self._endpoints: dict[str, Endpoint] = {}
         self._stop_requested: Optional[anyio.Event] = None
@@ -190,7 +182,8 @@ class App:
         try:
             async with anyio.create_task_group() as tasks:
                 dispatcher = Dispatcher(native, list(self._endpoints.values()),
-                                        self.limits.inbound_queue_depth, tasks)
+                                        self.limits.inbound_queue_depth, tasks,
+                                        self._exit_requested)
                 tasks.start_soon(dispatcher.run)
                 task_status.started(self.port)
                 try:
@@ -206,6 +199,16 @@ class App:
             self.port = None
             self._native = None
             self._stop_requested = None
+        exit_request, self._exit_request = self._exit_request, None
+        if exit_request is not None:
+            raise exit_request
+
+    def _exit_requested(self, request: BaseException) -> None:
+        """A handler raised SystemExit or KeyboardInterrupt: the program wants to end.
+        Every client is closed as in a graceful stop, then `serve` raises it."""
+        if self._exit_request is None:
+            self._exit_request = request
+        self.stop()
 
     def connection_count(self) -> int:
         """Connections open in the core right now (0 when not serving)."""

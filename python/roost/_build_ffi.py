@@ -19,10 +19,15 @@ LIBRARY = NATIVE / "lib" / "libroost.a"
 
 
 def declarations(header: str) -> str:
-    """The header's declarations as cffi's cdef accepts them: no preprocessor lines
-    and no C++ linkage block."""
+    """The header's declarations as cffi's cdef accepts them: no C++ linkage block and
+    no preprocessor lines but integer constants (`#define ROOST_VERSION_MAJOR 0`),
+    which Python reads as `lib.ROOST_VERSION_MAJOR`. Function-like macros (and their
+    continuation lines) are C conveniences; Python passes the sizes itself."""
     header = re.sub(r"#ifdef __cplusplus.*?#endif[^\n]*\n", "", header, flags=re.S)
-    return "\n".join(line for line in header.splitlines() if not line.startswith("#"))
+    header = header.replace("\\\n", " ")
+    constant = re.compile(r"#define [A-Z][A-Z0-9_]* -?\d+$")
+    return "\n".join(line for line in header.splitlines()
+                     if not line.startswith("#") or constant.match(line))
 
 
 if not HEADER.exists() or not LIBRARY.exists():

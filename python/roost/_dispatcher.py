@@ -32,6 +32,7 @@ DISCONNECT = lib.ROOST_EVENT_DISCONNECT
 WRITABLE = lib.ROOST_EVENT_WRITABLE
 
 _poll = lib.roost_server_poll
+EVENT_SIZE = ffi.sizeof("roost_event")
 _buffer = ffi.buffer
 
 
@@ -43,6 +44,14 @@ def _bytes(ptr: Any, length: int) -> bytes:
     return ffi.buffer(ptr, length)[:] if length else b""
 
 
+def _raw_headers(headers: Any, count: int) -> bytes:
+    """The core's parsed request headers as `name:value` lines in one bytes object."""
+    return b"\n".join(
+        _bytes(h.name, h.name_len) + b":" + _bytes(h.value, h.value_len)
+        for h in (headers[i] for i in range(count))
+    )
+
+
 def _address(peer: str) -> Address:
     host, _, port = peer.rpartition(":")
     return Address(host.strip("[]"), int(port) if port.isdigit() else 0)
@@ -52,12 +61,13 @@ class Dispatcher:
     """Routes the core's events to WebSocket objects and runs their handlers."""
 
     def __init__(self, native: NativeServer, endpoints: list[Endpoint], inbox_limit: int,
-                 task_group: TaskGroup) -> None:
+                 task_group: TaskGroup, exit_requested: Callable[[BaseException], None]) -> None:
         self._native = native
         self._server = native.ptr
         self._endpoints = endpoints
         self._inbox_limit = inbox_limit
         self._tasks = handler_tasks(task_group)
+        self._exit_requested = exit_requested
         self._connections: dict[int, WebSocket] = {}
         self._active_handlers = 0
         self._idle = anyio.Event()
@@ -70,7 +80,7 @@ class Dispatcher:
 
     def poll_once(self) -> int:
         """Handles one batch of events; returns how many there were."""
-        check(_poll(self._server, self._events, BATCH, self._count))
+        check(_poll(self._server, self._events, BATCH, EVENT_SIZE, self._count))
         n: int = self._count[0]
         events, connections = self._events, self._connections
         # Messages are most events: they are handled inline, the rest in _handle.
@@ -99,16 +109,22 @@ class Dispatcher:
     async def _run_loop(self, fd: int) -> None:
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is not None:
-            # A reader registered once: waiting anew each time the queue runs dry
-            # would cost two epoll_ctl calls and a future per wake-up.
-            loop.add_reader(fd, self._drain)
-            try:
-                await anyio.sleep_forever()
-            finally:
-                loop.remove_reader(fd)
+        except RuntimeError:  # not on asyncio
+            await self._wait_and_drain(fd)
+        else:
+            await self._drain_as_reader(loop, fd)
+
+    async def _drain_as_reader(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        """asyncio: a reader registered once; waiting anew each time the queue runs dry
+        would cost two epoll_ctl calls and a future per wake-up."""
+        loop.add_reader(fd, self._drain)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            loop.remove_reader(fd)
+
+    async def _wait_and_drain(self, fd: int) -> None:
+        """trio: poll until empty (which re-arms the descriptor), then wait for it."""
         while True:
             if self.poll_once():
                 await checkpoint()
@@ -148,14 +164,14 @@ class Dispatcher:
             uuid=_text(event.uuid, event.uuid_len),
             path=_text(event.path, event.path_len),
             query=_bytes(event.query, event.query_len).decode("utf-8", "replace"),
-            head=_bytes(event.head, event.head_len),
+            raw_headers=_raw_headers(event.headers, event.header_count),
             client=_address(_text(event.peer, event.peer_len)),
             inbox_limit=self._inbox_limit,
             new_signal=self._new_signal,
         )
         self._connections[event.connection] = ws
         self._active_handlers += 1
-        self._tasks.start_soon(serve_connection, ws, self._handler_finished)
+        self._tasks.start_soon(serve_connection, ws, self._handler_finished, self._exit_requested)
 
     def _handler_finished(self) -> None:
         self._active_handlers -= 1
@@ -175,10 +191,17 @@ class Dispatcher:
         return list(self._connections.values())
 
 
-async def serve_connection(ws: WebSocket, finished: Callable[[], None]) -> None:
+async def serve_connection(ws: WebSocket, finished: Callable[[], None],
+                           exit_requested: Callable[[BaseException], None]) -> None:
     """Checks typed query parameters, runs `on_connect`, the handler, and the close;
     calls `finished` however it ends. (One coroutine, not two: each frame is
-    memory held by every idle connection.)"""
+    memory held by every idle connection.)
+
+    What a handler raises decides what happens: WebSocketDisconnect ends it quietly; a
+    cancellation of its own task propagates; SystemExit and KeyboardInterrupt ask the
+    program to end (`exit_requested`: the server stops gracefully, then re-raises it);
+    anything else, another BaseException included, is logged and closes this
+    connection with 1011 while the server goes on."""
     try:
         endpoint = ws._endpoint
         try:
@@ -216,7 +239,13 @@ async def serve_connection(ws: WebSocket, finished: Callable[[], None]) -> None:
                              "connection %s with 1011", endpoint.path, ws.id)
             await _close_quietly(ws, 1011)
             return
-        except Exception:
+        except (SystemExit, KeyboardInterrupt) as request:
+            logger.info("WebSocket handler for %s raised %s; stopping the server",
+                        endpoint.path, type(request).__name__)
+            exit_requested(request)
+            await _close_quietly(ws, 1001)
+            return
+        except BaseException:
             logger.exception("WebSocket handler for %s raised; closing connection %s with 1011",
                              endpoint.path, ws.id)
             await _close_quietly(ws, 1011)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._roost_ffi import lib
+
 
 class WebSocketDisconnect(Exception):
     """The connection is closed: raised by `receive_*` when the client leaves (or the
@@ -29,7 +31,8 @@ class RoostError(Exception):
         status: The core's status code.
     """
 
-    status = -1
+    #: The core's status code (roost_status in roost.h); -1 when none applies.
+    status: int = -1
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -38,25 +41,25 @@ class RoostError(Exception):
 class InvalidArgument(RoostError, ValueError):
     """An argument the core rejected (bad close code, text that is not UTF-8, ...)."""
 
-    status = 4
+    status = lib.ROOST_INVALID_ARGUMENT
 
 
 class InvalidState(RoostError, RuntimeError):
     """A call not allowed in the server's current state (start twice, ...)."""
 
-    status = 5
+    status = lib.ROOST_INVALID_STATE
 
 
 class ServerIOError(RoostError, OSError):
     """The operating system refused, e.g. the address is already in use."""
 
-    status = 6
+    status = lib.ROOST_IO
 
 
 class CorePanic(RoostError, RuntimeError):
     """A panic inside the core was caught; the server may be unusable."""
 
-    status = 7
+    status = lib.ROOST_PANIC
 
 
 ERRORS_BY_STATUS: dict[int, type[RoostError]] = {

@@ -4,8 +4,9 @@ the one place where statuses become exceptions."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, TypedDict
 
 import anyio
 
@@ -29,11 +30,23 @@ def check(status: int) -> None:
         raise cls(last_error())
 
 
+def connection_gone(status: int) -> bool:
+    """Whether a status says the connection is closing or gone: the one place that
+    decides it (a closing connection gives CLOSED, a retired id NOT_FOUND)."""
+    return status == CLOSED or status == NOT_FOUND
+
+
 def check_unless_gone(status: int) -> None:
     """Like `check`, but a connection that is closing or already gone is not an error:
     for calls whose only purpose ends with the connection (close, pause, join)."""
-    if status not in (OK, CLOSED, NOT_FOUND):
+    if status != OK and not connection_gone(status):
         check(status)
+
+
+def check_close(code: int, reason: bytes) -> None:
+    """Raises `InvalidArgument` (a ValueError) unless the core would send this close
+    code and reason: the core's rule, not a copy of it."""
+    check(lib.roost_close_check(code, reason, len(reason)))
 
 
 def is_real_cancellation() -> bool:
@@ -49,35 +62,103 @@ def is_real_cancellation() -> bool:
     return task is not None and task.cancelling() > 0
 
 
+class LimitOptions(TypedDict, total=False):
+    """The core's limits as `App` takes them, in bytes and seconds. Every one left out
+    keeps the core's default (`Limits.defaults()`)."""
+
+    max_message_size: int
+    max_frame_size: Optional[int]
+    inbound_queue_depth: int
+    outbound_queue_bytes: int
+    read_buffer_size: int
+    write_buffer_size: int
+    ping_interval: Optional[float]
+    ping_timeout: float
+    handshake_timeout: float
+    close_timeout: float
+    max_connections: int
+    max_pending_handshakes: int
+    worker_threads: int
+
+
+#: Limits counted in bytes or items: the same number in Python and in roost_options.
+_COUNTS = ("max_message_size", "max_frame_size", "inbound_queue_depth", "outbound_queue_bytes",
+           "read_buffer_size", "write_buffer_size", "max_connections", "max_pending_handshakes",
+           "worker_threads")
+#: Limits in seconds here and in milliseconds in roost_options.
+_SECONDS = {"ping_interval": "ping_interval_ms", "ping_timeout": "ping_timeout_ms",
+            "handshake_timeout": "handshake_timeout_ms", "close_timeout": "close_timeout_ms"}
+#: Limits whose None has a meaning, written as 0 in roost_options: no pings; a frame
+#: limit that follows the message limit.
+_NONE_IS_ZERO = ("ping_interval", "max_frame_size")
+
+
+def _new_options() -> Any:
+    """A roost_options filled with the core's defaults."""
+    options = ffi.new("roost_options *")
+    check(lib.roost_options_init(options, ffi.sizeof("roost_options")))
+    return options
+
+
 @dataclass(frozen=True)
 class Limits:
-    """The core's limits, in Python units (bytes, seconds). Defaults are the core's."""
+    """The core's limits, in Python units (bytes, seconds). `Limits.resolve` takes
+    the ones a program sets and the core's defaults for the rest, so that no default
+    is written in Python."""
 
-    max_message_size: int = 1 << 20
-    max_frame_size: int = 1 << 20
-    inbound_queue_depth: int = 16
-    outbound_queue_bytes: int = 1 << 20
-    read_buffer_size: int = 4 << 10
-    write_buffer_size: int = 16 << 10
-    ping_interval: Optional[float] = 20.0
-    ping_timeout: float = 20.0
-    handshake_timeout: float = 10.0
-    close_timeout: float = 5.0
-    max_connections: int = 100_000
-    worker_threads: int = 1
+    max_message_size: int
+    max_frame_size: Optional[int]
+    inbound_queue_depth: int
+    outbound_queue_bytes: int
+    read_buffer_size: int
+    write_buffer_size: int
+    ping_interval: Optional[float]
+    ping_timeout: float
+    handshake_timeout: float
+    close_timeout: float
+    max_connections: int
+    max_pending_handshakes: int
+    worker_threads: int
+
+    @classmethod
+    def defaults(cls) -> Limits:
+        """The core's defaults (roost_options_init)."""
+        options = _new_options()
+        values: dict[str, Any] = {name: int(getattr(options, name)) for name in _COUNTS}
+        for name, field in _SECONDS.items():
+            values[name] = getattr(options, field) / 1000
+        for name in _NONE_IS_ZERO:
+            values[name] = values[name] or None
+        return cls(**values)
+
+    @classmethod
+    def resolve(cls, given: Mapping[str, Any]) -> Limits:
+        """The limits `given` sets, the core's defaults for the rest.
+
+        Raises:
+            TypeError: an unknown limit, or a value of the wrong type.
+            ValueError: a negative value.
+        """
+        unknown = sorted(set(given) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise TypeError(f"unknown limit {unknown[0]!r}; the limits are "
+                            f"{', '.join(cls.__dataclass_fields__)}")
+        return dataclasses.replace(cls.defaults(), **given)
 
     def __post_init__(self) -> None:
-        for name in ("max_message_size", "max_frame_size", "inbound_queue_depth",
-                     "outbound_queue_bytes", "read_buffer_size", "write_buffer_size",
-                     "max_connections", "worker_threads"):
+        for name in _COUNTS:
             value = getattr(self, name)
+            if value is None and name in _NONE_IS_ZERO:
+                continue
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, not {type(value).__name__}")
             if value < 0:
                 raise ValueError(f"{name} must not be negative, got {value}")
-        for name in ("ping_interval", "ping_timeout", "handshake_timeout", "close_timeout"):
+        if self.max_frame_size == 0:
+            raise ValueError("max_frame_size must be positive, or None to follow max_message_size")
+        for name in _SECONDS:
             value = getattr(self, name)
-            if value is None and name == "ping_interval":
+            if value is None and name in _NONE_IS_ZERO:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
@@ -85,16 +166,11 @@ class Limits:
                 raise ValueError(f"{name} must not be negative, got {value}")
 
     def to_options(self) -> Any:
-        options = ffi.new("roost_options *")
-        check(lib.roost_options_init(options))
-        for name in ("max_message_size", "max_frame_size", "inbound_queue_depth",
-                     "outbound_queue_bytes", "read_buffer_size", "write_buffer_size",
-                     "max_connections", "worker_threads"):
-            setattr(options, name, getattr(self, name))
-        options.ping_interval_ms = _ms(self.ping_interval or 0)
-        options.ping_timeout_ms = _ms(self.ping_timeout)
-        options.handshake_timeout_ms = _ms(self.handshake_timeout)
-        options.close_timeout_ms = _ms(self.close_timeout)
+        options = _new_options()
+        for name in _COUNTS:
+            setattr(options, name, getattr(self, name) or 0)
+        for name, field in _SECONDS.items():
+            setattr(options, field, _ms(getattr(self, name) or 0))
         # A client joins its path's broadcasts only after on_connect's greeting went
         # out (and never when its query parameters are rejected).
         options.join_broadcast_on_connect = False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import re
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, NamedTuple, Optional, Union
@@ -13,7 +12,8 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from ._errors import WebSocketDisconnect
-from ._native import CLOSED, NOT_FOUND, OK, WOULD_BLOCK, check, check_unless_gone, is_real_cancellation
+from ._native import (CLOSED, OK, WOULD_BLOCK, check, check_close, check_unless_gone,
+                      connection_gone, is_real_cancellation)
 from ._query import QueryParams
 from ._roost_ffi import ffi, lib
 from ._signal import Signal
@@ -34,23 +34,14 @@ CALLS_BETWEEN_YIELDS = 32
 _SEND_TEXT = lib.roost_connection_send_text
 _SEND_BINARY = lib.roost_connection_send_binary
 
-def _sendable(code: int) -> bool:
-    """Whether a server may put `code` in a close frame (RFC 6455 section 7.4)."""
-    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
-
-
-_LINE_END = re.compile("\r?\n")
-
-
-def _parse_headers(head: bytes) -> dict[str, str]:
-    """The header lines of a request head the core has validated (CRLF or LF line
-    ends, no line folding); values lose surrounding blanks, as HTTP says they should."""
+def _headers_dict(raw_headers: bytes) -> dict[str, str]:
+    """The request headers the core parsed, kept as `name:value` lines (a name has no
+    colon and a value no line break, so the split is exact), as a dict: names
+    lower-cased, repeated headers joined by ", "."""
     headers: dict[str, str] = {}
-    for line in _LINE_END.split(head.decode("latin-1"))[1:]:
-        name, colon, value = line.partition(":")
-        if not colon:
-            continue
-        name, value = name.lower(), value.strip(" \t")
+    for line in raw_headers.decode("latin-1").split("\n"):
+        name, _, value = line.partition(":")
+        name = name.lower()
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return headers
 
@@ -76,7 +67,7 @@ class WebSocket:
     # Slots keep each connection's object small; "__dict__" still lets applications
     # attach attributes of their own.
     __slots__ = (
-        "id", "path", "query_params", "_head", "_headers", "client", "_server", "_connection",
+        "id", "path", "query_params", "_raw_headers", "_headers", "client", "_server", "_connection",
         "_route", "_endpoint", "_inbox", "_inbox_limit", "_reading_paused",
         "_message_arrived", "_calls_since_yield", "_writable", "_receiving", "_closed",
         "_closed_by_client", "_closing", "_on_close_started", "_on_close_kwargs", "__dict__",
@@ -92,7 +83,7 @@ class WebSocket:
         uuid: str,
         path: str,
         query: str,
-        head: bytes,
+        raw_headers: bytes,
         client: Address,
         inbox_limit: int,
         new_signal: Callable[[], Signal],
@@ -100,9 +91,9 @@ class WebSocket:
         self.id = uuid
         self.path = path
         self.query_params = QueryParams(query)
-        # The request head is kept as received and parsed on first use: a dict of
-        # strings per connection costs more memory than the bytes it comes from.
-        self._head = head
+        # The headers are kept as one bytes object and made a dict on first use: a dict
+        # of strings per connection costs more memory than the bytes it comes from.
+        self._raw_headers = raw_headers
         self._headers: Optional[dict[str, str]] = None
         self.client = client
         self._server = server
@@ -129,7 +120,7 @@ class WebSocket:
     def headers(self) -> dict[str, str]:
         """Request headers, names lower-cased (repeated headers joined by ", ")."""
         if self._headers is None:
-            self._headers = _parse_headers(self._head)
+            self._headers = _headers_dict(self._raw_headers) if self._raw_headers else {}
         return self._headers
 
     def __repr__(self) -> str:
@@ -302,7 +293,7 @@ class WebSocket:
             return True
         if status == WOULD_BLOCK:
             return False
-        if status in (CLOSED, NOT_FOUND):
+        if connection_gone(status):
             raise WebSocketDisconnect(1006, "connection closed")
         check(status)
         return False
@@ -320,7 +311,7 @@ class WebSocket:
                     self._writable = anyio.Event()
                 await self._writable.wait()
                 self._calls_since_yield = 0
-            elif status in (CLOSED, NOT_FOUND):
+            elif connection_gone(status):
                 raise WebSocketDisconnect(1006, "connection closed")
             else:
                 check(status)
@@ -372,10 +363,9 @@ class WebSocket:
             raise TypeError(f"close code must be an int, not {type(code).__name__}")
         if not isinstance(reason, str):
             raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
-        if not _sendable(code):
-            raise ValueError(f"{code} is not a close code a server may send")
-        if len(reason.encode("utf-8")) > 123:
-            raise ValueError("close reason must be at most 123 bytes in UTF-8")
+        if not 0 <= code <= 0xFFFF:
+            raise ValueError(f"{code} is not a close code: codes are 16-bit")
+        check_close(code, reason.encode("utf-8"))
         await checkpoint()
         await self._close(code, reason)
 

@@ -281,3 +281,70 @@ async def test_a_client_that_never_sends_its_handshake_is_dropped() -> None:
                     pass  # whatever the server says, it must then hang up
             assert anyio.current_time() - started < 2.0
     assert outcome == []  # no connection ever reached the app
+
+
+# ---- the size limits at their boundaries ------------------------------------------
+
+LIMIT = 64 * 1024
+
+
+async def _outcome_of_message(connect, app, outcome, size: int, pieces: int):
+    """Sends one binary message of `size` bytes in `pieces` frames; returns the length
+    the handler saw, or the close code when the server closed instead."""
+    async with serving(app) as url:
+        async with connect(url + "/ws", max_size=None) as ws:
+            payload = b"m" * size
+            step = -(-size // pieces)
+            fragments = [payload[i:i + step] for i in range(0, size, step)]
+            try:
+                await ws.send(fragments if pieces > 1 else payload)
+            except ConnectionClosed:
+                pass  # the server may close before the client finishes sending
+            try:
+                reply = await ws.recv()
+            except ConnectionClosed as closed:
+                return closed.rcvd.code if closed.rcvd else None
+            assert reply == f"got {size}"
+            return outcome[-1]
+
+
+@pytest.mark.parametrize("pieces", [1, 4], ids=["one frame", "fragmented"])
+async def test_the_message_limit_is_inclusive_however_the_message_is_framed(connect, pieces) -> None:
+    for size, expected in ((LIMIT - 1, LIMIT - 1), (LIMIT, LIMIT), (LIMIT + 1, 1009)):
+        app, outcome = recording_app(max_message_size=LIMIT)
+        assert await _outcome_of_message(connect, app, outcome, size, pieces) == expected, size
+
+
+async def test_raising_only_the_message_limit_lets_one_frame_of_that_size_through(connect) -> None:
+    # The frame limit follows the message limit: past the 1 MiB default in one frame.
+    limit = (1 << 20) + 1024
+    app, outcome = recording_app(max_message_size=limit)
+    assert app.limits.max_frame_size is None
+    assert await _outcome_of_message(connect, app, outcome, limit, 1) == limit
+    app, outcome = recording_app(max_message_size=limit)
+    assert await _outcome_of_message(connect, app, outcome, limit + 1, 1) == 1009
+
+
+async def test_an_explicit_frame_limit_is_inclusive_and_bounds_frames_only(connect) -> None:
+    frame_limit = 16 * 1024
+    for size, pieces, expected in ((frame_limit, 1, frame_limit), (frame_limit + 1, 1, 1009),
+                                   (LIMIT, LIMIT // frame_limit, LIMIT)):
+        app, outcome = recording_app(max_message_size=LIMIT, max_frame_size=frame_limit)
+        assert await _outcome_of_message(connect, app, outcome, size, pieces) == expected, size
+
+
+def test_defaults_come_from_the_core_and_unknown_limits_are_refused() -> None:
+    from roost import Limits
+    from roost._roost_ffi import ffi, lib
+
+    options = ffi.new("roost_options *")
+    assert lib.roost_options_init(options, ffi.sizeof("roost_options")) == lib.ROOST_OK
+    defaults = Limits.defaults()
+    assert defaults.max_message_size == options.max_message_size
+    assert defaults.max_pending_handshakes == options.max_pending_handshakes
+    assert defaults.ping_interval == options.ping_interval_ms / 1000
+    assert App().limits == defaults
+    with pytest.raises(TypeError, match="unknown limit 'max_mesage_size'"):
+        App(max_mesage_size=10)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="max_frame_size must be positive"):
+        App(max_frame_size=0)

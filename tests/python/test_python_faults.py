@@ -472,3 +472,62 @@ async def test_a_slow_on_connect_holds_back_only_its_own_connection(connect, cap
         assert results[name] == [f"welcome {name}"] + [f"{name} got m{i}" for i in range(3)]
         assert started[name] - began >= 0.95
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+class CustomBaseError(BaseException):
+    """A BaseException that is neither a cancellation nor a request to exit."""
+
+
+async def test_a_custom_base_exception_stays_with_its_connection(connect, caplog) -> None:
+    app = App()
+    add_echo(app)
+
+    @app.websocket("/ws")
+    async def raises(websocket):
+        await websocket.receive_text()
+        raise CustomBaseError("handler gave up")
+
+    async with serving(app) as url:
+        async with bystanders(url, connect) as check:
+            async with connect(url + "/ws") as ws:
+                await ws.send("go")
+                messages, end = await ws.recv_closed()
+                assert (messages, end.code) == ([], 1011)
+            check()
+            # The server still takes new connections on the same route.
+            async with connect(url + "/ws") as again:
+                await again.send("go")
+                assert (await again.recv_closed())[1].code == 1011
+    assert any(r.exc_info and r.exc_info[0] is CustomBaseError for r in roost_errors(caplog))
+
+
+async def test_system_exit_in_a_handler_stops_the_server_gracefully_then_serve_raises_it(connect) -> None:
+    app = App()
+    add_echo(app)
+
+    @app.websocket("/exit")
+    async def exits(websocket):
+        await websocket.receive_text()
+        raise SystemExit(3)
+
+    raised: list[BaseException] = []
+
+    async def serve(*, task_status: Any) -> None:
+        try:
+            await app.serve(HOST, 0, task_status=task_status)
+        except SystemExit as request:
+            raised.append(request)
+
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(serve)
+        url = f"ws://{HOST}:{port}"
+        async with connect(url + "/echo") as bystander, connect(url + "/exit") as leaving:
+            await bystander.send("still here")
+            assert await bystander.recv() == "still here"
+            await leaving.send("exit now")
+            # Every client is closed as in a graceful stop: 1001.
+            assert (await bystander.recv_closed())[1].code == 1001
+            assert (await leaving.recv_closed())[1].code == 1001
+    assert [type(r) for r in raised] == [SystemExit]
+    assert raised[0].code == 3
+    assert app.port is None
