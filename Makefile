@@ -4,7 +4,7 @@ CC ?= cc
 CFLAGS_EXAMPLE = -O2 -Wall -Werror -pedantic -std=c11 -Irust-core/include
 LIBS_STATIC = build/lib/libroost.a -lpthread -ldl -lm
 
-.PHONY: all build examples python test test-deps test-rust test-c test-examples test-python typecheck demo check-header install clean
+.PHONY: all build examples python test test-deps test-rust test-c test-examples test-python typecheck demo check-header install clean lint
 
 all: build examples
 
@@ -46,6 +46,18 @@ demo: python
 
 test-rust:
 	cd rust-core && cargo test --profile ci --locked --features fault-injection
+
+# The lint gates: rustfmt and clippy (warnings denied, with the unsafe-code lints that
+# rust-core/Cargo.toml turns on) on every crate, ruff's formatter and linter on every
+# Python file (ruff.toml).
+lint: test-deps
+	cd rust-core && cargo fmt --check
+	cd rust-core/fuzz && cargo fmt --check
+	cd bench/loadgen && cargo fmt --check
+	cd rust-core && cargo clippy --locked --all-targets --all-features -- -D warnings
+	cd bench/loadgen && cargo clippy --locked --all-targets -- -D warnings
+	python3 -m ruff format --check .
+	python3 -m ruff check .
 
 test-c: build
 	$(MAKE) -C tests/c
