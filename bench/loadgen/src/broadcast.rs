@@ -115,14 +115,8 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
 
     let wall0 = Instant::now();
     let run_span = SpanStart::now();
-    let (conns, connect_errors, _) = connect_many(
-        &target,
-        receivers + 1,
-        concurrency,
-        16 << 10,
-        Duration::from_secs(30),
-    )
-    .await;
+    let (conns, connect_errors, _) =
+        connect_many(&target, receivers + 1, concurrency, 16 << 10, Duration::from_secs(30)).await;
     if !connect_errors.is_empty() {
         return Err(format!(
             "{} of {} connections failed: {}",
@@ -159,29 +153,15 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     };
     let mut tasks = Vec::with_capacity(receivers);
     for c in conns {
-        tasks.push(tokio::task::spawn_local(receive(
-            c,
-            shared.clone(),
-            control_rx.clone(),
-            expected_each,
-        )));
+        tasks.push(tokio::task::spawn_local(receive(c, shared.clone(), control_rx.clone(), expected_each)));
     }
     drop(control_rx);
-    let send_task =
-        tokio::task::spawn_local(send(sender, shared.clone(), limit, rate, size, drain));
+    let send_task = tokio::task::spawn_local(send(sender, shared.clone(), limit, rate, size, drain));
 
     // Once the sender is done, the receivers get `drain` to finish; then they are told
     // to stop and report what they have.
-    let sender_result = send_task
-        .await
-        .map_err(|e| format!("sender task failed: {e}"))?;
-    phase(
-        "sent",
-        &format!(
-            "messages={} seconds={:.3}",
-            sender_result.sent, sender_result.send_seconds
-        ),
-    );
+    let sender_result = send_task.await.map_err(|e| format!("sender task failed: {e}"))?;
+    phase("sent", &format!("messages={} seconds={:.3}", sender_result.sent, sender_result.send_seconds));
     let stopper = {
         let shared = shared.clone();
         tokio::task::spawn_local(async move {
@@ -194,10 +174,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         results.push(t.await.map_err(|e| format!("receiver task failed: {e}"))?);
     }
     stopper.abort();
-    let measured = sender_result
-        .measure_start
-        .map(|s| s.end())
-        .unwrap_or_default();
+    let measured = sender_result.measure_start.map(|s| s.end()).unwrap_or_default();
     phase("measure_end", "");
 
     let run = run_span.end();
@@ -241,13 +218,8 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let deliveries_per_sec = unique as f64 / span;
     let rate_sent = sent as f64 / sender_result.send_seconds;
     let s = lat.summary();
-    let ok = errors.is_empty()
-        && lost == 0
-        && dups == 0
-        && ooo == 0
-        && bad == 0
-        && sent == messages
-        && sent > 0;
+    let ok =
+        errors.is_empty() && lost == 0 && dups == 0 && ooo == 0 && bad == 0 && sent == messages && sent > 0;
     let (pace_name, pace_desc) = match pace {
         Pace::Rate(r) => ("rate", format!("at {rate_sent:.0}/s (asked {r})")),
         Pace::Window(w) => ("window", format!("at {rate_sent:.0}/s, window {w}")),
@@ -271,10 +243,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         if errors.is_empty() { String::new() } else { format!("; first errors: {}", first_errors(&errors, 3)) },
     );
     let json = Json::new("broadcast")
-        .str(
-            "url",
-            &format!("ws://{}{}", target.host_header, target.path),
-        )
+        .str("url", &format!("ws://{}{}", target.host_header, target.path))
         .int("receivers", receivers as u64)
         .int("messages", messages)
         .int("sent", sent)
@@ -362,9 +331,7 @@ async fn send(
     let mut last_seq: Option<u64> = None;
     let sync_deadline = Instant::now() + SYNC_LIMIT;
     let mut sync_round = 0u64;
-    let mut stage = Stage::Sync {
-        next: tokio::time::Instant::now(),
-    };
+    let mut stage = Stage::Sync { next: tokio::time::Instant::now() };
     let mut next_tick = tokio::time::Instant::now();
     // Window mode: when the oldest outstanding message last moved.
     let mut progress = (0u64, tokio::time::Instant::now());
@@ -442,9 +409,8 @@ async fn send(
                     wait_window = true;
                     let stall_check = progress.1 + drain;
                     match limit {
-                        Limit::Seconds(d) => stall_check.min(tokio::time::Instant::from_std(
-                            *start + Duration::from_secs_f64(d),
-                        )),
+                        Limit::Seconds(d) => stall_check
+                            .min(tokio::time::Instant::from_std(*start + Duration::from_secs_f64(d))),
                         Limit::Messages(_) => stall_check,
                     }
                 } else {
@@ -459,10 +425,7 @@ async fn send(
                     break;
                 }
                 if now_t >= *since + drain {
-                    r.error = Some(format!(
-                        "got {} of its own {} messages back",
-                        r.own_received, r.sent
-                    ));
+                    r.error = Some(format!("got {} of its own {} messages back", r.own_received, r.sent));
                     break;
                 }
                 *since + drain
@@ -505,9 +468,8 @@ async fn send(
                 OP_TEXT if m.data.first() == Some(&b'B') && m.data.len() >= HEAD => {
                     let seq = get_hex(&m.data[1..17]);
                     if seq.is_none() || last_seq.is_some_and(|l| Some(l) >= seq) {
-                        r.error = Some(format!(
-                            "own message out of order or garbled: {seq:?} after {last_seq:?}"
-                        ));
+                        r.error =
+                            Some(format!("own message out of order or garbled: {seq:?} after {last_seq:?}"));
                     }
                     last_seq = seq;
                     r.own_received += 1;
@@ -525,15 +487,7 @@ async fn send(
             }
         }
     }
-    if let Err(e) = ws::close(
-        &mut c.stream,
-        &mut c.reader,
-        &mut c.rng,
-        true,
-        Duration::from_secs(5),
-    )
-    .await
-    {
+    if let Err(e) = ws::close(&mut c.stream, &mut c.reader, &mut c.rng, true, Duration::from_secs(5)).await {
         if r.error.is_none() {
             r.error = Some(format!("close: {e}"));
         }
@@ -557,10 +511,7 @@ async fn receive(
     mut control: watch::Receiver<Control>,
     expected: usize,
 ) -> RecvResult {
-    let mut r = RecvResult {
-        lat: Latencies::with_capacity(expected),
-        ..Default::default()
-    };
+    let mut r = RecvResult { lat: Latencies::with_capacity(expected), ..Default::default() };
     let mut seen = vec![0u64; expected.div_ceil(64)];
     let mut last_seq: Option<u64> = None;
     let mut synced = false;
@@ -613,8 +564,7 @@ async fn receive(
                             }
                         }
                         Some(b'B') if d.len() >= HEAD => {
-                            let (Some(seq), Some(ts)) = (get_hex(&d[1..17]), get_hex(&d[17..33]))
-                            else {
+                            let (Some(seq), Some(ts)) = (get_hex(&d[1..17]), get_hex(&d[17..33])) else {
                                 r.bad += 1;
                                 continue;
                             };
@@ -652,8 +602,7 @@ async fn receive(
                     ws::encode(&mut out, OP_PONG, &p, &mut c.rng);
                 }
                 OP_CLOSE => {
-                    let code =
-                        (m.data.len() >= 2).then(|| u16::from_be_bytes([m.data[0], m.data[1]]));
+                    let code = (m.data.len() >= 2).then(|| u16::from_be_bytes([m.data[0], m.data[1]]));
                     r.error = Some(format!("server closed the connection with code {code:?}"));
                     r.disconnected = true;
                     return r;
@@ -672,15 +621,7 @@ async fn receive(
         Some(t) => r.error = Some(format!("stopped with {} of {t} messages", r.unique)),
         None => r.error = Some(format!("stopped with {} messages, total unknown", r.unique)),
     }
-    if let Err(e) = ws::close(
-        &mut c.stream,
-        &mut c.reader,
-        &mut c.rng,
-        true,
-        Duration::from_secs(5),
-    )
-    .await
-    {
+    if let Err(e) = ws::close(&mut c.stream, &mut c.reader, &mut c.rng, true, Duration::from_secs(5)).await {
         r.close_error = Some(e);
     }
     r

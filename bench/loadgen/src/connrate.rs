@@ -106,9 +106,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         handshake.extend(r.handshake);
     }
     phase("done", "");
-    let window = window
-        .await
-        .map_err(|e| format!("phase task failed: {e}"))?;
+    let window = window.await.map_err(|e| format!("phase task failed: {e}"))?;
     let run = run_span.end();
     let rate = measured as f64 / duration;
     let cycle = cycle.summary();
@@ -130,17 +128,10 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         window.describe(),
         run.cpu.total(),
         run.wall,
-        if first.is_empty() {
-            String::new()
-        } else {
-            format!("; first errors: {first}")
-        },
+        if first.is_empty() { String::new() } else { format!("; first errors: {first}") },
     );
     let json = Json::new("connrate")
-        .str(
-            "url",
-            &format!("ws://{}{}", target.host_header, target.path),
-        )
+        .str("url", &format!("ws://{}{}", target.host_header, target.path))
         .int("concurrency", concurrency as u64)
         .int("size", size as u64)
         .num("duration_s", duration)
@@ -217,16 +208,8 @@ async fn one_cycle(
 
     out.clear();
     ws::encode(out, OP_TEXT, message, rng);
-    stream
-        .write_all(out)
-        .await
-        .map_err(|e| format!("send message: {e}"))?;
-    match tokio::time::timeout(
-        plan.timeout,
-        await_echo(&mut stream, &mut reader, rng, expected),
-    )
-    .await
-    {
+    stream.write_all(out).await.map_err(|e| format!("send message: {e}"))?;
+    match tokio::time::timeout(plan.timeout, await_echo(&mut stream, &mut reader, rng, expected)).await {
         Ok(r) => r?,
         Err(_) => return Err(format!("no echo within {:?}", plan.timeout)),
     }
@@ -251,9 +234,7 @@ async fn one_cycle(
     }
     if plan.linger_zero {
         // Both sides are done: drop with an RST rather than a FIN (see the module doc).
-        stream
-            .set_zero_linger()
-            .map_err(|e| format!("SO_LINGER: {e}"))?;
+        stream.set_zero_linger().map_err(|e| format!("SO_LINGER: {e}"))?;
     }
     Ok(handshake)
 }
@@ -286,10 +267,7 @@ async fn await_echo(
         if let Some(p) = pong {
             let mut o = Vec::with_capacity(p.len() + 8);
             ws::encode(&mut o, OP_PONG, &p, rng);
-            stream
-                .write_all(&o)
-                .await
-                .map_err(|e| format!("send pong: {e}"))?;
+            stream.write_all(&o).await.map_err(|e| format!("send pong: {e}"))?;
         }
         match reader.fill(stream).await {
             Ok(0) => return Err("server ended the stream before the echo".into()),

@@ -55,14 +55,8 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let wall0 = Instant::now();
     let cpu0 = Cpu::now();
     let read_cap = (inflight * (size + PREFIX.len() + 14)).clamp(4096, 1 << 20);
-    let (conns, connect_errors, hs) = connect_many(
-        &target,
-        connections,
-        concurrency,
-        read_cap,
-        Duration::from_secs(30),
-    )
-    .await;
+    let (conns, connect_errors, hs) =
+        connect_many(&target, connections, concurrency, read_cap, Duration::from_secs(30)).await;
     if !connect_errors.is_empty() {
         return Err(format!(
             "{} of {connections} connections failed: {}",
@@ -71,13 +65,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         ));
     }
     let hs = hs.summary();
-    phase(
-        "connected",
-        &format!(
-            "connections={connections} handshake_p99_us={:.0}",
-            hs.p99_us
-        ),
-    );
+    phase("connected", &format!("connections={connections} handshake_p99_us={:.0}", hs.p99_us));
 
     let start = Instant::now();
     let measure_start = start + Duration::from_secs_f64(warmup);
@@ -105,9 +93,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let mut close_codes = std::collections::BTreeMap::new();
     let mut per_conn = Vec::with_capacity(connections);
     for t in tasks {
-        let r = t
-            .await
-            .map_err(|e| format!("connection task failed: {e}"))?;
+        let r = t.await.map_err(|e| format!("connection task failed: {e}"))?;
         measured += r.measured;
         per_conn.push(r.measured);
         total += r.total;
@@ -119,14 +105,10 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         if let Some(e) = r.close_error {
             close_errors.push(e);
         }
-        *close_codes
-            .entry(r.close_code.map_or("none".to_string(), |c| c.to_string()))
-            .or_insert(0u64) += 1;
+        *close_codes.entry(r.close_code.map_or("none".to_string(), |c| c.to_string())).or_insert(0u64) += 1;
         all.extend(r.lat);
     }
-    let window = window
-        .await
-        .map_err(|e| format!("phase task failed: {e}"))?;
+    let window = window.await.map_err(|e| format!("phase task failed: {e}"))?;
     let window_cpu = window.cpu;
     let cpu = Cpu::now().since(cpu0);
     let wall = wall0.elapsed().as_secs_f64();
@@ -138,10 +120,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let rate = measured as f64 / duration;
     let ok = errors.is_empty() && bad == 0 && measured > 0;
 
-    let codes: Vec<String> = close_codes
-        .iter()
-        .map(|(k, v)| format!("{k}x{v}"))
-        .collect();
+    let codes: Vec<String> = close_codes.iter().map(|(k, v)| format!("{k}x{v}")).collect();
     let summary = format!(
         "echo {url}: {connections} conns x {inflight} in flight, {size} B: {rate:.0} msg/s over {duration} s \
          ({measured} replies; {total} in all), RTT p50 {p50} p99 {p99} max {max}; \
@@ -163,10 +142,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         },
     );
     let json = Json::new("echo")
-        .str(
-            "url",
-            &format!("ws://{}{}", target.host_header, target.path),
-        )
+        .str("url", &format!("ws://{}{}", target.host_header, target.path))
         .int("connections", connections as u64)
         .int("inflight", inflight as u64)
         .int("size", size as u64)
@@ -184,10 +160,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         .int("disconnects", disconnects)
         .int("close_errors", close_errors.len() as u64)
         .str("close_codes", &codes.join(","))
-        .str(
-            "first_errors",
-            &first_errors(&[errors, close_errors].concat(), 3),
-        )
+        .str("first_errors", &first_errors(&[errors, close_errors].concat(), 3))
         .num("cpu_window_s", window_cpu.total())
         .num("cpu_window_user_s", window_cpu.user)
         .num("cpu_window_sys_s", window_cpu.sys)
@@ -199,10 +172,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
 }
 
 async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
-    let mut r = ConnResult {
-        lat: Latencies::with_capacity(plan.expected_per_conn),
-        ..Default::default()
-    };
+    let mut r = ConnResult { lat: Latencies::with_capacity(plan.expected_per_conn), ..Default::default() };
     let size = plan.size;
     let k = size.min(16);
     let mut payload = vec![b'x'; size];
@@ -239,10 +209,8 @@ async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
                 break;
             }
             Ok(Ok(0)) => {
-                r.error = Some(format!(
-                    "server closed the TCP stream with {} replies outstanding",
-                    pending.len()
-                ));
+                r.error =
+                    Some(format!("server closed the TCP stream with {} replies outstanding", pending.len()));
                 r.disconnected = true;
                 break;
             }
@@ -271,8 +239,7 @@ async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
                     };
                     let ok = d.len() == PREFIX.len() + size
                         && d.starts_with(PREFIX)
-                        && (k == 0
-                            || get_hex(&d[PREFIX.len()..PREFIX.len() + k]) == Some(want & mask(k)));
+                        && (k == 0 || get_hex(&d[PREFIX.len()..PREFIX.len() + k]) == Some(want & mask(k)));
                     if !ok {
                         r.bad_replies += 1;
                         r.error = Some(format!(
@@ -302,8 +269,7 @@ async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
                 }
                 OP_PONG => {}
                 OP_CLOSE => {
-                    let code =
-                        (m.data.len() >= 2).then(|| u16::from_be_bytes([m.data[0], m.data[1]]));
+                    let code = (m.data.len() >= 2).then(|| u16::from_be_bytes([m.data[0], m.data[1]]));
                     r.error = Some(format!(
                         "server closed the connection (code {code:?}) with {} outstanding",
                         pending.len()
@@ -336,15 +302,7 @@ async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
         }
     }
     if !r.disconnected {
-        match ws::close(
-            &mut c.stream,
-            &mut c.reader,
-            &mut c.rng,
-            true,
-            Duration::from_secs(5),
-        )
-        .await
-        {
+        match ws::close(&mut c.stream, &mut c.reader, &mut c.rng, true, Duration::from_secs(5)).await {
             Ok(code) => r.close_code = code,
             Err(e) => r.close_error = Some(e),
         }

@@ -58,13 +58,8 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
 
     let mut tasks = Vec::with_capacity(connections);
     for i in 0..connections {
-        let (sem, settled, opened, all_settled, target) = (
-            sem.clone(),
-            settled.clone(),
-            opened.clone(),
-            all_settled.clone(),
-            target.clone(),
-        );
+        let (sem, settled, opened, all_settled, target) =
+            (sem.clone(), settled.clone(), opened.clone(), all_settled.clone(), target.clone());
         let mut stop = stop_rx.clone();
         tasks.push(tokio::task::spawn_local(async move {
             let mut r = IdleResult::default();
@@ -72,9 +67,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
             let connected = {
                 let _permit = sem.acquire().await.expect("semaphore closed");
                 let t = Instant::now();
-                let res =
-                    tokio::time::timeout(connect_timeout, ws::connect(&target, &mut rng, 256))
-                        .await;
+                let res = tokio::time::timeout(connect_timeout, ws::connect(&target, &mut rng, 256)).await;
                 (res, t.elapsed())
             };
             let settle = |ok: bool| {
@@ -98,8 +91,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
                     return r;
                 }
                 (Err(_), _) => {
-                    r.connect_error =
-                        Some(format!("handshake timed out after {connect_timeout:?}"));
+                    r.connect_error = Some(format!("handshake timed out after {connect_timeout:?}"));
                     settle(false);
                     return r;
                 }
@@ -132,18 +124,15 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
                                 ws::encode(&mut out, OP_PONG, &p, &mut rng);
                             }
                             OP_CLOSE => {
-                                let code = (m.data.len() >= 2)
-                                    .then(|| u16::from_be_bytes([m.data[0], m.data[1]]));
-                                r.dropped = Some(format!(
-                                    "server closed the connection with code {code:?}"
-                                ));
+                                let code =
+                                    (m.data.len() >= 2).then(|| u16::from_be_bytes([m.data[0], m.data[1]]));
+                                r.dropped = Some(format!("server closed the connection with code {code:?}"));
                                 return r;
                             }
                             OP_PONG => {}
                             op => {
-                                r.dropped = Some(format!(
-                                    "unexpected message (opcode {op}) on an idle connection"
-                                ));
+                                r.dropped =
+                                    Some(format!("unexpected message (opcode {op}) on an idle connection"));
                                 return r;
                             }
                         },
@@ -164,14 +153,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
             }
             // Closing: limit how many close handshakes run at once, like the opening.
             let _permit = sem.acquire().await.expect("semaphore closed");
-            if let Err(e) = ws::close(
-                &mut stream,
-                &mut reader,
-                &mut rng,
-                true,
-                Duration::from_secs(10),
-            )
-            .await
+            if let Err(e) = ws::close(&mut stream, &mut reader, &mut rng, true, Duration::from_secs(10)).await
             {
                 r.close_error = Some(e);
             }
@@ -203,9 +185,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let mut close_errors = Vec::new();
     let mut pings = 0u64;
     for t in tasks {
-        let r = t
-            .await
-            .map_err(|e| format!("connection task failed: {e}"))?;
+        let r = t.await.map_err(|e| format!("connection task failed: {e}"))?;
         if let Some(d) = r.handshake {
             hs.push(d);
         }
@@ -227,12 +207,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let wall = wall0.elapsed().as_secs_f64();
     let s = hs.summary();
     let ok = connect_errors.is_empty() && dropped.is_empty() && close_errors.is_empty();
-    let all_errors = [
-        connect_errors.clone(),
-        dropped.clone(),
-        close_errors.clone(),
-    ]
-    .concat();
+    let all_errors = [connect_errors.clone(), dropped.clone(), close_errors.clone()].concat();
     let summary = format!(
         "idle ws://{}{}: {n_open}/{connections} connections open in {open_seconds:.2} s \
          ({:.0} handshakes/s, {concurrency} at a time, handshake p50 {} p99 {} max {}), held {hold} s \
@@ -252,10 +227,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         if all_errors.is_empty() { String::new() } else { format!("; first errors: {}", first_errors(&all_errors, 3)) },
     );
     let json = Json::new("idle")
-        .str(
-            "url",
-            &format!("ws://{}{}", target.host_header, target.path),
-        )
+        .str("url", &format!("ws://{}{}", target.host_header, target.path))
         .int("connections", connections as u64)
         .int("opened", n_open as u64)
         .num("open_seconds", open_seconds)

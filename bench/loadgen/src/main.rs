@@ -77,9 +77,7 @@ impl Args {
         let mut values = HashMap::new();
         let mut it = raw.iter();
         while let Some(flag) = it.next() {
-            let key = flag
-                .strip_prefix("--")
-                .ok_or_else(|| format!("expected a --flag, got {flag:?}"))?;
+            let key = flag.strip_prefix("--").ok_or_else(|| format!("expected a --flag, got {flag:?}"))?;
             let (key, value) = match key.split_once('=') {
                 Some((k, v)) => (k.to_string(), v.to_string()),
                 None => {
@@ -91,10 +89,7 @@ impl Args {
                 return Err(format!("--{key} given twice"));
             }
         }
-        Ok(Args {
-            values,
-            used: Default::default(),
-        })
+        Ok(Args { values, used: Default::default() })
     }
 
     pub fn str(&self, key: &str) -> Option<String> {
@@ -109,10 +104,7 @@ impl Args {
     pub fn u64(&self, key: &str, default: u64) -> Result<u64, String> {
         match self.str(key) {
             None => Ok(default),
-            Some(v) => v
-                .replace('_', "")
-                .parse()
-                .map_err(|_| format!("--{key}: not a whole number: {v:?}")),
+            Some(v) => v.replace('_', "").parse().map_err(|_| format!("--{key}: not a whole number: {v:?}")),
         }
     }
 

@@ -55,19 +55,13 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
                 Ok(Some(m)) => match m.opcode {
                     OP_TEXT => {
                         let d = m.data;
-                        let want = if k >= 16 {
-                            i
-                        } else {
-                            i & ((1u64 << (4 * k)) - 1)
-                        };
+                        let want = if k >= 16 { i } else { i & ((1u64 << (4 * k)) - 1) };
                         if d.len() != PREFIX.len() + size
                             || !d.starts_with(PREFIX)
                             || (k > 0 && get_hex(&d[PREFIX.len()..PREFIX.len() + k]) != Some(want))
                         {
-                            error = Some(format!(
-                                "bad reply to message {i}: {:?}",
-                                String::from_utf8_lossy(d)
-                            ));
+                            error =
+                                Some(format!("bad reply to message {i}: {:?}", String::from_utf8_lossy(d)));
                             break 'outer;
                         }
                         if i >= warmup {
@@ -86,26 +80,23 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
                         break 'outer;
                     }
                 },
-                Ok(None) => match tokio::time::timeout(
-                    Duration::from_secs(10),
-                    c.reader.fill(&mut c.stream),
-                )
-                .await
-                {
-                    Ok(Ok(0)) => {
-                        error = Some("server closed the TCP stream".into());
-                        break 'outer;
+                Ok(None) => {
+                    match tokio::time::timeout(Duration::from_secs(10), c.reader.fill(&mut c.stream)).await {
+                        Ok(Ok(0)) => {
+                            error = Some("server closed the TCP stream".into());
+                            break 'outer;
+                        }
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            error = Some(format!("read: {e}"));
+                            break 'outer;
+                        }
+                        Err(_) => {
+                            error = Some(format!("no reply to message {i} within 10 s"));
+                            break 'outer;
+                        }
                     }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        error = Some(format!("read: {e}"));
-                        break 'outer;
-                    }
-                    Err(_) => {
-                        error = Some(format!("no reply to message {i} within 10 s"));
-                        break 'outer;
-                    }
-                },
+                }
                 Err(e) => {
                     error = Some(format!("protocol error: {e}"));
                     break 'outer;
@@ -123,14 +114,8 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let window_cpu = measured.cpu;
     let mut close_error = None;
     if error.is_none() {
-        if let Err(e) = ws::close(
-            &mut c.stream,
-            &mut c.reader,
-            &mut c.rng,
-            true,
-            Duration::from_secs(5),
-        )
-        .await
+        if let Err(e) =
+            ws::close(&mut c.stream, &mut c.reader, &mut c.rng, true, Duration::from_secs(5)).await
         {
             close_error = Some(e);
         }
@@ -157,10 +142,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         cpu.total(),
     );
     let json = Json::new("pingpong")
-        .str(
-            "url",
-            &format!("ws://{}{}", target.host_header, target.path),
-        )
+        .str("url", &format!("ws://{}{}", target.host_header, target.path))
         .int("count", n)
         .int("size", size as u64)
         .num("round_trips_per_sec", rate)

@@ -16,10 +16,7 @@ impl Cpu {
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-        Cpu {
-            user: tv(ru.ru_utime),
-            sys: tv(ru.ru_stime),
-        }
+        Cpu { user: tv(ru.ru_utime), sys: tv(ru.ru_stime) }
     }
 
     pub fn total(&self) -> f64 {
@@ -27,10 +24,7 @@ impl Cpu {
     }
 
     pub fn since(&self, earlier: Cpu) -> Cpu {
-        Cpu {
-            user: self.user - earlier.user,
-            sys: self.sys - earlier.sys,
-        }
+        Cpu { user: self.user - earlier.user, sys: self.sys - earlier.sys }
     }
 }
 
@@ -51,17 +45,11 @@ pub struct Span {
 
 impl SpanStart {
     pub fn now() -> SpanStart {
-        SpanStart {
-            at: std::time::Instant::now(),
-            cpu: Cpu::now(),
-        }
+        SpanStart { at: std::time::Instant::now(), cpu: Cpu::now() }
     }
 
     pub fn end(&self) -> Span {
-        Span {
-            cpu: Cpu::now().since(self.cpu),
-            wall: self.at.elapsed().as_secs_f64(),
-        }
+        Span { cpu: Cpu::now().since(self.cpu), wall: self.at.elapsed().as_secs_f64() }
     }
 }
 
@@ -123,9 +111,7 @@ pub struct Summary {
 
 impl Latencies {
     pub fn with_capacity(n: usize) -> Latencies {
-        Latencies {
-            samples: Vec::with_capacity(n),
-        }
+        Latencies { samples: Vec::with_capacity(n) }
     }
 
     #[inline]
@@ -184,9 +170,7 @@ pub struct Json {
 
 impl Json {
     pub fn new(mode: &str) -> Json {
-        let mut j = Json {
-            out: String::from("{"),
-        };
+        let mut j = Json { out: String::from("{") };
         j.str("mode", mode);
         j
     }
