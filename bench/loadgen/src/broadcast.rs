@@ -22,11 +22,12 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use crate::common::{connect_many, first_errors, get_hex, put_hex, Conn};
-use crate::stats::{fmt_us, phase, Json, Latencies, SpanStart};
+use crate::stats::{fmt_us, phase, Latencies, LatencyFields, Num, RunFields, Span, SpanStart};
 use crate::window::DeliveryWindow;
 use crate::ws::{self, Target, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::{Args, Outcome};
@@ -81,6 +82,42 @@ struct RecvResult {
     error: Option<String>,
     disconnected: bool,
     close_error: Option<String>,
+}
+
+/// The RESULT line.
+#[derive(Serialize)]
+struct Report {
+    mode: &'static str,
+    url: String,
+    receivers: usize,
+    messages: u64,
+    sent: u64,
+    duration_s: Num,
+    pace: &'static str,
+    rate_asked: Num,
+    window: usize,
+    rate_sent: Num,
+    size: usize,
+    deliveries: u64,
+    expected: u64,
+    deliveries_per_sec: Num,
+    delivery_span_s: Num,
+    #[serde(flatten)]
+    latency: LatencyFields,
+    lost: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    bad: u64,
+    sender_own_received: u64,
+    errors: usize,
+    disconnects: u64,
+    close_errors: usize,
+    first_errors: String,
+    #[serde(flatten)]
+    measured: Span,
+    #[serde(flatten)]
+    run: RunFields,
+    ok: bool,
 }
 
 pub async fn run(args: &Args) -> Result<Outcome, String> {
@@ -242,48 +279,43 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         run.cpu.total(),
         if errors.is_empty() { String::new() } else { format!("; first errors: {}", first_errors(&errors, 3)) },
     );
-    let json = Json::new("broadcast")
-        .str("url", &format!("ws://{}{}", target.host_header, target.path))
-        .int("receivers", receivers as u64)
-        .int("messages", messages)
-        .int("sent", sent)
-        .num(
-            "duration_s",
-            match limit {
-                Limit::Seconds(d) => d,
-                Limit::Messages(_) => 0.0,
-            },
-        )
-        .str("pace", pace_name)
-        .num("rate_asked", rate)
-        .int(
-            "window",
-            match pace {
-                Pace::Window(w) => w as u64,
-                Pace::Rate(_) => 0,
-            },
-        )
-        .num("rate_sent", rate_sent)
-        .int("size", size as u64)
-        .int("deliveries", unique)
-        .int("expected", expected)
-        .num("deliveries_per_sec", deliveries_per_sec)
-        .num("delivery_span_s", span)
-        .latency("", &s)
-        .int("lost", lost)
-        .int("duplicates", dups)
-        .int("out_of_order", ooo)
-        .int("bad", bad)
-        .int("sender_own_received", sender_result.own_received)
-        .int("errors", errors.len() as u64)
-        .int("disconnects", disconnects)
-        .int("close_errors", close_errors.len() as u64)
-        .str("first_errors", &first_errors(&errors, 3))
-        .span(&measured)
-        .cpu(run.cpu, wall)
-        .bool("ok", ok)
-        .finish();
-    Ok(Outcome { summary, json, ok })
+    let report = Report {
+        mode: "broadcast",
+        url: format!("ws://{}{}", target.host_header, target.path),
+        receivers,
+        messages,
+        sent,
+        duration_s: Num(match limit {
+            Limit::Seconds(d) => d,
+            Limit::Messages(_) => 0.0,
+        }),
+        pace: pace_name,
+        rate_asked: Num(rate),
+        window: match pace {
+            Pace::Window(w) => w,
+            Pace::Rate(_) => 0,
+        },
+        rate_sent: Num(rate_sent),
+        size,
+        deliveries: unique,
+        expected,
+        deliveries_per_sec: Num(deliveries_per_sec),
+        delivery_span_s: Num(span),
+        latency: s.fields(""),
+        lost,
+        duplicates: dups,
+        out_of_order: ooo,
+        bad,
+        sender_own_received: sender_result.own_received,
+        errors: errors.len(),
+        disconnects,
+        close_errors: close_errors.len(),
+        first_errors: first_errors(&errors, 3),
+        measured,
+        run: RunFields::new(run.cpu, wall),
+        ok,
+    };
+    Ok(Outcome::new(summary, &report, ok))
 }
 
 struct SendResult {

@@ -26,17 +26,44 @@
 
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::common::{first_errors, measured_window, put_hex};
-use crate::stats::{fmt_us, phase, Json, Latencies, SpanStart};
+use crate::stats::{fmt_us, phase, Latencies, LatencyFields, Num, RunFields, Span, SpanStart};
 use crate::ws::{self, Reader, Rng, Target, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::{Args, Outcome};
 
 const PREFIX: &[u8] = b"Echo: ";
 /// Distinct error messages each worker keeps for the report.
 const KEEP_ERRORS: usize = 3;
+
+/// The RESULT line.
+#[derive(Serialize)]
+struct Report {
+    mode: &'static str,
+    url: String,
+    concurrency: usize,
+    size: usize,
+    duration_s: Num,
+    warmup_s: Num,
+    linger_zero: bool,
+    connections: u64,
+    connections_total: u64,
+    conns_per_sec: Num,
+    #[serde(flatten)]
+    cycle: LatencyFields,
+    #[serde(flatten)]
+    handshake: LatencyFields,
+    errors: u64,
+    first_errors: String,
+    #[serde(flatten)]
+    window: Span,
+    #[serde(flatten)]
+    run: RunFields,
+    ok: bool,
+}
 
 struct Plan {
     target: Target,
@@ -130,25 +157,26 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         run.wall,
         if first.is_empty() { String::new() } else { format!("; first errors: {first}") },
     );
-    let json = Json::new("connrate")
-        .str("url", &format!("ws://{}{}", target.host_header, target.path))
-        .int("concurrency", concurrency as u64)
-        .int("size", size as u64)
-        .num("duration_s", duration)
-        .num("warmup_s", warmup)
-        .bool("linger_zero", linger_zero)
-        .int("connections", measured)
-        .int("connections_total", completed)
-        .num("conns_per_sec", rate)
-        .latency("", &cycle)
-        .latency("handshake_", &hs)
-        .int("errors", errors)
-        .str("first_errors", &first)
-        .span(&window)
-        .cpu(run.cpu, run.wall)
-        .bool("ok", ok)
-        .finish();
-    Ok(Outcome { summary, json, ok })
+    let report = Report {
+        mode: "connrate",
+        url: format!("ws://{}{}", target.host_header, target.path),
+        concurrency,
+        size,
+        duration_s: Num(duration),
+        warmup_s: Num(warmup),
+        linger_zero,
+        connections: measured,
+        connections_total: completed,
+        conns_per_sec: Num(rate),
+        cycle: cycle.fields(""),
+        handshake: hs.fields("handshake_"),
+        errors,
+        first_errors: first,
+        window,
+        run: RunFields::new(run.cpu, run.wall),
+        ok,
+    };
+    Ok(Outcome::new(summary, &report, ok))
 }
 
 /// Runs cycles back to back until the measured window ends.

@@ -4,10 +4,11 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
 use crate::common::{connect_many, first_errors, get_hex, measured_window, put_hex, Conn};
-use crate::stats::{fmt_us, phase, Cpu, Json, Latencies};
+use crate::stats::{fmt_us, phase, Cpu, Latencies, LatencyFields, Num, RunFields, Span};
 use crate::ws::{self, Target, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::{Args, Outcome};
 
@@ -36,6 +37,40 @@ struct Plan {
     measure_end: Instant,
     stall: Duration,
     expected_per_conn: usize,
+}
+
+/// The RESULT line.
+#[derive(Serialize)]
+struct Report {
+    mode: &'static str,
+    url: String,
+    connections: usize,
+    inflight: usize,
+    size: usize,
+    duration_s: Num,
+    warmup_s: Num,
+    messages: u64,
+    messages_total: u64,
+    msgs_per_sec: Num,
+    #[serde(flatten)]
+    latency: LatencyFields,
+    per_conn_min: u64,
+    per_conn_max: u64,
+    handshake_p99_us: Num,
+    errors: usize,
+    bad_replies: u64,
+    disconnects: u64,
+    close_errors: usize,
+    close_codes: String,
+    first_errors: String,
+    cpu_window_s: Num,
+    cpu_window_user_s: Num,
+    cpu_window_sys_s: Num,
+    #[serde(flatten)]
+    window: Span,
+    #[serde(flatten)]
+    run: RunFields,
+    ok: bool,
 }
 
 pub async fn run(args: &Args) -> Result<Outcome, String> {
@@ -141,34 +176,35 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
             format!("; first errors: {}", first_errors(&[errors.clone(), close_errors.clone()].concat(), 3))
         },
     );
-    let json = Json::new("echo")
-        .str("url", &format!("ws://{}{}", target.host_header, target.path))
-        .int("connections", connections as u64)
-        .int("inflight", inflight as u64)
-        .int("size", size as u64)
-        .num("duration_s", duration)
-        .num("warmup_s", warmup)
-        .int("messages", measured)
-        .int("messages_total", total)
-        .num("msgs_per_sec", rate)
-        .latency("", &lat)
-        .int("per_conn_min", fewest)
-        .int("per_conn_max", most)
-        .num("handshake_p99_us", hs.p99_us)
-        .int("errors", errors.len() as u64)
-        .int("bad_replies", bad)
-        .int("disconnects", disconnects)
-        .int("close_errors", close_errors.len() as u64)
-        .str("close_codes", &codes.join(","))
-        .str("first_errors", &first_errors(&[errors, close_errors].concat(), 3))
-        .num("cpu_window_s", window_cpu.total())
-        .num("cpu_window_user_s", window_cpu.user)
-        .num("cpu_window_sys_s", window_cpu.sys)
-        .span(&window)
-        .cpu(cpu, wall)
-        .bool("ok", ok)
-        .finish();
-    Ok(Outcome { summary, json, ok })
+    let report = Report {
+        mode: "echo",
+        url: format!("ws://{}{}", target.host_header, target.path),
+        connections,
+        inflight,
+        size,
+        duration_s: Num(duration),
+        warmup_s: Num(warmup),
+        messages: measured,
+        messages_total: total,
+        msgs_per_sec: Num(rate),
+        latency: lat.fields(""),
+        per_conn_min: fewest,
+        per_conn_max: most,
+        handshake_p99_us: Num(hs.p99_us),
+        errors: errors.len(),
+        bad_replies: bad,
+        disconnects,
+        close_errors: close_errors.len(),
+        close_codes: codes.join(","),
+        first_errors: first_errors(&[errors, close_errors].concat(), 3),
+        cpu_window_s: Num(window_cpu.total()),
+        cpu_window_user_s: Num(window_cpu.user),
+        cpu_window_sys_s: Num(window_cpu.sys),
+        window,
+        run: RunFields::new(cpu, wall),
+        ok,
+    };
+    Ok(Outcome::new(summary, &report, ok))
 }
 
 async fn drive(mut c: Conn, plan: Plan) -> ConnResult {

@@ -11,13 +11,40 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{watch, Semaphore};
 
 use crate::common::first_errors;
-use crate::stats::{fmt_us, phase, Cpu, Json, Latencies, SpanStart};
+use crate::stats::{fmt_us, phase, Cpu, Latencies, LatencyFields, Num, RunFields, Span, SpanStart};
 use crate::ws::{self, Rng, Target, OP_CLOSE, OP_PING, OP_PONG};
 use crate::{Args, Outcome};
+
+/// The RESULT line.
+#[derive(Serialize)]
+struct Report {
+    mode: &'static str,
+    url: String,
+    connections: usize,
+    opened: usize,
+    open_seconds: Num,
+    handshakes_per_sec: Num,
+    #[serde(flatten)]
+    handshake: LatencyFields,
+    hold_s: Num,
+    pings: u64,
+    close_seconds: Num,
+    connect_failures: usize,
+    dropped: usize,
+    close_errors: usize,
+    first_errors: String,
+    cpu_open_s: Num,
+    #[serde(flatten)]
+    measured: Span,
+    #[serde(flatten)]
+    run: RunFields,
+    ok: bool,
+}
 
 #[derive(Default)]
 struct IdleResult {
@@ -226,24 +253,25 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         open_cpu.total(),
         if all_errors.is_empty() { String::new() } else { format!("; first errors: {}", first_errors(&all_errors, 3)) },
     );
-    let json = Json::new("idle")
-        .str("url", &format!("ws://{}{}", target.host_header, target.path))
-        .int("connections", connections as u64)
-        .int("opened", n_open as u64)
-        .num("open_seconds", open_seconds)
-        .num("handshakes_per_sec", n_open as f64 / open_seconds)
-        .latency("handshake_", &s)
-        .num("hold_s", hold)
-        .int("pings", pings)
-        .num("close_seconds", close_seconds)
-        .int("connect_failures", connect_errors.len() as u64)
-        .int("dropped", dropped.len() as u64)
-        .int("close_errors", close_errors.len() as u64)
-        .str("first_errors", &first_errors(&all_errors, 3))
-        .num("cpu_open_s", open_cpu.total())
-        .span(&run)
-        .cpu(cpu, wall)
-        .bool("ok", ok)
-        .finish();
-    Ok(Outcome { summary, json, ok })
+    let report = Report {
+        mode: "idle",
+        url: format!("ws://{}{}", target.host_header, target.path),
+        connections,
+        opened: n_open,
+        open_seconds: Num(open_seconds),
+        handshakes_per_sec: Num(n_open as f64 / open_seconds),
+        handshake: s.fields("handshake_"),
+        hold_s: Num(hold),
+        pings,
+        close_seconds: Num(close_seconds),
+        connect_failures: connect_errors.len(),
+        dropped: dropped.len(),
+        close_errors: close_errors.len(),
+        first_errors: first_errors(&all_errors, 3),
+        cpu_open_s: Num(open_cpu.total()),
+        measured: run,
+        run: RunFields::new(cpu, wall),
+        ok,
+    };
+    Ok(Outcome::new(summary, &report, ok))
 }

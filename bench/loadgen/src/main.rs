@@ -35,6 +35,8 @@ mod ws;
 use std::collections::HashMap;
 use std::process::ExitCode;
 
+use serde::Serialize;
+
 const USAGE: &str = "\
 usage: loadgen MODE [--flag value]...
 
@@ -135,6 +137,13 @@ pub struct Outcome {
     pub summary: String,
     pub json: String,
     pub ok: bool,
+}
+
+impl Outcome {
+    pub fn new(summary: String, report: &impl Serialize, ok: bool) -> Outcome {
+        let json = serde_json::to_string(report).expect("a report is a flat object of plain values");
+        Outcome { summary, json, ok }
+    }
 }
 
 fn main() -> ExitCode {

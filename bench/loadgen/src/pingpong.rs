@@ -5,14 +5,35 @@
 
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
 use crate::common::{connect_many, first_errors, get_hex, put_hex};
-use crate::stats::{fmt_us, phase, Cpu, Json, Latencies, SpanStart};
+use crate::stats::{fmt_us, phase, Cpu, Latencies, LatencyFields, Num, RunFields, Span, SpanStart};
 use crate::ws::{self, Target, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::{Args, Outcome};
 
 const PREFIX: &[u8] = b"Echo: ";
+
+/// The RESULT line.
+#[derive(Serialize)]
+struct Report {
+    mode: &'static str,
+    url: String,
+    count: u64,
+    size: usize,
+    round_trips_per_sec: Num,
+    #[serde(flatten)]
+    latency: LatencyFields,
+    error: String,
+    close_error: String,
+    cpu_window_s: Num,
+    #[serde(flatten)]
+    measured: Span,
+    #[serde(flatten)]
+    run: RunFields,
+    ok: bool,
+}
 
 pub async fn run(args: &Args) -> Result<Outcome, String> {
     let target = Target::parse(&args.required("url")?)?;
@@ -141,18 +162,19 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         measured.describe(),
         cpu.total(),
     );
-    let json = Json::new("pingpong")
-        .str("url", &format!("ws://{}{}", target.host_header, target.path))
-        .int("count", n)
-        .int("size", size as u64)
-        .num("round_trips_per_sec", rate)
-        .latency("", &s)
-        .str("error", error.as_deref().unwrap_or(""))
-        .str("close_error", close_error.as_deref().unwrap_or(""))
-        .num("cpu_window_s", window_cpu.total())
-        .span(&measured)
-        .cpu(cpu, wall)
-        .bool("ok", ok)
-        .finish();
-    Ok(Outcome { summary, json, ok })
+    let report = Report {
+        mode: "pingpong",
+        url: format!("ws://{}{}", target.host_header, target.path),
+        count: n,
+        size,
+        round_trips_per_sec: Num(rate),
+        latency: s.fields(""),
+        error: error.unwrap_or_default(),
+        close_error: close_error.unwrap_or_default(),
+        cpu_window_s: Num(window_cpu.total()),
+        measured,
+        run: RunFields::new(cpu, wall),
+        ok,
+    };
+    Ok(Outcome::new(summary, &report, ok))
 }
