@@ -26,16 +26,75 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
+use crate::cli::{non_negative, positive, positive_whole, whole};
 use crate::common::{connect_many, first_errors, get_hex, put_hex, Conn};
 use crate::stats::{fmt_us, phase, Latencies, LatencyFields, Num, RunFields, Span, SpanStart};
 use crate::window::DeliveryWindow;
 use crate::ws::{self, Target, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
-use crate::{Args, Outcome};
+use crate::Outcome;
 
 const HEAD: usize = 33;
 const SYNC_EVERY: Duration = Duration::from_millis(100);
 const SYNC_LIMIT: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(1);
+const DEFAULT_MESSAGES: u64 = 1000;
+const DEFAULT_WINDOW: u64 = 64;
+
+#[derive(clap::Args, Debug)]
+pub struct BroadcastArgs {
+    /// The server's broadcast route
+    #[arg(long, value_name = "URL", value_parser = Target::parse)]
+    pub url: Target,
+    /// Receiving connections, besides the sender
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = positive_whole)]
+    pub receivers: u64,
+    /// Messages to send [default: 1000, unless --duration is given]
+    #[arg(long, value_name = "N", value_parser = positive_whole, conflicts_with = "duration")]
+    pub messages: Option<u64>,
+    /// Seconds to send for, instead of a count of messages
+    #[arg(long, value_name = "SECONDS", value_parser = positive)]
+    pub duration: Option<f64>,
+    /// Messages per second; 0 sends as fast as the window allows
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 1000.0, value_parser = non_negative)]
+    pub rate: f64,
+    /// With --rate 0: most messages not yet at every receiver [default: 64]
+    #[arg(long, value_name = "N", value_parser = positive_whole)]
+    pub window: Option<u64>,
+    /// Bytes of each message, 33 at least (sequence number and send time)
+    #[arg(long, value_name = "BYTES", default_value_t = 64, value_parser = whole)]
+    pub size: u64,
+    /// Handshakes under way at once while connecting
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = whole)]
+    pub concurrency: u64,
+    /// Seconds the receivers get after the last send; the longest the window may stall
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = non_negative)]
+    pub drain_timeout: f64,
+}
+
+impl BroadcastArgs {
+    /// The rule between flags that clap's attributes cannot state.
+    pub fn check(&self) -> Result<(), String> {
+        if self.rate > 0.0 && self.window.is_some() {
+            return Err("--window needs --rate 0".into());
+        }
+        Ok(())
+    }
+
+    fn limit(&self) -> Limit {
+        match self.duration {
+            Some(seconds) => Limit::Seconds(seconds),
+            None => Limit::Messages(self.messages.unwrap_or(DEFAULT_MESSAGES)),
+        }
+    }
+
+    fn pace(&self) -> Pace {
+        if self.rate > 0.0 {
+            Pace::Rate(self.rate)
+        } else {
+            Pace::Window(self.window.unwrap_or(DEFAULT_WINDOW) as usize)
+        }
+    }
+}
 
 #[derive(Clone, Copy)]
 enum Limit {
@@ -120,40 +179,20 @@ struct Report {
     ok: bool,
 }
 
-pub async fn run(args: &Args) -> Result<Outcome, String> {
-    let target = Target::parse(&args.required("url")?)?;
-    let receivers = args.u64("receivers", 100)? as usize;
-    let limit = match (args.str("duration"), args.str("messages")) {
-        (Some(_), Some(_)) => return Err("--messages and --duration exclude each other".into()),
-        (Some(_), None) => Limit::Seconds(args.f64("duration", 0.0)?),
-        (None, _) => Limit::Messages(args.u64("messages", 1000)?),
-    };
-    let rate = args.f64("rate", 1000.0)?;
-    let window = args.u64("window", 64)? as usize;
-    let pace = if rate > 0.0 {
-        if args.str("window").is_some() {
-            return Err("--window needs --rate 0".into());
-        }
-        Pace::Rate(rate)
-    } else {
-        Pace::Window(window)
-    };
-    let size = (args.u64("size", 64)? as usize).max(HEAD);
-    let concurrency = args.u64("concurrency", 256)? as usize;
-    let drain = Duration::from_secs_f64(args.f64("drain-timeout", 10.0)?);
-    args.finish()?;
-    let limit_ok = match limit {
-        Limit::Messages(n) => n > 0,
-        Limit::Seconds(s) => s > 0.0,
-    };
-    if receivers == 0 || !limit_ok || window == 0 {
-        return Err("--receivers, --messages, --duration and --window must be positive".into());
-    }
+pub async fn run(args: &BroadcastArgs) -> Result<Outcome, String> {
+    let target = &args.url;
+    let receivers = args.receivers as usize;
+    let limit = args.limit();
+    let rate = args.rate;
+    let pace = args.pace();
+    let size = (args.size as usize).max(HEAD);
+    let concurrency = args.concurrency as usize;
+    let drain = Duration::from_secs_f64(args.drain_timeout);
 
     let wall0 = Instant::now();
     let run_span = SpanStart::now();
     let (conns, connect_errors, _) =
-        connect_many(&target, receivers + 1, concurrency, 16 << 10, Duration::from_secs(30)).await;
+        connect_many(target, receivers + 1, concurrency, 16 << 10, Duration::from_secs(30)).await;
     if !connect_errors.is_empty() {
         return Err(format!(
             "{} of {} connections failed: {}",

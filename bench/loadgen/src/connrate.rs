@@ -30,14 +30,40 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::cli::{non_negative, positive, positive_whole, whole};
 use crate::common::{first_errors, measured_window, put_hex};
 use crate::stats::{fmt_us, phase, Latencies, LatencyFields, Num, RunFields, Span, SpanStart};
 use crate::ws::{self, Reader, Rng, Target, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
-use crate::{Args, Outcome};
+use crate::Outcome;
 
 const PREFIX: &[u8] = b"Echo: ";
 /// Distinct error messages each worker keeps for the report.
 const KEEP_ERRORS: usize = 3;
+
+#[derive(clap::Args, Debug)]
+pub struct ConnrateArgs {
+    /// The server's echo route
+    #[arg(long, value_name = "URL", value_parser = Target::parse)]
+    pub url: Target,
+    /// Workers, each running one connection's cycle after another
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = positive_whole)]
+    pub concurrency: u64,
+    /// Seconds measured, after the warm-up
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = positive)]
+    pub duration: f64,
+    /// Seconds of churn before the measured window
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = non_negative)]
+    pub warmup: f64,
+    /// Bytes of the one message of each cycle
+    #[arg(long, value_name = "BYTES", default_value_t = 32, value_parser = whole)]
+    pub size: u64,
+    /// Seconds each step of a cycle may take (handshake, echo, close)
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive)]
+    pub connect_timeout: f64,
+    /// 1: end each cycle with an RST (SO_LINGER 0), leaving no TIME_WAIT; 0: with a FIN
+    #[arg(long, value_name = "0|1", default_value_t = 1, value_parser = whole)]
+    pub linger_zero: u64,
+}
 
 /// The RESULT line.
 #[derive(Serialize)]
@@ -86,18 +112,14 @@ struct WorkerResult {
     handshake: Latencies,
 }
 
-pub async fn run(args: &Args) -> Result<Outcome, String> {
-    let target = Target::parse(&args.required("url")?)?;
-    let concurrency = args.u64("concurrency", 16)? as usize;
-    let duration = args.f64("duration", 5.0)?;
-    let warmup = args.f64("warmup", 1.0)?;
-    let size = args.u64("size", 32)? as usize;
-    let timeout = args.f64("connect-timeout", 10.0)?;
-    let linger_zero = args.u64("linger-zero", 1)? != 0;
-    args.finish()?;
-    if concurrency == 0 || duration <= 0.0 || timeout <= 0.0 {
-        return Err("--concurrency, --duration and --connect-timeout must be positive".into());
-    }
+pub async fn run(args: &ConnrateArgs) -> Result<Outcome, String> {
+    let target = &args.url;
+    let concurrency = args.concurrency as usize;
+    let duration = args.duration;
+    let warmup = args.warmup;
+    let size = args.size as usize;
+    let timeout = args.connect_timeout;
+    let linger_zero = args.linger_zero != 0;
 
     let run_span = SpanStart::now();
     let start = Instant::now();

@@ -7,12 +7,41 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
+use crate::cli::{non_negative, positive, positive_whole, whole};
 use crate::common::{connect_many, first_errors, get_hex, measured_window, put_hex, Conn};
 use crate::stats::{fmt_us, phase, Cpu, Latencies, LatencyFields, Num, RunFields, Span};
 use crate::ws::{self, Target, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
-use crate::{Args, Outcome};
+use crate::Outcome;
 
 const PREFIX: &[u8] = b"Echo: ";
+
+#[derive(clap::Args, Debug)]
+pub struct EchoArgs {
+    /// The server's echo route
+    #[arg(long, value_name = "URL", value_parser = Target::parse)]
+    pub url: Target,
+    /// Connections, each kept busy
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = positive_whole)]
+    pub connections: u64,
+    /// Messages outstanding on each connection
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = positive_whole)]
+    pub inflight: u64,
+    /// Bytes of each message
+    #[arg(long, value_name = "BYTES", default_value_t = 32, value_parser = whole)]
+    pub size: u64,
+    /// Seconds measured, after the warm-up
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive)]
+    pub duration: f64,
+    /// Seconds of load before the measured window
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = non_negative)]
+    pub warmup: f64,
+    /// Handshakes under way at once while connecting
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = whole)]
+    pub concurrency: u64,
+    /// Seconds a connection may wait for a reply before it counts as stalled
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = non_negative)]
+    pub stall_timeout: f64,
+}
 
 #[derive(Default)]
 struct ConnResult {
@@ -73,25 +102,21 @@ struct Report {
     ok: bool,
 }
 
-pub async fn run(args: &Args) -> Result<Outcome, String> {
-    let target = Target::parse(&args.required("url")?)?;
-    let connections = args.u64("connections", 50)? as usize;
-    let inflight = args.u64("inflight", 16)? as usize;
-    let size = args.u64("size", 32)? as usize;
-    let duration = args.f64("duration", 10.0)?;
-    let warmup = args.f64("warmup", 2.0)?;
-    let concurrency = args.u64("concurrency", 256)? as usize;
-    let stall = args.f64("stall-timeout", 10.0)?;
-    args.finish()?;
-    if connections == 0 || inflight == 0 || duration <= 0.0 {
-        return Err("--connections, --inflight and --duration must be positive".into());
-    }
+pub async fn run(args: &EchoArgs) -> Result<Outcome, String> {
+    let target = &args.url;
+    let connections = args.connections as usize;
+    let inflight = args.inflight as usize;
+    let size = args.size as usize;
+    let duration = args.duration;
+    let warmup = args.warmup;
+    let concurrency = args.concurrency as usize;
+    let stall = args.stall_timeout;
 
     let wall0 = Instant::now();
     let cpu0 = Cpu::now();
     let read_cap = (inflight * (size + PREFIX.len() + 14)).clamp(4096, 1 << 20);
     let (conns, connect_errors, hs) =
-        connect_many(&target, connections, concurrency, read_cap, Duration::from_secs(30)).await;
+        connect_many(target, connections, concurrency, read_cap, Duration::from_secs(30)).await;
     if !connect_errors.is_empty() {
         return Err(format!(
             "{} of {connections} connections failed: {}",

@@ -15,10 +15,30 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{watch, Semaphore};
 
+use crate::cli::{non_negative, positive_whole, whole};
 use crate::common::first_errors;
 use crate::stats::{fmt_us, phase, Cpu, Latencies, LatencyFields, Num, RunFields, Span, SpanStart};
 use crate::ws::{self, Rng, Target, OP_CLOSE, OP_PING, OP_PONG};
-use crate::{Args, Outcome};
+use crate::Outcome;
+
+#[derive(clap::Args, Debug)]
+pub struct IdleArgs {
+    /// The server's route to connect to
+    #[arg(long, value_name = "URL", value_parser = Target::parse)]
+    pub url: Target,
+    /// Connections to open and hold
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = positive_whole)]
+    pub connections: u64,
+    /// Seconds to hold them once all are open
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = non_negative)]
+    pub hold: f64,
+    /// Handshakes under way at once
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = whole)]
+    pub concurrency: u64,
+    /// Seconds each connection may take to open
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = non_negative)]
+    pub connect_timeout: f64,
+}
 
 /// The RESULT line.
 #[derive(Serialize)]
@@ -56,16 +76,12 @@ struct IdleResult {
     close_error: Option<String>,
 }
 
-pub async fn run(args: &Args) -> Result<Outcome, String> {
-    let target = Target::parse(&args.required("url")?)?;
-    let connections = args.u64("connections", 10_000)? as usize;
-    let hold = args.f64("hold", 10.0)?;
-    let concurrency = args.u64("concurrency", 256)? as usize;
-    let connect_timeout = Duration::from_secs_f64(args.f64("connect-timeout", 30.0)?);
-    args.finish()?;
-    if connections == 0 {
-        return Err("--connections must be positive".into());
-    }
+pub async fn run(args: &IdleArgs) -> Result<Outcome, String> {
+    let target = &args.url;
+    let connections = args.connections as usize;
+    let hold = args.hold;
+    let concurrency = args.concurrency as usize;
+    let connect_timeout = Duration::from_secs_f64(args.connect_timeout);
     let nofile = crate::stats::raise_nofile();
     if (nofile as usize) < connections + 64 {
         return Err(format!(

@@ -8,12 +8,29 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
+use crate::cli::{positive_whole, whole};
 use crate::common::{connect_many, first_errors, get_hex, put_hex};
 use crate::stats::{fmt_us, phase, Cpu, Latencies, LatencyFields, Num, RunFields, Span, SpanStart};
 use crate::ws::{self, Target, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
-use crate::{Args, Outcome};
+use crate::Outcome;
 
 const PREFIX: &[u8] = b"Echo: ";
+
+#[derive(clap::Args, Debug)]
+pub struct PingpongArgs {
+    /// The server's echo route
+    #[arg(long, value_name = "URL", value_parser = Target::parse)]
+    pub url: Target,
+    /// Round trips measured
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = positive_whole)]
+    pub count: u64,
+    /// Bytes of each message
+    #[arg(long, value_name = "BYTES", default_value_t = 32, value_parser = whole)]
+    pub size: u64,
+    /// Round trips before the measured ones [default: count/10, at most 1000]
+    #[arg(long, value_name = "N", value_parser = whole)]
+    pub warmup_count: Option<u64>,
+}
 
 /// The RESULT line.
 #[derive(Serialize)]
@@ -35,18 +52,14 @@ struct Report {
     ok: bool,
 }
 
-pub async fn run(args: &Args) -> Result<Outcome, String> {
-    let target = Target::parse(&args.required("url")?)?;
-    let count = args.u64("count", 10_000)?;
-    let size = args.u64("size", 32)? as usize;
-    let warmup = args.u64("warmup-count", (count / 10).min(1000))?;
-    args.finish()?;
-    if count == 0 {
-        return Err("--count must be positive".into());
-    }
+pub async fn run(args: &PingpongArgs) -> Result<Outcome, String> {
+    let target = &args.url;
+    let count = args.count;
+    let size = args.size as usize;
+    let warmup = args.warmup_count.unwrap_or((count / 10).min(1000));
     let wall0 = Instant::now();
     let cpu0 = Cpu::now();
-    let (mut conns, errors, _) = connect_many(&target, 1, 1, 4096, Duration::from_secs(10)).await;
+    let (mut conns, errors, _) = connect_many(target, 1, 1, 4096, Duration::from_secs(10)).await;
     let Some(mut c) = conns.pop().flatten() else {
         return Err(format!("connect failed: {}", first_errors(&errors, 1)));
     };
