@@ -76,7 +76,8 @@ clean:
 .PHONY: bench bench-c idle-memory bench-python-vs-c
 
 # Roost against robyn, websockets, picows, aiohttp and socketify (bench/compare.py):
-# results in bench/results/. BENCH_ARGS="--quick --rounds 1" for a smoke run.
+# table (results.md) and chart (chart.png) in bench/results/, and beside them the raw
+# data (results.json), which git ignores. BENCH_ARGS="--quick --rounds 1" for a smoke run.
 bench: all
 	cd bench/loadgen && cargo build --release --locked
 	python3 bench/compare.py $(BENCH_ARGS)

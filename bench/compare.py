@@ -8,8 +8,10 @@ and /chat (each message to every /chat client, the sender included).
 
 Rounds are interleaved: for each round, each scenario, each contender (A B C A B C ...)
 a fresh server is started pinned to CPU 0 and loaded by bench/loadgen pinned to CPU 1.
-Medians of the rounds, ratios and the machine go to bench/results/ (results.json,
-results.md, chart.png); the table is printed at the end.
+Everything goes to the output folder (--out, bench/results/ by default): results.md
+(medians, ratios, the machine) and chart.png, which are committed, and results.json,
+every run's raw record, which is not (it would rewrite thousands of lines of history
+with each run). The table is printed at the end.
 
     python3 bench/compare.py [--rounds 3] [--quick] [--only roost-asyncio,aiohttp]
                              [--scenarios echo32,pingpong]
@@ -231,7 +233,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
     ap.add_argument("--only", help="comma-separated contenders")
     ap.add_argument("--scenarios", help="comma-separated scenarios")
-    ap.add_argument("--out", default=RESULTS)
+    ap.add_argument("--out", default=RESULTS, help="output folder: results.md, chart.png, results.json "
+                    "and the servers' logs (default bench/results)")
     ap.add_argument("--no-setup", action="store_true", help="use bench/.venv as it is")
     ap.add_argument("--require", help="comma-separated contenders whose every run must succeed "
                                       "(else exit 1), e.g. for a smoke run in CI")

@@ -22,19 +22,79 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
+use crate::cli::{non_negative, positive, positive_whole, whole};
 use crate::common::{connect_many, first_errors, get_hex, put_hex, Conn};
-use crate::stats::{fmt_us, phase, Json, Latencies, SpanStart};
+use crate::stats::{fmt_us, phase, Latencies, LatencyFields, Num, RunFields, Span, SpanStart};
 use crate::window::DeliveryWindow;
 use crate::ws::{self, Target, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
-use crate::{Args, Outcome};
+use crate::Outcome;
 
 const HEAD: usize = 33;
 const SYNC_EVERY: Duration = Duration::from_millis(100);
 const SYNC_LIMIT: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(1);
+const DEFAULT_MESSAGES: u64 = 1000;
+const DEFAULT_WINDOW: u64 = 64;
+
+#[derive(clap::Args, Debug)]
+pub struct BroadcastArgs {
+    /// The server's broadcast route
+    #[arg(long, value_name = "URL", value_parser = Target::parse)]
+    pub url: Target,
+    /// Receiving connections, besides the sender
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = positive_whole)]
+    pub receivers: u64,
+    /// Messages to send [default: 1000, unless --duration is given]
+    #[arg(long, value_name = "N", value_parser = positive_whole, conflicts_with = "duration")]
+    pub messages: Option<u64>,
+    /// Seconds to send for, instead of a count of messages
+    #[arg(long, value_name = "SECONDS", value_parser = positive)]
+    pub duration: Option<f64>,
+    /// Messages per second; 0 sends as fast as the window allows
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 1000.0, value_parser = non_negative)]
+    pub rate: f64,
+    /// With --rate 0: most messages not yet at every receiver [default: 64]
+    #[arg(long, value_name = "N", value_parser = positive_whole)]
+    pub window: Option<u64>,
+    /// Bytes of each message, 33 at least (sequence number and send time)
+    #[arg(long, value_name = "BYTES", default_value_t = 64, value_parser = whole)]
+    pub size: u64,
+    /// Handshakes under way at once while connecting
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = whole)]
+    pub concurrency: u64,
+    /// Seconds the receivers get after the last send; the longest the window may stall
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = non_negative)]
+    pub drain_timeout: f64,
+}
+
+impl BroadcastArgs {
+    /// The rule between flags that clap's attributes cannot state.
+    pub fn check(&self) -> Result<(), String> {
+        if self.rate > 0.0 && self.window.is_some() {
+            return Err("--window needs --rate 0".into());
+        }
+        Ok(())
+    }
+
+    fn limit(&self) -> Limit {
+        match self.duration {
+            Some(seconds) => Limit::Seconds(seconds),
+            None => Limit::Messages(self.messages.unwrap_or(DEFAULT_MESSAGES)),
+        }
+    }
+
+    fn pace(&self) -> Pace {
+        if self.rate > 0.0 {
+            Pace::Rate(self.rate)
+        } else {
+            Pace::Window(self.window.unwrap_or(DEFAULT_WINDOW) as usize)
+        }
+    }
+}
 
 #[derive(Clone, Copy)]
 enum Limit {
@@ -83,46 +143,56 @@ struct RecvResult {
     close_error: Option<String>,
 }
 
-pub async fn run(args: &Args) -> Result<Outcome, String> {
-    let target = Target::parse(&args.required("url")?)?;
-    let receivers = args.u64("receivers", 100)? as usize;
-    let limit = match (args.str("duration"), args.str("messages")) {
-        (Some(_), Some(_)) => return Err("--messages and --duration exclude each other".into()),
-        (Some(_), None) => Limit::Seconds(args.f64("duration", 0.0)?),
-        (None, _) => Limit::Messages(args.u64("messages", 1000)?),
-    };
-    let rate = args.f64("rate", 1000.0)?;
-    let window = args.u64("window", 64)? as usize;
-    let pace = if rate > 0.0 {
-        if args.str("window").is_some() {
-            return Err("--window needs --rate 0".into());
-        }
-        Pace::Rate(rate)
-    } else {
-        Pace::Window(window)
-    };
-    let size = (args.u64("size", 64)? as usize).max(HEAD);
-    let concurrency = args.u64("concurrency", 256)? as usize;
-    let drain = Duration::from_secs_f64(args.f64("drain-timeout", 10.0)?);
-    args.finish()?;
-    let limit_ok = match limit {
-        Limit::Messages(n) => n > 0,
-        Limit::Seconds(s) => s > 0.0,
-    };
-    if receivers == 0 || !limit_ok || window == 0 {
-        return Err("--receivers, --messages, --duration and --window must be positive".into());
-    }
+/// The RESULT line.
+#[derive(Serialize)]
+struct Report {
+    mode: &'static str,
+    url: String,
+    receivers: usize,
+    messages: u64,
+    sent: u64,
+    duration_s: Num,
+    pace: &'static str,
+    rate_asked: Num,
+    window: usize,
+    rate_sent: Num,
+    size: usize,
+    deliveries: u64,
+    expected: u64,
+    deliveries_per_sec: Num,
+    delivery_span_s: Num,
+    #[serde(flatten)]
+    latency: LatencyFields,
+    lost: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    bad: u64,
+    sender_own_received: u64,
+    errors: usize,
+    disconnects: u64,
+    close_errors: usize,
+    first_errors: String,
+    #[serde(flatten)]
+    measured: Span,
+    #[serde(flatten)]
+    run: RunFields,
+    ok: bool,
+}
+
+pub async fn run(args: &BroadcastArgs) -> Result<Outcome, String> {
+    let target = &args.url;
+    let receivers = args.receivers as usize;
+    let limit = args.limit();
+    let rate = args.rate;
+    let pace = args.pace();
+    let size = (args.size as usize).max(HEAD);
+    let concurrency = args.concurrency as usize;
+    let drain = Duration::from_secs_f64(args.drain_timeout);
 
     let wall0 = Instant::now();
     let run_span = SpanStart::now();
-    let (conns, connect_errors, _) = connect_many(
-        &target,
-        receivers + 1,
-        concurrency,
-        16 << 10,
-        Duration::from_secs(30),
-    )
-    .await;
+    let (conns, connect_errors, _) =
+        connect_many(target, receivers + 1, concurrency, 16 << 10, Duration::from_secs(30)).await;
     if !connect_errors.is_empty() {
         return Err(format!(
             "{} of {} connections failed: {}",
@@ -159,29 +229,15 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     };
     let mut tasks = Vec::with_capacity(receivers);
     for c in conns {
-        tasks.push(tokio::task::spawn_local(receive(
-            c,
-            shared.clone(),
-            control_rx.clone(),
-            expected_each,
-        )));
+        tasks.push(tokio::task::spawn_local(receive(c, shared.clone(), control_rx.clone(), expected_each)));
     }
     drop(control_rx);
-    let send_task =
-        tokio::task::spawn_local(send(sender, shared.clone(), limit, rate, size, drain));
+    let send_task = tokio::task::spawn_local(send(sender, shared.clone(), limit, rate, size, drain));
 
     // Once the sender is done, the receivers get `drain` to finish; then they are told
     // to stop and report what they have.
-    let sender_result = send_task
-        .await
-        .map_err(|e| format!("sender task failed: {e}"))?;
-    phase(
-        "sent",
-        &format!(
-            "messages={} seconds={:.3}",
-            sender_result.sent, sender_result.send_seconds
-        ),
-    );
+    let sender_result = send_task.await.map_err(|e| format!("sender task failed: {e}"))?;
+    phase("sent", &format!("messages={} seconds={:.3}", sender_result.sent, sender_result.send_seconds));
     let stopper = {
         let shared = shared.clone();
         tokio::task::spawn_local(async move {
@@ -194,10 +250,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         results.push(t.await.map_err(|e| format!("receiver task failed: {e}"))?);
     }
     stopper.abort();
-    let measured = sender_result
-        .measure_start
-        .map(|s| s.end())
-        .unwrap_or_default();
+    let measured = sender_result.measure_start.map(|s| s.end()).unwrap_or_default();
     phase("measure_end", "");
 
     let run = run_span.end();
@@ -241,13 +294,8 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let deliveries_per_sec = unique as f64 / span;
     let rate_sent = sent as f64 / sender_result.send_seconds;
     let s = lat.summary();
-    let ok = errors.is_empty()
-        && lost == 0
-        && dups == 0
-        && ooo == 0
-        && bad == 0
-        && sent == messages
-        && sent > 0;
+    let ok =
+        errors.is_empty() && lost == 0 && dups == 0 && ooo == 0 && bad == 0 && sent == messages && sent > 0;
     let (pace_name, pace_desc) = match pace {
         Pace::Rate(r) => ("rate", format!("at {rate_sent:.0}/s (asked {r})")),
         Pace::Window(w) => ("window", format!("at {rate_sent:.0}/s, window {w}")),
@@ -270,51 +318,43 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         run.cpu.total(),
         if errors.is_empty() { String::new() } else { format!("; first errors: {}", first_errors(&errors, 3)) },
     );
-    let json = Json::new("broadcast")
-        .str(
-            "url",
-            &format!("ws://{}{}", target.host_header, target.path),
-        )
-        .int("receivers", receivers as u64)
-        .int("messages", messages)
-        .int("sent", sent)
-        .num(
-            "duration_s",
-            match limit {
-                Limit::Seconds(d) => d,
-                Limit::Messages(_) => 0.0,
-            },
-        )
-        .str("pace", pace_name)
-        .num("rate_asked", rate)
-        .int(
-            "window",
-            match pace {
-                Pace::Window(w) => w as u64,
-                Pace::Rate(_) => 0,
-            },
-        )
-        .num("rate_sent", rate_sent)
-        .int("size", size as u64)
-        .int("deliveries", unique)
-        .int("expected", expected)
-        .num("deliveries_per_sec", deliveries_per_sec)
-        .num("delivery_span_s", span)
-        .latency("", &s)
-        .int("lost", lost)
-        .int("duplicates", dups)
-        .int("out_of_order", ooo)
-        .int("bad", bad)
-        .int("sender_own_received", sender_result.own_received)
-        .int("errors", errors.len() as u64)
-        .int("disconnects", disconnects)
-        .int("close_errors", close_errors.len() as u64)
-        .str("first_errors", &first_errors(&errors, 3))
-        .span(&measured)
-        .cpu(run.cpu, wall)
-        .bool("ok", ok)
-        .finish();
-    Ok(Outcome { summary, json, ok })
+    let report = Report {
+        mode: "broadcast",
+        url: format!("ws://{}{}", target.host_header, target.path),
+        receivers,
+        messages,
+        sent,
+        duration_s: Num(match limit {
+            Limit::Seconds(d) => d,
+            Limit::Messages(_) => 0.0,
+        }),
+        pace: pace_name,
+        rate_asked: Num(rate),
+        window: match pace {
+            Pace::Window(w) => w,
+            Pace::Rate(_) => 0,
+        },
+        rate_sent: Num(rate_sent),
+        size,
+        deliveries: unique,
+        expected,
+        deliveries_per_sec: Num(deliveries_per_sec),
+        delivery_span_s: Num(span),
+        latency: s.fields(""),
+        lost,
+        duplicates: dups,
+        out_of_order: ooo,
+        bad,
+        sender_own_received: sender_result.own_received,
+        errors: errors.len(),
+        disconnects,
+        close_errors: close_errors.len(),
+        first_errors: first_errors(&errors, 3),
+        measured,
+        run: RunFields::new(run.cpu, wall),
+        ok,
+    };
+    Ok(Outcome::new(summary, &report, ok))
 }
 
 struct SendResult {
@@ -362,9 +402,7 @@ async fn send(
     let mut last_seq: Option<u64> = None;
     let sync_deadline = Instant::now() + SYNC_LIMIT;
     let mut sync_round = 0u64;
-    let mut stage = Stage::Sync {
-        next: tokio::time::Instant::now(),
-    };
+    let mut stage = Stage::Sync { next: tokio::time::Instant::now() };
     let mut next_tick = tokio::time::Instant::now();
     // Window mode: when the oldest outstanding message last moved.
     let mut progress = (0u64, tokio::time::Instant::now());
@@ -442,9 +480,8 @@ async fn send(
                     wait_window = true;
                     let stall_check = progress.1 + drain;
                     match limit {
-                        Limit::Seconds(d) => stall_check.min(tokio::time::Instant::from_std(
-                            *start + Duration::from_secs_f64(d),
-                        )),
+                        Limit::Seconds(d) => stall_check
+                            .min(tokio::time::Instant::from_std(*start + Duration::from_secs_f64(d))),
                         Limit::Messages(_) => stall_check,
                     }
                 } else {
@@ -459,10 +496,7 @@ async fn send(
                     break;
                 }
                 if now_t >= *since + drain {
-                    r.error = Some(format!(
-                        "got {} of its own {} messages back",
-                        r.own_received, r.sent
-                    ));
+                    r.error = Some(format!("got {} of its own {} messages back", r.own_received, r.sent));
                     break;
                 }
                 *since + drain
@@ -505,9 +539,8 @@ async fn send(
                 OP_TEXT if m.data.first() == Some(&b'B') && m.data.len() >= HEAD => {
                     let seq = get_hex(&m.data[1..17]);
                     if seq.is_none() || last_seq.is_some_and(|l| Some(l) >= seq) {
-                        r.error = Some(format!(
-                            "own message out of order or garbled: {seq:?} after {last_seq:?}"
-                        ));
+                        r.error =
+                            Some(format!("own message out of order or garbled: {seq:?} after {last_seq:?}"));
                     }
                     last_seq = seq;
                     r.own_received += 1;
@@ -525,15 +558,7 @@ async fn send(
             }
         }
     }
-    if let Err(e) = ws::close(
-        &mut c.stream,
-        &mut c.reader,
-        &mut c.rng,
-        true,
-        Duration::from_secs(5),
-    )
-    .await
-    {
+    if let Err(e) = ws::close(&mut c.stream, &mut c.reader, &mut c.rng, true, Duration::from_secs(5)).await {
         if r.error.is_none() {
             r.error = Some(format!("close: {e}"));
         }
@@ -557,10 +582,7 @@ async fn receive(
     mut control: watch::Receiver<Control>,
     expected: usize,
 ) -> RecvResult {
-    let mut r = RecvResult {
-        lat: Latencies::with_capacity(expected),
-        ..Default::default()
-    };
+    let mut r = RecvResult { lat: Latencies::with_capacity(expected), ..Default::default() };
     let mut seen = vec![0u64; expected.div_ceil(64)];
     let mut last_seq: Option<u64> = None;
     let mut synced = false;
@@ -613,8 +635,7 @@ async fn receive(
                             }
                         }
                         Some(b'B') if d.len() >= HEAD => {
-                            let (Some(seq), Some(ts)) = (get_hex(&d[1..17]), get_hex(&d[17..33]))
-                            else {
+                            let (Some(seq), Some(ts)) = (get_hex(&d[1..17]), get_hex(&d[17..33])) else {
                                 r.bad += 1;
                                 continue;
                             };
@@ -652,8 +673,7 @@ async fn receive(
                     ws::encode(&mut out, OP_PONG, &p, &mut c.rng);
                 }
                 OP_CLOSE => {
-                    let code =
-                        (m.data.len() >= 2).then(|| u16::from_be_bytes([m.data[0], m.data[1]]));
+                    let code = (m.data.len() >= 2).then(|| u16::from_be_bytes([m.data[0], m.data[1]]));
                     r.error = Some(format!("server closed the connection with code {code:?}"));
                     r.disconnected = true;
                     return r;
@@ -672,15 +692,7 @@ async fn receive(
         Some(t) => r.error = Some(format!("stopped with {} of {t} messages", r.unique)),
         None => r.error = Some(format!("stopped with {} messages, total unknown", r.unique)),
     }
-    if let Err(e) = ws::close(
-        &mut c.stream,
-        &mut c.reader,
-        &mut c.rng,
-        true,
-        Duration::from_secs(5),
-    )
-    .await
-    {
+    if let Err(e) = ws::close(&mut c.stream, &mut c.reader, &mut c.rng, true, Duration::from_secs(5)).await {
         r.close_error = Some(e);
     }
     r

@@ -34,16 +34,8 @@ pub async fn connect_many(
             let _permit = sem.acquire().await.expect("semaphore closed");
             let mut rng = Rng::new(0xC0FFEE ^ (i as u64) << 20);
             let t = Instant::now();
-            match tokio::time::timeout(timeout, ws::connect(&target, &mut rng, read_capacity)).await
-            {
-                Ok(Ok((stream, reader))) => Ok((
-                    Conn {
-                        stream,
-                        reader,
-                        rng,
-                    },
-                    t.elapsed(),
-                )),
+            match tokio::time::timeout(timeout, ws::connect(&target, &mut rng, read_capacity)).await {
+                Ok(Ok((stream, reader))) => Ok((Conn { stream, reader, rng }, t.elapsed())),
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(format!("handshake timed out after {timeout:?}")),
             }

@@ -26,17 +26,70 @@
 
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::cli::{non_negative, positive, positive_whole, whole};
 use crate::common::{first_errors, measured_window, put_hex};
-use crate::stats::{fmt_us, phase, Json, Latencies, SpanStart};
+use crate::stats::{fmt_us, phase, Latencies, LatencyFields, Num, RunFields, Span, SpanStart};
 use crate::ws::{self, Reader, Rng, Target, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
-use crate::{Args, Outcome};
+use crate::Outcome;
 
 const PREFIX: &[u8] = b"Echo: ";
 /// Distinct error messages each worker keeps for the report.
 const KEEP_ERRORS: usize = 3;
+
+#[derive(clap::Args, Debug)]
+pub struct ConnrateArgs {
+    /// The server's echo route
+    #[arg(long, value_name = "URL", value_parser = Target::parse)]
+    pub url: Target,
+    /// Workers, each running one connection's cycle after another
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = positive_whole)]
+    pub concurrency: u64,
+    /// Seconds measured, after the warm-up
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = positive)]
+    pub duration: f64,
+    /// Seconds of churn before the measured window
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = non_negative)]
+    pub warmup: f64,
+    /// Bytes of the one message of each cycle
+    #[arg(long, value_name = "BYTES", default_value_t = 32, value_parser = whole)]
+    pub size: u64,
+    /// Seconds each step of a cycle may take (handshake, echo, close)
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive)]
+    pub connect_timeout: f64,
+    /// 1: end each cycle with an RST (SO_LINGER 0), leaving no TIME_WAIT; 0: with a FIN
+    #[arg(long, value_name = "0|1", default_value_t = 1, value_parser = whole)]
+    pub linger_zero: u64,
+}
+
+/// The RESULT line.
+#[derive(Serialize)]
+struct Report {
+    mode: &'static str,
+    url: String,
+    concurrency: usize,
+    size: usize,
+    duration_s: Num,
+    warmup_s: Num,
+    linger_zero: bool,
+    connections: u64,
+    connections_total: u64,
+    conns_per_sec: Num,
+    #[serde(flatten)]
+    cycle: LatencyFields,
+    #[serde(flatten)]
+    handshake: LatencyFields,
+    errors: u64,
+    first_errors: String,
+    #[serde(flatten)]
+    window: Span,
+    #[serde(flatten)]
+    run: RunFields,
+    ok: bool,
+}
 
 struct Plan {
     target: Target,
@@ -59,18 +112,14 @@ struct WorkerResult {
     handshake: Latencies,
 }
 
-pub async fn run(args: &Args) -> Result<Outcome, String> {
-    let target = Target::parse(&args.required("url")?)?;
-    let concurrency = args.u64("concurrency", 16)? as usize;
-    let duration = args.f64("duration", 5.0)?;
-    let warmup = args.f64("warmup", 1.0)?;
-    let size = args.u64("size", 32)? as usize;
-    let timeout = args.f64("connect-timeout", 10.0)?;
-    let linger_zero = args.u64("linger-zero", 1)? != 0;
-    args.finish()?;
-    if concurrency == 0 || duration <= 0.0 || timeout <= 0.0 {
-        return Err("--concurrency, --duration and --connect-timeout must be positive".into());
-    }
+pub async fn run(args: &ConnrateArgs) -> Result<Outcome, String> {
+    let target = &args.url;
+    let concurrency = args.concurrency as usize;
+    let duration = args.duration;
+    let warmup = args.warmup;
+    let size = args.size as usize;
+    let timeout = args.connect_timeout;
+    let linger_zero = args.linger_zero != 0;
 
     let run_span = SpanStart::now();
     let start = Instant::now();
@@ -106,9 +155,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         handshake.extend(r.handshake);
     }
     phase("done", "");
-    let window = window
-        .await
-        .map_err(|e| format!("phase task failed: {e}"))?;
+    let window = window.await.map_err(|e| format!("phase task failed: {e}"))?;
     let run = run_span.end();
     let rate = measured as f64 / duration;
     let cycle = cycle.summary();
@@ -130,34 +177,28 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         window.describe(),
         run.cpu.total(),
         run.wall,
-        if first.is_empty() {
-            String::new()
-        } else {
-            format!("; first errors: {first}")
-        },
+        if first.is_empty() { String::new() } else { format!("; first errors: {first}") },
     );
-    let json = Json::new("connrate")
-        .str(
-            "url",
-            &format!("ws://{}{}", target.host_header, target.path),
-        )
-        .int("concurrency", concurrency as u64)
-        .int("size", size as u64)
-        .num("duration_s", duration)
-        .num("warmup_s", warmup)
-        .bool("linger_zero", linger_zero)
-        .int("connections", measured)
-        .int("connections_total", completed)
-        .num("conns_per_sec", rate)
-        .latency("", &cycle)
-        .latency("handshake_", &hs)
-        .int("errors", errors)
-        .str("first_errors", &first)
-        .span(&window)
-        .cpu(run.cpu, run.wall)
-        .bool("ok", ok)
-        .finish();
-    Ok(Outcome { summary, json, ok })
+    let report = Report {
+        mode: "connrate",
+        url: format!("ws://{}{}", target.host_header, target.path),
+        concurrency,
+        size,
+        duration_s: Num(duration),
+        warmup_s: Num(warmup),
+        linger_zero,
+        connections: measured,
+        connections_total: completed,
+        conns_per_sec: Num(rate),
+        cycle: cycle.fields(""),
+        handshake: hs.fields("handshake_"),
+        errors,
+        first_errors: first,
+        window,
+        run: RunFields::new(run.cpu, run.wall),
+        ok,
+    };
+    Ok(Outcome::new(summary, &report, ok))
 }
 
 /// Runs cycles back to back until the measured window ends.
@@ -217,16 +258,8 @@ async fn one_cycle(
 
     out.clear();
     ws::encode(out, OP_TEXT, message, rng);
-    stream
-        .write_all(out)
-        .await
-        .map_err(|e| format!("send message: {e}"))?;
-    match tokio::time::timeout(
-        plan.timeout,
-        await_echo(&mut stream, &mut reader, rng, expected),
-    )
-    .await
-    {
+    stream.write_all(out).await.map_err(|e| format!("send message: {e}"))?;
+    match tokio::time::timeout(plan.timeout, await_echo(&mut stream, &mut reader, rng, expected)).await {
         Ok(r) => r?,
         Err(_) => return Err(format!("no echo within {:?}", plan.timeout)),
     }
@@ -251,9 +284,7 @@ async fn one_cycle(
     }
     if plan.linger_zero {
         // Both sides are done: drop with an RST rather than a FIN (see the module doc).
-        stream
-            .set_zero_linger()
-            .map_err(|e| format!("SO_LINGER: {e}"))?;
+        stream.set_zero_linger().map_err(|e| format!("SO_LINGER: {e}"))?;
     }
     Ok(handshake)
 }
@@ -286,10 +317,7 @@ async fn await_echo(
         if let Some(p) = pong {
             let mut o = Vec::with_capacity(p.len() + 8);
             ws::encode(&mut o, OP_PONG, &p, rng);
-            stream
-                .write_all(&o)
-                .await
-                .map_err(|e| format!("send pong: {e}"))?;
+            stream.write_all(&o).await.map_err(|e| format!("send pong: {e}"))?;
         }
         match reader.fill(stream).await {
             Ok(0) => return Err("server ended the stream before the echo".into()),

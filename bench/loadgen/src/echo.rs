@@ -4,14 +4,44 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
+use crate::cli::{non_negative, positive, positive_whole, whole};
 use crate::common::{connect_many, first_errors, get_hex, measured_window, put_hex, Conn};
-use crate::stats::{fmt_us, phase, Cpu, Json, Latencies};
+use crate::stats::{fmt_us, phase, Cpu, Latencies, LatencyFields, Num, RunFields, Span};
 use crate::ws::{self, Target, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
-use crate::{Args, Outcome};
+use crate::Outcome;
 
 const PREFIX: &[u8] = b"Echo: ";
+
+#[derive(clap::Args, Debug)]
+pub struct EchoArgs {
+    /// The server's echo route
+    #[arg(long, value_name = "URL", value_parser = Target::parse)]
+    pub url: Target,
+    /// Connections, each kept busy
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = positive_whole)]
+    pub connections: u64,
+    /// Messages outstanding on each connection
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = positive_whole)]
+    pub inflight: u64,
+    /// Bytes of each message
+    #[arg(long, value_name = "BYTES", default_value_t = 32, value_parser = whole)]
+    pub size: u64,
+    /// Seconds measured, after the warm-up
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive)]
+    pub duration: f64,
+    /// Seconds of load before the measured window
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = non_negative)]
+    pub warmup: f64,
+    /// Handshakes under way at once while connecting
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = whole)]
+    pub concurrency: u64,
+    /// Seconds a connection may wait for a reply before it counts as stalled
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = non_negative)]
+    pub stall_timeout: f64,
+}
 
 #[derive(Default)]
 struct ConnResult {
@@ -38,31 +68,55 @@ struct Plan {
     expected_per_conn: usize,
 }
 
-pub async fn run(args: &Args) -> Result<Outcome, String> {
-    let target = Target::parse(&args.required("url")?)?;
-    let connections = args.u64("connections", 50)? as usize;
-    let inflight = args.u64("inflight", 16)? as usize;
-    let size = args.u64("size", 32)? as usize;
-    let duration = args.f64("duration", 10.0)?;
-    let warmup = args.f64("warmup", 2.0)?;
-    let concurrency = args.u64("concurrency", 256)? as usize;
-    let stall = args.f64("stall-timeout", 10.0)?;
-    args.finish()?;
-    if connections == 0 || inflight == 0 || duration <= 0.0 {
-        return Err("--connections, --inflight and --duration must be positive".into());
-    }
+/// The RESULT line.
+#[derive(Serialize)]
+struct Report {
+    mode: &'static str,
+    url: String,
+    connections: usize,
+    inflight: usize,
+    size: usize,
+    duration_s: Num,
+    warmup_s: Num,
+    messages: u64,
+    messages_total: u64,
+    msgs_per_sec: Num,
+    #[serde(flatten)]
+    latency: LatencyFields,
+    per_conn_min: u64,
+    per_conn_max: u64,
+    handshake_p99_us: Num,
+    errors: usize,
+    bad_replies: u64,
+    disconnects: u64,
+    close_errors: usize,
+    close_codes: String,
+    first_errors: String,
+    cpu_window_s: Num,
+    cpu_window_user_s: Num,
+    cpu_window_sys_s: Num,
+    #[serde(flatten)]
+    window: Span,
+    #[serde(flatten)]
+    run: RunFields,
+    ok: bool,
+}
+
+pub async fn run(args: &EchoArgs) -> Result<Outcome, String> {
+    let target = &args.url;
+    let connections = args.connections as usize;
+    let inflight = args.inflight as usize;
+    let size = args.size as usize;
+    let duration = args.duration;
+    let warmup = args.warmup;
+    let concurrency = args.concurrency as usize;
+    let stall = args.stall_timeout;
 
     let wall0 = Instant::now();
     let cpu0 = Cpu::now();
     let read_cap = (inflight * (size + PREFIX.len() + 14)).clamp(4096, 1 << 20);
-    let (conns, connect_errors, hs) = connect_many(
-        &target,
-        connections,
-        concurrency,
-        read_cap,
-        Duration::from_secs(30),
-    )
-    .await;
+    let (conns, connect_errors, hs) =
+        connect_many(target, connections, concurrency, read_cap, Duration::from_secs(30)).await;
     if !connect_errors.is_empty() {
         return Err(format!(
             "{} of {connections} connections failed: {}",
@@ -71,13 +125,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         ));
     }
     let hs = hs.summary();
-    phase(
-        "connected",
-        &format!(
-            "connections={connections} handshake_p99_us={:.0}",
-            hs.p99_us
-        ),
-    );
+    phase("connected", &format!("connections={connections} handshake_p99_us={:.0}", hs.p99_us));
 
     let start = Instant::now();
     let measure_start = start + Duration::from_secs_f64(warmup);
@@ -105,9 +153,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let mut close_codes = std::collections::BTreeMap::new();
     let mut per_conn = Vec::with_capacity(connections);
     for t in tasks {
-        let r = t
-            .await
-            .map_err(|e| format!("connection task failed: {e}"))?;
+        let r = t.await.map_err(|e| format!("connection task failed: {e}"))?;
         measured += r.measured;
         per_conn.push(r.measured);
         total += r.total;
@@ -119,14 +165,10 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         if let Some(e) = r.close_error {
             close_errors.push(e);
         }
-        *close_codes
-            .entry(r.close_code.map_or("none".to_string(), |c| c.to_string()))
-            .or_insert(0u64) += 1;
+        *close_codes.entry(r.close_code.map_or("none".to_string(), |c| c.to_string())).or_insert(0u64) += 1;
         all.extend(r.lat);
     }
-    let window = window
-        .await
-        .map_err(|e| format!("phase task failed: {e}"))?;
+    let window = window.await.map_err(|e| format!("phase task failed: {e}"))?;
     let window_cpu = window.cpu;
     let cpu = Cpu::now().since(cpu0);
     let wall = wall0.elapsed().as_secs_f64();
@@ -138,10 +180,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let rate = measured as f64 / duration;
     let ok = errors.is_empty() && bad == 0 && measured > 0;
 
-    let codes: Vec<String> = close_codes
-        .iter()
-        .map(|(k, v)| format!("{k}x{v}"))
-        .collect();
+    let codes: Vec<String> = close_codes.iter().map(|(k, v)| format!("{k}x{v}")).collect();
     let summary = format!(
         "echo {url}: {connections} conns x {inflight} in flight, {size} B: {rate:.0} msg/s over {duration} s \
          ({measured} replies; {total} in all), RTT p50 {p50} p99 {p99} max {max}; \
@@ -162,47 +201,39 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
             format!("; first errors: {}", first_errors(&[errors.clone(), close_errors.clone()].concat(), 3))
         },
     );
-    let json = Json::new("echo")
-        .str(
-            "url",
-            &format!("ws://{}{}", target.host_header, target.path),
-        )
-        .int("connections", connections as u64)
-        .int("inflight", inflight as u64)
-        .int("size", size as u64)
-        .num("duration_s", duration)
-        .num("warmup_s", warmup)
-        .int("messages", measured)
-        .int("messages_total", total)
-        .num("msgs_per_sec", rate)
-        .latency("", &lat)
-        .int("per_conn_min", fewest)
-        .int("per_conn_max", most)
-        .num("handshake_p99_us", hs.p99_us)
-        .int("errors", errors.len() as u64)
-        .int("bad_replies", bad)
-        .int("disconnects", disconnects)
-        .int("close_errors", close_errors.len() as u64)
-        .str("close_codes", &codes.join(","))
-        .str(
-            "first_errors",
-            &first_errors(&[errors, close_errors].concat(), 3),
-        )
-        .num("cpu_window_s", window_cpu.total())
-        .num("cpu_window_user_s", window_cpu.user)
-        .num("cpu_window_sys_s", window_cpu.sys)
-        .span(&window)
-        .cpu(cpu, wall)
-        .bool("ok", ok)
-        .finish();
-    Ok(Outcome { summary, json, ok })
+    let report = Report {
+        mode: "echo",
+        url: format!("ws://{}{}", target.host_header, target.path),
+        connections,
+        inflight,
+        size,
+        duration_s: Num(duration),
+        warmup_s: Num(warmup),
+        messages: measured,
+        messages_total: total,
+        msgs_per_sec: Num(rate),
+        latency: lat.fields(""),
+        per_conn_min: fewest,
+        per_conn_max: most,
+        handshake_p99_us: Num(hs.p99_us),
+        errors: errors.len(),
+        bad_replies: bad,
+        disconnects,
+        close_errors: close_errors.len(),
+        close_codes: codes.join(","),
+        first_errors: first_errors(&[errors, close_errors].concat(), 3),
+        cpu_window_s: Num(window_cpu.total()),
+        cpu_window_user_s: Num(window_cpu.user),
+        cpu_window_sys_s: Num(window_cpu.sys),
+        window,
+        run: RunFields::new(cpu, wall),
+        ok,
+    };
+    Ok(Outcome::new(summary, &report, ok))
 }
 
 async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
-    let mut r = ConnResult {
-        lat: Latencies::with_capacity(plan.expected_per_conn),
-        ..Default::default()
-    };
+    let mut r = ConnResult { lat: Latencies::with_capacity(plan.expected_per_conn), ..Default::default() };
     let size = plan.size;
     let k = size.min(16);
     let mut payload = vec![b'x'; size];
@@ -239,10 +270,8 @@ async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
                 break;
             }
             Ok(Ok(0)) => {
-                r.error = Some(format!(
-                    "server closed the TCP stream with {} replies outstanding",
-                    pending.len()
-                ));
+                r.error =
+                    Some(format!("server closed the TCP stream with {} replies outstanding", pending.len()));
                 r.disconnected = true;
                 break;
             }
@@ -271,8 +300,7 @@ async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
                     };
                     let ok = d.len() == PREFIX.len() + size
                         && d.starts_with(PREFIX)
-                        && (k == 0
-                            || get_hex(&d[PREFIX.len()..PREFIX.len() + k]) == Some(want & mask(k)));
+                        && (k == 0 || get_hex(&d[PREFIX.len()..PREFIX.len() + k]) == Some(want & mask(k)));
                     if !ok {
                         r.bad_replies += 1;
                         r.error = Some(format!(
@@ -302,8 +330,7 @@ async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
                 }
                 OP_PONG => {}
                 OP_CLOSE => {
-                    let code =
-                        (m.data.len() >= 2).then(|| u16::from_be_bytes([m.data[0], m.data[1]]));
+                    let code = (m.data.len() >= 2).then(|| u16::from_be_bytes([m.data[0], m.data[1]]));
                     r.error = Some(format!(
                         "server closed the connection (code {code:?}) with {} outstanding",
                         pending.len()
@@ -336,15 +363,7 @@ async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
         }
     }
     if !r.disconnected {
-        match ws::close(
-            &mut c.stream,
-            &mut c.reader,
-            &mut c.rng,
-            true,
-            Duration::from_secs(5),
-        )
-        .await
-        {
+        match ws::close(&mut c.stream, &mut c.reader, &mut c.rng, true, Duration::from_secs(5)).await {
             Ok(code) => r.close_code = code,
             Err(e) => r.close_error = Some(e),
         }

@@ -11,13 +11,60 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{watch, Semaphore};
 
+use crate::cli::{non_negative, positive_whole, whole};
 use crate::common::first_errors;
-use crate::stats::{fmt_us, phase, Cpu, Json, Latencies, SpanStart};
+use crate::stats::{fmt_us, phase, Cpu, Latencies, LatencyFields, Num, RunFields, Span, SpanStart};
 use crate::ws::{self, Rng, Target, OP_CLOSE, OP_PING, OP_PONG};
-use crate::{Args, Outcome};
+use crate::Outcome;
+
+#[derive(clap::Args, Debug)]
+pub struct IdleArgs {
+    /// The server's route to connect to
+    #[arg(long, value_name = "URL", value_parser = Target::parse)]
+    pub url: Target,
+    /// Connections to open and hold
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = positive_whole)]
+    pub connections: u64,
+    /// Seconds to hold them once all are open
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = non_negative)]
+    pub hold: f64,
+    /// Handshakes under way at once
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = whole)]
+    pub concurrency: u64,
+    /// Seconds each connection may take to open
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = non_negative)]
+    pub connect_timeout: f64,
+}
+
+/// The RESULT line.
+#[derive(Serialize)]
+struct Report {
+    mode: &'static str,
+    url: String,
+    connections: usize,
+    opened: usize,
+    open_seconds: Num,
+    handshakes_per_sec: Num,
+    #[serde(flatten)]
+    handshake: LatencyFields,
+    hold_s: Num,
+    pings: u64,
+    close_seconds: Num,
+    connect_failures: usize,
+    dropped: usize,
+    close_errors: usize,
+    first_errors: String,
+    cpu_open_s: Num,
+    #[serde(flatten)]
+    measured: Span,
+    #[serde(flatten)]
+    run: RunFields,
+    ok: bool,
+}
 
 #[derive(Default)]
 struct IdleResult {
@@ -29,16 +76,12 @@ struct IdleResult {
     close_error: Option<String>,
 }
 
-pub async fn run(args: &Args) -> Result<Outcome, String> {
-    let target = Target::parse(&args.required("url")?)?;
-    let connections = args.u64("connections", 10_000)? as usize;
-    let hold = args.f64("hold", 10.0)?;
-    let concurrency = args.u64("concurrency", 256)? as usize;
-    let connect_timeout = Duration::from_secs_f64(args.f64("connect-timeout", 30.0)?);
-    args.finish()?;
-    if connections == 0 {
-        return Err("--connections must be positive".into());
-    }
+pub async fn run(args: &IdleArgs) -> Result<Outcome, String> {
+    let target = &args.url;
+    let connections = args.connections as usize;
+    let hold = args.hold;
+    let concurrency = args.concurrency as usize;
+    let connect_timeout = Duration::from_secs_f64(args.connect_timeout);
     let nofile = crate::stats::raise_nofile();
     if (nofile as usize) < connections + 64 {
         return Err(format!(
@@ -58,13 +101,8 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
 
     let mut tasks = Vec::with_capacity(connections);
     for i in 0..connections {
-        let (sem, settled, opened, all_settled, target) = (
-            sem.clone(),
-            settled.clone(),
-            opened.clone(),
-            all_settled.clone(),
-            target.clone(),
-        );
+        let (sem, settled, opened, all_settled, target) =
+            (sem.clone(), settled.clone(), opened.clone(), all_settled.clone(), target.clone());
         let mut stop = stop_rx.clone();
         tasks.push(tokio::task::spawn_local(async move {
             let mut r = IdleResult::default();
@@ -72,9 +110,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
             let connected = {
                 let _permit = sem.acquire().await.expect("semaphore closed");
                 let t = Instant::now();
-                let res =
-                    tokio::time::timeout(connect_timeout, ws::connect(&target, &mut rng, 256))
-                        .await;
+                let res = tokio::time::timeout(connect_timeout, ws::connect(&target, &mut rng, 256)).await;
                 (res, t.elapsed())
             };
             let settle = |ok: bool| {
@@ -98,8 +134,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
                     return r;
                 }
                 (Err(_), _) => {
-                    r.connect_error =
-                        Some(format!("handshake timed out after {connect_timeout:?}"));
+                    r.connect_error = Some(format!("handshake timed out after {connect_timeout:?}"));
                     settle(false);
                     return r;
                 }
@@ -132,18 +167,15 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
                                 ws::encode(&mut out, OP_PONG, &p, &mut rng);
                             }
                             OP_CLOSE => {
-                                let code = (m.data.len() >= 2)
-                                    .then(|| u16::from_be_bytes([m.data[0], m.data[1]]));
-                                r.dropped = Some(format!(
-                                    "server closed the connection with code {code:?}"
-                                ));
+                                let code =
+                                    (m.data.len() >= 2).then(|| u16::from_be_bytes([m.data[0], m.data[1]]));
+                                r.dropped = Some(format!("server closed the connection with code {code:?}"));
                                 return r;
                             }
                             OP_PONG => {}
                             op => {
-                                r.dropped = Some(format!(
-                                    "unexpected message (opcode {op}) on an idle connection"
-                                ));
+                                r.dropped =
+                                    Some(format!("unexpected message (opcode {op}) on an idle connection"));
                                 return r;
                             }
                         },
@@ -164,14 +196,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
             }
             // Closing: limit how many close handshakes run at once, like the opening.
             let _permit = sem.acquire().await.expect("semaphore closed");
-            if let Err(e) = ws::close(
-                &mut stream,
-                &mut reader,
-                &mut rng,
-                true,
-                Duration::from_secs(10),
-            )
-            .await
+            if let Err(e) = ws::close(&mut stream, &mut reader, &mut rng, true, Duration::from_secs(10)).await
             {
                 r.close_error = Some(e);
             }
@@ -203,9 +228,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let mut close_errors = Vec::new();
     let mut pings = 0u64;
     for t in tasks {
-        let r = t
-            .await
-            .map_err(|e| format!("connection task failed: {e}"))?;
+        let r = t.await.map_err(|e| format!("connection task failed: {e}"))?;
         if let Some(d) = r.handshake {
             hs.push(d);
         }
@@ -227,12 +250,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let wall = wall0.elapsed().as_secs_f64();
     let s = hs.summary();
     let ok = connect_errors.is_empty() && dropped.is_empty() && close_errors.is_empty();
-    let all_errors = [
-        connect_errors.clone(),
-        dropped.clone(),
-        close_errors.clone(),
-    ]
-    .concat();
+    let all_errors = [connect_errors.clone(), dropped.clone(), close_errors.clone()].concat();
     let summary = format!(
         "idle ws://{}{}: {n_open}/{connections} connections open in {open_seconds:.2} s \
          ({:.0} handshakes/s, {concurrency} at a time, handshake p50 {} p99 {} max {}), held {hold} s \
@@ -251,27 +269,25 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         open_cpu.total(),
         if all_errors.is_empty() { String::new() } else { format!("; first errors: {}", first_errors(&all_errors, 3)) },
     );
-    let json = Json::new("idle")
-        .str(
-            "url",
-            &format!("ws://{}{}", target.host_header, target.path),
-        )
-        .int("connections", connections as u64)
-        .int("opened", n_open as u64)
-        .num("open_seconds", open_seconds)
-        .num("handshakes_per_sec", n_open as f64 / open_seconds)
-        .latency("handshake_", &s)
-        .num("hold_s", hold)
-        .int("pings", pings)
-        .num("close_seconds", close_seconds)
-        .int("connect_failures", connect_errors.len() as u64)
-        .int("dropped", dropped.len() as u64)
-        .int("close_errors", close_errors.len() as u64)
-        .str("first_errors", &first_errors(&all_errors, 3))
-        .num("cpu_open_s", open_cpu.total())
-        .span(&run)
-        .cpu(cpu, wall)
-        .bool("ok", ok)
-        .finish();
-    Ok(Outcome { summary, json, ok })
+    let report = Report {
+        mode: "idle",
+        url: format!("ws://{}{}", target.host_header, target.path),
+        connections,
+        opened: n_open,
+        open_seconds: Num(open_seconds),
+        handshakes_per_sec: Num(n_open as f64 / open_seconds),
+        handshake: s.fields("handshake_"),
+        hold_s: Num(hold),
+        pings,
+        close_seconds: Num(close_seconds),
+        connect_failures: connect_errors.len(),
+        dropped: dropped.len(),
+        close_errors: close_errors.len(),
+        first_errors: first_errors(&all_errors, 3),
+        cpu_open_s: Num(open_cpu.total()),
+        measured: run,
+        run: RunFields::new(cpu, wall),
+        ok,
+    };
+    Ok(Outcome::new(summary, &report, ok))
 }

@@ -5,27 +5,61 @@
 
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
+use crate::cli::{positive_whole, whole};
 use crate::common::{connect_many, first_errors, get_hex, put_hex};
-use crate::stats::{fmt_us, phase, Cpu, Json, Latencies, SpanStart};
+use crate::stats::{fmt_us, phase, Cpu, Latencies, LatencyFields, Num, RunFields, Span, SpanStart};
 use crate::ws::{self, Target, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
-use crate::{Args, Outcome};
+use crate::Outcome;
 
 const PREFIX: &[u8] = b"Echo: ";
 
-pub async fn run(args: &Args) -> Result<Outcome, String> {
-    let target = Target::parse(&args.required("url")?)?;
-    let count = args.u64("count", 10_000)?;
-    let size = args.u64("size", 32)? as usize;
-    let warmup = args.u64("warmup-count", (count / 10).min(1000))?;
-    args.finish()?;
-    if count == 0 {
-        return Err("--count must be positive".into());
-    }
+#[derive(clap::Args, Debug)]
+pub struct PingpongArgs {
+    /// The server's echo route
+    #[arg(long, value_name = "URL", value_parser = Target::parse)]
+    pub url: Target,
+    /// Round trips measured
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = positive_whole)]
+    pub count: u64,
+    /// Bytes of each message
+    #[arg(long, value_name = "BYTES", default_value_t = 32, value_parser = whole)]
+    pub size: u64,
+    /// Round trips before the measured ones [default: count/10, at most 1000]
+    #[arg(long, value_name = "N", value_parser = whole)]
+    pub warmup_count: Option<u64>,
+}
+
+/// The RESULT line.
+#[derive(Serialize)]
+struct Report {
+    mode: &'static str,
+    url: String,
+    count: u64,
+    size: usize,
+    round_trips_per_sec: Num,
+    #[serde(flatten)]
+    latency: LatencyFields,
+    error: String,
+    close_error: String,
+    cpu_window_s: Num,
+    #[serde(flatten)]
+    measured: Span,
+    #[serde(flatten)]
+    run: RunFields,
+    ok: bool,
+}
+
+pub async fn run(args: &PingpongArgs) -> Result<Outcome, String> {
+    let target = &args.url;
+    let count = args.count;
+    let size = args.size as usize;
+    let warmup = args.warmup_count.unwrap_or((count / 10).min(1000));
     let wall0 = Instant::now();
     let cpu0 = Cpu::now();
-    let (mut conns, errors, _) = connect_many(&target, 1, 1, 4096, Duration::from_secs(10)).await;
+    let (mut conns, errors, _) = connect_many(target, 1, 1, 4096, Duration::from_secs(10)).await;
     let Some(mut c) = conns.pop().flatten() else {
         return Err(format!("connect failed: {}", first_errors(&errors, 1)));
     };
@@ -55,19 +89,13 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
                 Ok(Some(m)) => match m.opcode {
                     OP_TEXT => {
                         let d = m.data;
-                        let want = if k >= 16 {
-                            i
-                        } else {
-                            i & ((1u64 << (4 * k)) - 1)
-                        };
+                        let want = if k >= 16 { i } else { i & ((1u64 << (4 * k)) - 1) };
                         if d.len() != PREFIX.len() + size
                             || !d.starts_with(PREFIX)
                             || (k > 0 && get_hex(&d[PREFIX.len()..PREFIX.len() + k]) != Some(want))
                         {
-                            error = Some(format!(
-                                "bad reply to message {i}: {:?}",
-                                String::from_utf8_lossy(d)
-                            ));
+                            error =
+                                Some(format!("bad reply to message {i}: {:?}", String::from_utf8_lossy(d)));
                             break 'outer;
                         }
                         if i >= warmup {
@@ -86,26 +114,23 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
                         break 'outer;
                     }
                 },
-                Ok(None) => match tokio::time::timeout(
-                    Duration::from_secs(10),
-                    c.reader.fill(&mut c.stream),
-                )
-                .await
-                {
-                    Ok(Ok(0)) => {
-                        error = Some("server closed the TCP stream".into());
-                        break 'outer;
+                Ok(None) => {
+                    match tokio::time::timeout(Duration::from_secs(10), c.reader.fill(&mut c.stream)).await {
+                        Ok(Ok(0)) => {
+                            error = Some("server closed the TCP stream".into());
+                            break 'outer;
+                        }
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            error = Some(format!("read: {e}"));
+                            break 'outer;
+                        }
+                        Err(_) => {
+                            error = Some(format!("no reply to message {i} within 10 s"));
+                            break 'outer;
+                        }
                     }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        error = Some(format!("read: {e}"));
-                        break 'outer;
-                    }
-                    Err(_) => {
-                        error = Some(format!("no reply to message {i} within 10 s"));
-                        break 'outer;
-                    }
-                },
+                }
                 Err(e) => {
                     error = Some(format!("protocol error: {e}"));
                     break 'outer;
@@ -123,14 +148,8 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let window_cpu = measured.cpu;
     let mut close_error = None;
     if error.is_none() {
-        if let Err(e) = ws::close(
-            &mut c.stream,
-            &mut c.reader,
-            &mut c.rng,
-            true,
-            Duration::from_secs(5),
-        )
-        .await
+        if let Err(e) =
+            ws::close(&mut c.stream, &mut c.reader, &mut c.rng, true, Duration::from_secs(5)).await
         {
             close_error = Some(e);
         }
@@ -156,21 +175,19 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         measured.describe(),
         cpu.total(),
     );
-    let json = Json::new("pingpong")
-        .str(
-            "url",
-            &format!("ws://{}{}", target.host_header, target.path),
-        )
-        .int("count", n)
-        .int("size", size as u64)
-        .num("round_trips_per_sec", rate)
-        .latency("", &s)
-        .str("error", error.as_deref().unwrap_or(""))
-        .str("close_error", close_error.as_deref().unwrap_or(""))
-        .num("cpu_window_s", window_cpu.total())
-        .span(&measured)
-        .cpu(cpu, wall)
-        .bool("ok", ok)
-        .finish();
-    Ok(Outcome { summary, json, ok })
+    let report = Report {
+        mode: "pingpong",
+        url: format!("ws://{}{}", target.host_header, target.path),
+        count: n,
+        size,
+        round_trips_per_sec: Num(rate),
+        latency: s.fields(""),
+        error: error.unwrap_or_default(),
+        close_error: close_error.unwrap_or_default(),
+        cpu_window_s: Num(window_cpu.total()),
+        measured,
+        run: RunFields::new(cpu, wall),
+        ok,
+    };
+    Ok(Outcome::new(summary, &report, ok))
 }

@@ -1,7 +1,9 @@
 //! CPU accounting, latency percentiles and the output lines.
 
-use std::fmt::Write as _;
 use std::time::Duration;
+
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Serialize, Serializer};
 
 /// User and system CPU time of this process (all its threads), from getrusage.
 #[derive(Clone, Copy, Debug, Default)]
@@ -16,10 +18,7 @@ impl Cpu {
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-        Cpu {
-            user: tv(ru.ru_utime),
-            sys: tv(ru.ru_stime),
-        }
+        Cpu { user: tv(ru.ru_utime), sys: tv(ru.ru_stime) }
     }
 
     pub fn total(&self) -> f64 {
@@ -27,10 +26,7 @@ impl Cpu {
     }
 
     pub fn since(&self, earlier: Cpu) -> Cpu {
-        Cpu {
-            user: self.user - earlier.user,
-            sys: self.sys - earlier.sys,
-        }
+        Cpu { user: self.user - earlier.user, sys: self.sys - earlier.sys }
     }
 }
 
@@ -51,17 +47,11 @@ pub struct Span {
 
 impl SpanStart {
     pub fn now() -> SpanStart {
-        SpanStart {
-            at: std::time::Instant::now(),
-            cpu: Cpu::now(),
-        }
+        SpanStart { at: std::time::Instant::now(), cpu: Cpu::now() }
     }
 
     pub fn end(&self) -> Span {
-        Span {
-            cpu: Cpu::now().since(self.cpu),
-            wall: self.at.elapsed().as_secs_f64(),
-        }
+        Span { cpu: Cpu::now().since(self.cpu), wall: self.at.elapsed().as_secs_f64() }
     }
 }
 
@@ -111,6 +101,7 @@ pub struct Latencies {
     samples: Vec<u64>,
 }
 
+#[derive(Clone, Copy, Debug)]
 pub struct Summary {
     pub count: usize,
     pub mean_us: f64,
@@ -123,9 +114,7 @@ pub struct Summary {
 
 impl Latencies {
     pub fn with_capacity(n: usize) -> Latencies {
-        Latencies {
-            samples: Vec::with_capacity(n),
-        }
+        Latencies { samples: Vec::with_capacity(n) }
     }
 
     #[inline]
@@ -177,98 +166,82 @@ impl Latencies {
     }
 }
 
-/// A flat JSON object built by hand (numbers, strings and booleans only).
-pub struct Json {
-    out: String,
+/// A figure in a RESULT line: rounded to three decimals, `null` when not finite (a rate
+/// over an empty span, say).
+#[derive(Clone, Copy, Debug)]
+pub struct Num(pub f64);
+
+impl Serialize for Num {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_finite() {
+            s.serialize_f64((self.0 * 1000.0).round() / 1000.0)
+        } else {
+            s.serialize_none()
+        }
+    }
 }
 
-impl Json {
-    pub fn new(mode: &str) -> Json {
-        let mut j = Json {
-            out: String::from("{"),
-        };
-        j.str("mode", mode);
-        j
-    }
+/// A latency summary as RESULT fields: `{prefix}samples`, `{prefix}mean_us`,
+/// `{prefix}p50_us` ... `{prefix}max_us`, flattened into a mode's report.
+pub struct LatencyFields {
+    prefix: &'static str,
+    summary: Summary,
+}
 
-    fn key(&mut self, k: &str) {
-        if self.out.len() > 1 {
-            self.out.push(',');
+impl Summary {
+    pub fn fields(&self, prefix: &'static str) -> LatencyFields {
+        LatencyFields { prefix, summary: *self }
+    }
+}
+
+impl Serialize for LatencyFields {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (p, l) = (self.prefix, &self.summary);
+        let mut map = s.serialize_map(Some(7))?;
+        map.serialize_entry(&format!("{p}samples"), &l.count)?;
+        for (name, v) in [
+            ("mean_us", l.mean_us),
+            ("p50_us", l.p50_us),
+            ("p90_us", l.p90_us),
+            ("p99_us", l.p99_us),
+            ("p999_us", l.p999_us),
+            ("max_us", l.max_us),
+        ] {
+            map.serialize_entry(&format!("{p}{name}"), &Num(v))?;
         }
-        let _ = write!(self.out, "\"{k}\":");
+        map.end()
     }
+}
 
-    pub fn str(&mut self, k: &str, v: &str) -> &mut Self {
-        self.key(k);
-        self.out.push('"');
-        for c in v.chars() {
-            match c {
-                '"' => self.out.push_str("\\\""),
-                '\\' => self.out.push_str("\\\\"),
-                c if (c as u32) < 0x20 => {
-                    let _ = write!(self.out, "\\u{:04x}", c as u32);
-                }
-                c => self.out.push(c),
-            }
+/// `cpu_seconds`, `wall_seconds` and `cpu_share` of the span a mode measures (its
+/// measured window, or the whole run where it has none).
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Span", 3)?;
+        st.serialize_field("cpu_seconds", &Num(self.cpu.total()))?;
+        st.serialize_field("wall_seconds", &Num(self.wall))?;
+        st.serialize_field("cpu_share", &Num(self.share()))?;
+        st.end()
+    }
+}
+
+/// This process's CPU time and the wall time of the whole run, as RESULT fields.
+#[derive(Serialize)]
+pub struct RunFields {
+    cpu_user_s: Num,
+    cpu_sys_s: Num,
+    cpu_s: Num,
+    wall_s: Num,
+}
+
+impl RunFields {
+    pub fn new(cpu: Cpu, wall: f64) -> RunFields {
+        RunFields {
+            cpu_user_s: Num(cpu.user),
+            cpu_sys_s: Num(cpu.sys),
+            cpu_s: Num(cpu.total()),
+            wall_s: Num(wall),
         }
-        self.out.push('"');
-        self
-    }
-
-    pub fn int(&mut self, k: &str, v: u64) -> &mut Self {
-        self.key(k);
-        let _ = write!(self.out, "{v}");
-        self
-    }
-
-    pub fn num(&mut self, k: &str, v: f64) -> &mut Self {
-        self.key(k);
-        if v.is_finite() {
-            let _ = write!(self.out, "{}", (v * 1000.0).round() / 1000.0);
-        } else {
-            self.out.push_str("null");
-        }
-        self
-    }
-
-    pub fn bool(&mut self, k: &str, v: bool) -> &mut Self {
-        self.key(k);
-        self.out.push_str(if v { "true" } else { "false" });
-        self
-    }
-
-    pub fn latency(&mut self, prefix: &str, s: &Summary) -> &mut Self {
-        self.int(&format!("{prefix}samples"), s.count as u64);
-        self.num(&format!("{prefix}mean_us"), s.mean_us);
-        self.num(&format!("{prefix}p50_us"), s.p50_us);
-        self.num(&format!("{prefix}p90_us"), s.p90_us);
-        self.num(&format!("{prefix}p99_us"), s.p99_us);
-        self.num(&format!("{prefix}p999_us"), s.p999_us);
-        self.num(&format!("{prefix}max_us"), s.max_us);
-        self
-    }
-
-    pub fn cpu(&mut self, cpu: Cpu, wall: f64) -> &mut Self {
-        self.num("cpu_user_s", cpu.user);
-        self.num("cpu_sys_s", cpu.sys);
-        self.num("cpu_s", cpu.total());
-        self.num("wall_s", wall);
-        self
-    }
-
-    /// `cpu_seconds`, `wall_seconds` and `cpu_share` of the span a mode measures (its
-    /// measured window, or the whole run where it has none).
-    pub fn span(&mut self, span: &Span) -> &mut Self {
-        self.num("cpu_seconds", span.cpu.total());
-        self.num("wall_seconds", span.wall);
-        self.num("cpu_share", span.share());
-        self
-    }
-
-    pub fn finish(&mut self) -> String {
-        let mut s = std::mem::take(&mut self.out);
-        s.push('}');
-        s
     }
 }
 
@@ -290,5 +263,58 @@ pub fn fmt_us(us: f64) -> String {
         format!("{:.1} ms", us / 1000.0)
     } else {
         format!("{us:.0} us")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_have_three_decimals_and_null_for_no_value() {
+        let json = |x: f64| serde_json::to_string(&Num(x)).unwrap();
+        assert_eq!(json(1.23456), "1.235");
+        assert_eq!(json(42.0), "42.0");
+        assert_eq!(json(f64::NAN), "null");
+        assert_eq!(json(f64::INFINITY), "null");
+    }
+
+    #[test]
+    fn report_fields_flatten_with_their_names() {
+        #[derive(Serialize)]
+        struct Report {
+            mode: &'static str,
+            #[serde(flatten)]
+            latency: LatencyFields,
+            #[serde(flatten)]
+            handshake: LatencyFields,
+            #[serde(flatten)]
+            span: Span,
+            #[serde(flatten)]
+            run: RunFields,
+            ok: bool,
+        }
+        let mut lat = Latencies::default();
+        lat.push(Duration::from_micros(5));
+        let lat = lat.summary();
+        let cpu = Cpu { user: 0.25, sys: 0.5 };
+        let report = Report {
+            mode: "test",
+            latency: lat.fields(""),
+            handshake: Latencies::default().summary().fields("handshake_"),
+            span: Span { cpu, wall: 2.0 },
+            run: RunFields::new(cpu, 3.0),
+            ok: true,
+        };
+        assert_eq!(
+            serde_json::to_string(&report).unwrap(),
+            concat!(
+                r#"{"mode":"test","samples":1,"mean_us":5.0,"p50_us":5.0,"p90_us":5.0,"p99_us":5.0,"#,
+                r#""p999_us":5.0,"max_us":5.0,"handshake_samples":0,"handshake_mean_us":0.0,"#,
+                r#""handshake_p50_us":0.0,"handshake_p90_us":0.0,"handshake_p99_us":0.0,"#,
+                r#""handshake_p999_us":0.0,"handshake_max_us":0.0,"cpu_seconds":0.75,"wall_seconds":2.0,"#,
+                r#""cpu_share":0.375,"cpu_user_s":0.25,"cpu_sys_s":0.5,"cpu_s":0.75,"wall_s":3.0,"ok":true}"#
+            )
+        );
     }
 }

@@ -8,6 +8,8 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -31,9 +33,8 @@ pub struct Target {
 
 impl Target {
     pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = url
-            .strip_prefix("ws://")
-            .ok_or_else(|| format!("url must start with ws:// (got {url:?})"))?;
+        let rest =
+            url.strip_prefix("ws://").ok_or_else(|| format!("url must start with ws:// (got {url:?})"))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -41,10 +42,7 @@ impl Target {
         if authority.is_empty() {
             return Err(format!("url has no host: {url:?}"));
         }
-        let with_port = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
+        let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
             authority.to_string()
         } else {
             format!("{authority}:80")
@@ -54,11 +52,7 @@ impl Target {
             .map_err(|e| format!("cannot resolve {authority}: {e}"))?
             .next()
             .ok_or_else(|| format!("{authority} resolves to nothing"))?;
-        Ok(Target {
-            addr,
-            host_header: authority.to_string(),
-            path: path.to_string(),
-        })
+        Ok(Target { addr, host_header: authority.to_string(), path: path.to_string() })
     }
 }
 
@@ -87,37 +81,11 @@ impl Rng {
     }
 }
 
-pub fn base64(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
-}
-
 fn accept_key(key: &str) -> String {
     let mut h = sha1_smol::Sha1::new();
     h.update(key.as_bytes());
     h.update(GUID.as_bytes());
-    base64(&h.digest().bytes())
+    BASE64.encode(h.digest().bytes())
 }
 
 /// Connects and performs the upgrade. Returns the stream and a reader that already
@@ -127,33 +95,24 @@ pub async fn connect(
     rng: &mut Rng,
     read_capacity: usize,
 ) -> Result<(TcpStream, Reader), String> {
-    let mut stream = TcpStream::connect(target.addr)
-        .await
-        .map_err(|e| format!("connect {}: {e}", target.addr))?;
-    stream
-        .set_nodelay(true)
-        .map_err(|e| format!("set_nodelay: {e}"))?;
+    let mut stream =
+        TcpStream::connect(target.addr).await.map_err(|e| format!("connect {}: {e}", target.addr))?;
+    stream.set_nodelay(true).map_err(|e| format!("set_nodelay: {e}"))?;
     let mut key_bytes = [0u8; 16];
     key_bytes[..8].copy_from_slice(&rng.next().to_le_bytes());
     key_bytes[8..].copy_from_slice(&rng.next().to_le_bytes());
-    let key = base64(&key_bytes);
+    let key = BASE64.encode(key_bytes);
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n\r\n",
         target.path, target.host_header, key
     );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("send upgrade: {e}"))?;
+    stream.write_all(request.as_bytes()).await.map_err(|e| format!("send upgrade: {e}"))?;
 
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
     let end = loop {
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("read upgrade response: {e}"))?;
+        let n = stream.read(&mut chunk).await.map_err(|e| format!("read upgrade response: {e}"))?;
         if n == 0 {
             return Err("server closed during the upgrade".into());
         }
@@ -177,9 +136,7 @@ pub async fn connect(
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("sec-websocket-accept"))
         .map(|(_, v)| v.trim().to_string());
     if accept.as_deref() != Some(expected.as_str()) {
-        return Err(format!(
-            "bad Sec-WebSocket-Accept: {accept:?}, expected {expected}"
-        ));
+        return Err(format!("bad Sec-WebSocket-Accept: {accept:?}, expected {expected}"));
     }
     let mut reader = Reader::new(read_capacity);
     reader.push(&head[end..]);
@@ -209,9 +166,7 @@ pub fn encode(out: &mut Vec<u8>, opcode: u8, payload: &[u8], rng: &mut Rng) {
     let start = out.len();
     out.extend_from_slice(payload);
     let body = &mut out[start..];
-    let key64 = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    let key64 = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
     let mut chunks = body.chunks_exact_mut(8);
     for c in &mut chunks {
         let v = u64::from_ne_bytes(c.try_into().unwrap()) ^ key64;
@@ -245,13 +200,7 @@ pub struct Reader {
 
 impl Reader {
     pub fn new(capacity: usize) -> Reader {
-        Reader {
-            buf: vec![0; capacity.max(64)],
-            start: 0,
-            end: 0,
-            frag: Vec::new(),
-            frag_op: None,
-        }
+        Reader { buf: vec![0; capacity.max(64)], start: 0, end: 0, frag: Vec::new(), frag_op: None }
     }
 
     fn push(&mut self, data: &[u8]) {
@@ -281,10 +230,7 @@ impl Reader {
     }
 
     /// Reads once from the socket into the buffer. Returns the bytes read (0 on EOF).
-    pub async fn fill<R: AsyncReadExt + Unpin>(
-        &mut self,
-        stream: &mut R,
-    ) -> std::io::Result<usize> {
+    pub async fn fill<R: AsyncReadExt + Unpin>(&mut self, stream: &mut R) -> std::io::Result<usize> {
         // Keep at least a quarter of the buffer (and never less than 256 bytes) free.
         let free_wanted = (self.buf.len() / 4).max(256);
         self.reserve(free_wanted);
@@ -322,10 +268,7 @@ impl Reader {
                     if avail.len() < 10 {
                         return Ok(None);
                     }
-                    (
-                        u64::from_be_bytes(avail[2..10].try_into().unwrap()) as usize,
-                        10,
-                    )
+                    (u64::from_be_bytes(avail[2..10].try_into().unwrap()) as usize, 10)
                 }
                 n => (n as usize, 2),
             };
@@ -344,20 +287,14 @@ impl Reader {
                     if !fin {
                         return Err("fragmented control frame".into());
                     }
-                    return Ok(Some(Message {
-                        opcode,
-                        data: &self.buf[p0..p0 + len],
-                    }));
+                    return Ok(Some(Message { opcode, data: &self.buf[p0..p0 + len] }));
                 }
                 OP_TEXT | OP_BINARY => {
                     if self.frag_op.is_some() {
                         return Err("new data frame inside a fragmented message".into());
                     }
                     if fin {
-                        return Ok(Some(Message {
-                            opcode,
-                            data: &self.buf[p0..p0 + len],
-                        }));
+                        return Ok(Some(Message { opcode, data: &self.buf[p0..p0 + len] }));
                     }
                     self.frag_op = Some(opcode);
                     self.frag.clear();
@@ -370,10 +307,7 @@ impl Reader {
                     self.frag.extend_from_slice(&self.buf[p0..p0 + len]);
                     if fin {
                         self.frag_op = None;
-                        return Ok(Some(Message {
-                            opcode: op,
-                            data: &self.frag,
-                        }));
+                        return Ok(Some(Message { opcode: op, data: &self.frag }));
                     }
                 }
                 other => return Err(format!("unknown opcode {other:#x}")),
@@ -395,17 +329,13 @@ pub async fn close(
     let mut out = Vec::with_capacity(16);
     if send {
         encode_close(&mut out, rng);
-        stream
-            .write_all(&out)
-            .await
-            .map_err(|e| format!("send close: {e}"))?;
+        stream.write_all(&out).await.map_err(|e| format!("send close: {e}"))?;
     }
     let fut = async {
         loop {
             while let Some(m) = reader.next()? {
                 if m.opcode == OP_CLOSE {
-                    let code =
-                        (m.data.len() >= 2).then(|| u16::from_be_bytes([m.data[0], m.data[1]]));
+                    let code = (m.data.len() >= 2).then(|| u16::from_be_bytes([m.data[0], m.data[1]]));
                     if !send {
                         let mut out = Vec::with_capacity(16);
                         encode(&mut out, OP_CLOSE, &code.unwrap_or(1000).to_be_bytes(), rng);
@@ -433,19 +363,7 @@ mod tests {
 
     #[test]
     fn accept_key_matches_rfc_6455_example() {
-        assert_eq!(
-            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
-    }
-
-    #[test]
-    fn base64_pads() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     /// Unmasks a client frame the way a server would.
@@ -454,23 +372,13 @@ mod tests {
         assert!(frame[0] & 0x80 != 0 && frame[1] & 0x80 != 0);
         let (len, mut i) = match frame[1] & 0x7F {
             126 => (u16::from_be_bytes([frame[2], frame[3]]) as usize, 4),
-            127 => (
-                u64::from_be_bytes(frame[2..10].try_into().unwrap()) as usize,
-                10,
-            ),
+            127 => (u64::from_be_bytes(frame[2..10].try_into().unwrap()) as usize, 10),
             n => (n as usize, 2),
         };
         let key = [frame[i], frame[i + 1], frame[i + 2], frame[i + 3]];
         i += 4;
         assert_eq!(frame.len(), i + len);
-        (
-            op,
-            frame[i..]
-                .iter()
-                .enumerate()
-                .map(|(j, b)| b ^ key[j & 3])
-                .collect(),
-        )
+        (op, frame[i..].iter().enumerate().map(|(j, b)| b ^ key[j & 3]).collect())
     }
 
     #[test]
