@@ -204,7 +204,7 @@ pub(crate) async fn refuse(stream: &mut TcpStream, refusal: Refusal) {
 /// bytes resets it, and a reset can destroy the response before the client reads it.
 pub(crate) async fn refuse_unread(stream: &mut TcpStream, refusal: Refusal) {
     refuse(stream, refusal).await;
-    let mut discard = vec![0u8; MAX_HEAD_BYTES];
+    let mut discard = [0u8; 1024];
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
         let mut budget = MAX_HEAD_BYTES;
         while let Ok(n @ 1..) = stream.read(&mut discard).await {
