@@ -47,8 +47,17 @@ def cbindgen() -> str:
 
 
 def generate_header(target: Path) -> None:
-    run(cbindgen(), "--quiet", "--config", "cbindgen.toml", "--crate", "roost-core",
-        "--output", target, cwd=CORE)
+    run(
+        cbindgen(),
+        "--quiet",
+        "--config",
+        "cbindgen.toml",
+        "--crate",
+        "roost-core",
+        "--output",
+        target,
+        cwd=CORE,
+    )
 
 
 def build() -> None:
@@ -86,9 +95,12 @@ def install(prefix: Path) -> None:
     for name in LIBRARIES:
         shutil.copyfile(STAGE / "lib" / name, lib / name)
     shutil.copyfile(HEADER, include / "roost.h")
-    version = subprocess.run(
-        ["cargo", "pkgid"], cwd=CORE, capture_output=True, text=True, check=True
-    ).stdout.strip().rsplit("@", 1)[-1].rsplit("#", 1)[-1]
+    version = (
+        subprocess.run(["cargo", "pkgid"], cwd=CORE, capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .rsplit("@", 1)[-1]
+        .rsplit("#", 1)[-1]
+    )
     (pkgconfig / "roost.pc").write_text(
         f"prefix={prefix}\n"
         "libdir=${prefix}/lib\n"

@@ -69,8 +69,12 @@ class Server:
         self.port = int(m.group(1))
         self.stdout_lines.append(line.rstrip("\n"))
         self._drains = [
-            threading.Thread(target=self._drain, args=(self.proc.stdout, self.stdout_lines), daemon=True),
-            threading.Thread(target=self._drain, args=(self.proc.stderr, self.stderr_lines), daemon=True),
+            threading.Thread(
+                target=self._drain, args=(self.proc.stdout, self.stdout_lines), daemon=True
+            ),
+            threading.Thread(
+                target=self._drain, args=(self.proc.stderr, self.stderr_lines), daemon=True
+            ),
         ]
         for t in self._drains:
             t.start()
@@ -178,7 +182,10 @@ def cpu_busy(cpus):
             if cpu in cpus:
                 v = [int(x) for x in vals]
                 user, nice, system, _idle, _iowait, irq, softirq, steal = v[:8]
-                out[cpu] = ((user + nice + system + irq + softirq + steal) / CLK_TCK, (irq + softirq) / CLK_TCK)
+                out[cpu] = (
+                    (user + nice + system + irq + softirq + steal) / CLK_TCK,
+                    (irq + softirq) / CLK_TCK,
+                )
     return out
 
 

@@ -36,9 +36,9 @@ from benchlib import (  # noqa: E402
     ROOT,
     BenchError,
     Server,
+    cpu_busy,
     fail,
     log,
-    cpu_busy,
     median,
     run_loadgen,
     wait_quiet,
@@ -50,20 +50,38 @@ def one_round(i, args):
     problems = []
     marks = {}
     try:
-        log(f"round {i}: server pid {server.pid} on port {server.port}, pinned to CPU {args.server_cpu}; "
-            f"loadgen pinned to CPU {args.loadgen_cpu}")
+        log(
+            f"round {i}: server pid {server.pid} on port {server.port}, pinned to CPU {args.server_cpu}; "
+            f"loadgen pinned to CPU {args.loadgen_cpu}"
+        )
         time.sleep(0.3)
 
         def on_phase(name, _detail):
             if name in ("measure_start", "measure_end") and server.alive():
-                marks[name] = (time.monotonic(), server.cpu(), server.thread_cpu(),
-                               cpu_busy({args.server_cpu, args.loadgen_cpu}))
+                marks[name] = (
+                    time.monotonic(),
+                    server.cpu(),
+                    server.thread_cpu(),
+                    cpu_busy({args.server_cpu, args.loadgen_cpu}),
+                )
 
         rc, result, _ = run_loadgen(
             args.loadgen,
-            ["echo", "--url", server.url("/ws"), "--connections", args.connections,
-             "--inflight", args.inflight, "--size", args.size,
-             "--duration", args.duration, "--warmup", args.warmup],
+            [
+                "echo",
+                "--url",
+                server.url("/ws"),
+                "--connections",
+                args.connections,
+                "--inflight",
+                args.inflight,
+                "--size",
+                args.size,
+                "--duration",
+                args.duration,
+                "--warmup",
+                args.warmup,
+            ],
             on_phase=on_phase,
             cpus={args.loadgen_cpu},
             nofile=args.connections + 1024,
@@ -91,7 +109,10 @@ def one_round(i, args):
         problems.append("no server CPU sample for the measured window")
         window_cpu, threads, window_wall, busy = float("nan"), {}, float("nan"), {}
     else:
-        (t0, (u0, s0), th0, b0), (t1, (u1, s1), th1, b1) = marks["measure_start"], marks["measure_end"]
+        (t0, (u0, s0), th0, b0), (t1, (u1, s1), th1, b1) = (
+            marks["measure_start"],
+            marks["measure_end"],
+        )
         window_cpu = (u1 + s1) - (u0 + s0)
         window_wall = t1 - t0
         threads = {k: round(v - th0.get(k, 0.0), 2) for k, v in th1.items()}
@@ -130,8 +151,14 @@ def one_round(i, args):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--server", default=DEFAULT_SERVER, help="echo server binary (default examples/c/echo_server)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--server",
+        default=DEFAULT_SERVER,
+        help="echo server binary (default examples/c/echo_server)",
+    )
     ap.add_argument("--loadgen", default=DEFAULT_LOADGEN, help="loadgen binary")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=50)
@@ -141,26 +168,38 @@ def main():
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--loadgen-cpu", type=int, default=1)
-    ap.add_argument("--quiet-wait", type=float, default=60.0,
-                    help="seconds to wait before each round for the machine to be idle")
-    ap.add_argument("--retries", type=int, default=2,
-                    help="times a round is run again when other processes took CPU in its window")
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait before each round for the machine to be idle",
+    )
+    ap.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="times a round is run again when other processes took CPU in its window",
+    )
     args = ap.parse_args()
     if not os.path.isabs(args.server) and not os.path.exists(args.server):
         args.server = os.path.join(ROOT, args.server)
 
     usable = os.sched_getaffinity(0)
     if args.server_cpu == args.loadgen_cpu or not {args.server_cpu, args.loadgen_cpu} <= usable:
-        raise BenchError(f"need two distinct usable CPUs for server ({args.server_cpu}) and loadgen "
-                         f"({args.loadgen_cpu}); this process may use {sorted(usable)}")
+        raise BenchError(
+            f"need two distinct usable CPUs for server ({args.server_cpu}) and loadgen "
+            f"({args.loadgen_cpu}); this process may use {sorted(usable)}"
+        )
 
     rounds = []
     for i in range(1, args.rounds + 1):
         for attempt in range(args.retries + 1):
             background = wait_quiet(args.quiet_wait)
             if background >= 0.10:
-                log(f"round {i}: the machine is {100 * background:.0f}% busy before the round "
-                    f"(waited up to {args.quiet_wait:g} s for it to be quiet)")
+                log(
+                    f"round {i}: the machine is {100 * background:.0f}% busy before the round "
+                    f"(waited up to {args.quiet_wait:g} s for it to be quiet)"
+                )
             r = one_round(i, args)
             r["background_load_before"] = round(background, 3)
             r["attempt"] = attempt + 1
@@ -168,18 +207,24 @@ def main():
             if not r["disturbed"] or r["problems"]:
                 break
             if attempt < args.retries:
-                log(f"round {i}: {r['other_cpu_window_s']:.2f} s of CPU in the window belonged to neither the "
-                    f"server nor loadgen ({r['msgs_per_sec']:.0f} msg/s); running the round again")
+                log(
+                    f"round {i}: {r['other_cpu_window_s']:.2f} s of CPU in the window belonged to neither the "
+                    f"server nor loadgen ({r['msgs_per_sec']:.0f} msg/s); running the round again"
+                )
         rounds.append(r)
         th = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["server_threads_cpu_window_s"].items()))
-        log(f"round {i}: {r['msgs_per_sec']:.0f} msg/s, RTT p50 {r['p50_us'] or 0:.0f} us p99 {r['p99_us'] or 0:.0f} us; "
+        log(
+            f"round {i}: {r['msgs_per_sec']:.0f} msg/s, RTT p50 {r['p50_us'] or 0:.0f} us p99 {r['p99_us'] or 0:.0f} us; "
             f"CPU in the {args.duration:g} s window: server {r['server_cpu_window_s']:.2f} s ({th}) vs "
             f"loadgen {r['loadgen_cpu_window_s'] or 0:.2f} s; whole run: server {r['server_cpu_total_s']:.2f} s "
             f"vs loadgen {r['loadgen_cpu_total_s'] or 0:.2f} s; CPU busy in the window {r['cpu_busy_window_s']}, "
-            f"unaccounted (irq / other processes) {r['other_cpu_window_s']:.2f} s; server exit {r['server_exit']}")
+            f"unaccounted (irq / other processes) {r['other_cpu_window_s']:.2f} s; server exit {r['server_exit']}"
+        )
         if r["other_cpu_window_s"] > 0.05 * args.duration:
-            log(f"round {i}: WARNING: {r['other_cpu_window_s']:.2f} s of CPU in the window belonged to neither "
-                "the server nor loadgen; another process may have disturbed the measurement")
+            log(
+                f"round {i}: WARNING: {r['other_cpu_window_s']:.2f} s of CPU in the window belonged to neither "
+                "the server nor loadgen; another process may have disturbed the measurement"
+            )
         for p in r["problems"]:
             log(f"round {i}: PROBLEM: {p}")
 
@@ -187,17 +232,28 @@ def main():
     med = median(rates)
     problems = [f"round {r['round']}: {p}" for r in rounds for p in r["problems"]]
     disturbed = [r["round"] for r in rounds if r["disturbed"]]
-    lg_over = [r["round"] for r in rounds
-               if (r["loadgen_cpu_window_s"] or 0) >= r["server_cpu_window_s"]]
+    lg_over = [
+        r["round"] for r in rounds if (r["loadgen_cpu_window_s"] or 0) >= r["server_cpu_window_s"]
+    ]
     log("")
-    log(f"C echo server, {args.connections} connections x {args.inflight} in flight, {args.size} B messages, "
+    log(
+        f"C echo server, {args.connections} connections x {args.inflight} in flight, {args.size} B messages, "
         f"{args.duration:g} s after {args.warmup:g} s warm-up, {args.rounds} rounds: median {med:.0f} msg/s "
         f"(rounds: {', '.join(f'{x:.0f}' for x in rates)}); RTT p50 {median([r['p50_us'] or 0 for r in rounds]):.0f} us, "
         f"p99 {median([r['p99_us'] or 0 for r in rounds]):.0f} us (medians of rounds); "
         f"server CPU {median([r['server_cpu_window_s'] for r in rounds]):.2f} s vs loadgen "
         f"{median([r['loadgen_cpu_window_s'] or 0 for r in rounds]):.2f} s per {args.duration:g} s window (medians)"
-        + ("" if not lg_over else f"; WARNING: loadgen used as much CPU as the server in rounds {lg_over}")
-        + ("" if not disturbed else f"; WARNING: other processes took CPU during rounds {disturbed}"))
+        + (
+            ""
+            if not lg_over
+            else f"; WARNING: loadgen used as much CPU as the server in rounds {lg_over}"
+        )
+        + (
+            ""
+            if not disturbed
+            else f"; WARNING: other processes took CPU during rounds {disturbed}"
+        )
+    )
     report = {
         "benchmark": "c_echo",
         "connections": args.connections,

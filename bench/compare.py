@@ -30,8 +30,9 @@ import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, BENCH)
-from benchlib import DEFAULT_LOADGEN, ROOT, cpu_of, log, preexec, run_loadgen  # noqa: E402
 import report  # noqa: E402
+
+from benchlib import DEFAULT_LOADGEN, ROOT, cpu_of, log, preexec, run_loadgen  # noqa: E402
 
 VENV = os.path.join(BENCH, ".venv")
 VENV_PYTHON = os.path.join(VENV, "bin", "python")
@@ -64,6 +65,7 @@ PYTHON_NATIVE = ("websockets", "aiohttp", "picows")
 
 # ---- environment -----------------------------------------------------------------
 
+
 def ensure_env():
     """bench/.venv with the peers (re-installed when requirements.txt changes), the
     Debian library socketify loads, and Roost from ./python (always re-installed)."""
@@ -77,7 +79,10 @@ def ensure_env():
         subprocess.run(pip + ["-r", REQUIREMENTS], check=True)
         with open(stamp, "w") as f:
             f.write(digest)
-    if "libuv.so.1" not in subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout:
+    if (
+        "libuv.so.1"
+        not in subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    ):
         log("bench: installing libuv1 (socketify loads it)")
         apt = ["apt-get"] if os.geteuid() == 0 else ["sudo", "apt-get"]
         subprocess.run(apt + ["update", "-qq"], check=True)
@@ -86,13 +91,17 @@ def ensure_env():
 
 
 def versions():
-    code = ("import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
-            "['roost', 'robyn', 'websockets', 'picows', 'aiohttp', 'socketify', 'anyio', 'trio']}))")
-    return json.loads(subprocess.run([VENV_PYTHON, "-c", code], capture_output=True, text=True,
-                                     check=True).stdout)
+    code = (
+        "import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
+        "['roost', 'robyn', 'websockets', 'picows', 'aiohttp', 'socketify', 'anyio', 'trio']}))"
+    )
+    return json.loads(
+        subprocess.run([VENV_PYTHON, "-c", code], capture_output=True, text=True, check=True).stdout
+    )
 
 
 # ---- one server ------------------------------------------------------------------
+
 
 def free_port():
     with socket.socket() as s:
@@ -107,9 +116,13 @@ class Contender:
         self.name = name
         self.port = free_port()
         self.log = open(os.path.join(logs, f"{name}.log"), "a")
-        self.proc = subprocess.Popen(CONTENDERS[name](self.port), stdout=self.log,
-                                     stderr=subprocess.STDOUT, cwd=SERVERS,
-                                     preexec_fn=preexec(NOFILE, SERVER_CPUS))
+        self.proc = subprocess.Popen(
+            CONTENDERS[name](self.port),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=SERVERS,
+            preexec_fn=preexec(NOFILE, SERVER_CPUS),
+        )
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:
@@ -120,7 +133,7 @@ class Contender:
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"{name} did not accept connections within 60 s")
+                    raise RuntimeError(f"{name} did not accept connections within 60 s") from None
                 time.sleep(0.05)
         time.sleep(0.3)
 
@@ -151,19 +164,52 @@ class Contender:
 
 # ---- scenarios -------------------------------------------------------------------
 
+
 def scenarios(quick):
     d = 1.5 if quick else 4.0
     w = 0.5 if quick else 1.0
     return {
         "pingpong": (["pingpong", "--count", 2000 if quick else 10000], "/ws"),
-        "echo32": (["echo", "--connections", 50, "--inflight", 16, "--size", 32,
-                    "--duration", d, "--warmup", w], "/ws"),
-        "echo4k": (["echo", "--connections", 50, "--inflight", 16, "--size", 4096,
-                    "--duration", d, "--warmup", w], "/ws"),
-        "broadcast100": (["broadcast", "--receivers", 100, "--rate", 0, "--window", 64,
-                          "--duration", d], "/chat"),
-        "broadcast1000": (["broadcast", "--receivers", 1000, "--rate", 0, "--window", 64,
-                           "--duration", d], "/chat"),
+        "echo32": (
+            [
+                "echo",
+                "--connections",
+                50,
+                "--inflight",
+                16,
+                "--size",
+                32,
+                "--duration",
+                d,
+                "--warmup",
+                w,
+            ],
+            "/ws",
+        ),
+        "echo4k": (
+            [
+                "echo",
+                "--connections",
+                50,
+                "--inflight",
+                16,
+                "--size",
+                4096,
+                "--duration",
+                d,
+                "--warmup",
+                w,
+            ],
+            "/ws",
+        ),
+        "broadcast100": (
+            ["broadcast", "--receivers", 100, "--rate", 0, "--window", 64, "--duration", d],
+            "/chat",
+        ),
+        "broadcast1000": (
+            ["broadcast", "--receivers", 1000, "--rate", 0, "--window", 64, "--duration", d],
+            "/chat",
+        ),
         "connrate": (["connrate", "--concurrency", 16, "--duration", d, "--warmup", w], "/ws"),
         "idle": (["idle", "--connections", IDLE_CONNECTIONS, "--hold", 2 if quick else 3], "/ws"),
     }
@@ -183,9 +229,15 @@ def run_one(name, scenario, args, path, logs):
 
     try:
         base_rss = server.rss_kib()
-        rc, result, lines = run_loadgen(DEFAULT_LOADGEN, [args[0], "--url", server.url(path), *args[1:]],
-                                        on_phase=on_phase, nofile=NOFILE, cpus=LOADGEN_CPUS,
-                                        timeout=180, quiet=True)
+        rc, result, lines = run_loadgen(
+            DEFAULT_LOADGEN,
+            [args[0], "--url", server.url(path), *args[1:]],
+            on_phase=on_phase,
+            nofile=NOFILE,
+            cpus=LOADGEN_CPUS,
+            timeout=180,
+            quiet=True,
+        )
     finally:
         server.stop()
     record = {"ok": bool(rc == 0 and result and result.get("ok")), "result": result or {}}
@@ -208,8 +260,11 @@ def metric_of(scenario, result, base_rss, marks):
     if scenario.startswith("echo"):
         return {"msgs_per_sec": result.get("msgs_per_sec")}
     if scenario.startswith("broadcast"):
-        return {"deliveries_per_sec": result.get("deliveries_per_sec"),
-                "p99_us": result.get("p99_us"), "lost": result.get("lost")}
+        return {
+            "deliveries_per_sec": result.get("deliveries_per_sec"),
+            "p99_us": result.get("p99_us"),
+            "lost": result.get("lost"),
+        }
     if scenario == "connrate":
         return {"conns_per_sec": result.get("conns_per_sec")}
     if scenario == "idle" and "loaded_rss" in marks:
@@ -219,25 +274,45 @@ def metric_of(scenario, result, base_rss, marks):
 
 # ---- main ------------------------------------------------------------------------
 
+
 def machine():
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                  if line.startswith("model name")), platform.processor())
-    return {"cpu": model, "cpus": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version(),
-            "congestion_control": open("/proc/sys/net/ipv4/tcp_congestion_control").read().strip()}
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "congestion_control": open("/proc/sys/net/ipv4/tcp_congestion_control").read().strip(),
+    }
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
     ap.add_argument("--only", help="comma-separated contenders")
     ap.add_argument("--scenarios", help="comma-separated scenarios")
-    ap.add_argument("--out", default=RESULTS, help="output folder: results.md, chart.png, results.json "
-                    "and the servers' logs (default bench/results)")
+    ap.add_argument(
+        "--out",
+        default=RESULTS,
+        help="output folder: results.md, chart.png, results.json "
+        "and the servers' logs (default bench/results)",
+    )
     ap.add_argument("--no-setup", action="store_true", help="use bench/.venv as it is")
-    ap.add_argument("--require", help="comma-separated contenders whose every run must succeed "
-                                      "(else exit 1), e.g. for a smoke run in CI")
+    ap.add_argument(
+        "--require",
+        help="comma-separated contenders whose every run must succeed "
+        "(else exit 1), e.g. for a smoke run in CI",
+    )
     args = ap.parse_args()
 
     if not args.no_setup:
@@ -269,19 +344,28 @@ def main():
                 except Exception as error:  # a server that cannot start is a failed run
                     record = {"ok": False, "error": str(error), "value": {}}
                 runs[scenario][name].append(record)
-                log(f"round {round_no} {scenario:13s} {name:14s} {report.describe(scenario, record)}")
+                log(
+                    f"round {round_no} {scenario:13s} {name:14s} {report.describe(scenario, record)}"
+                )
 
     summary = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
         "minutes": round((time.time() - started) / 60, 1),
         "machine": machine(),
         "versions": versions(),
-        "settings": {"rounds": args.rounds, "quick": args.quick, "server_cpus": sorted(SERVER_CPUS),
-                     "loadgen_cpus": sorted(LOADGEN_CPUS), "idle_connections": IDLE_CONNECTIONS},
+        "settings": {
+            "rounds": args.rounds,
+            "quick": args.quick,
+            "server_cpus": sorted(SERVER_CPUS),
+            "loadgen_cpus": sorted(LOADGEN_CPUS),
+            "idle_connections": IDLE_CONNECTIONS,
+        },
         "contenders": names,
         "python_native": [n for n in PYTHON_NATIVE if n in names],
         "runs": runs,
-        "medians": {s: {n: report.medians(rs) for n, rs in by_name.items()} for s, by_name in runs.items()},
+        "medians": {
+            s: {n: report.medians(rs) for n, rs in by_name.items()} for s, by_name in runs.items()
+        },
     }
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(summary, f, indent=1)
@@ -292,8 +376,14 @@ def main():
     print()
     print(markdown)
     required = args.require.split(",") if args.require else []
-    failed = [f"{s} {n}" for s, by in runs.items() for n, rs in by.items()
-              if n in required for r in rs if not r.get("ok")]
+    failed = [
+        f"{s} {n}"
+        for s, by in runs.items()
+        for n, rs in by.items()
+        if n in required
+        for r in rs
+        if not r.get("ok")
+    ]
     if failed:
         sys.exit("bench: required runs failed: " + ", ".join(failed))
 

@@ -20,7 +20,10 @@ PY_ECHO = os.path.join(ROOT, "examples", "python", "echo.py")
 
 SERVERS = {
     "C example": (None, "/ws"),
-    "Python asyncio": ([sys.executable, PY_ECHO, "--port", "0", "--backend", "asyncio"], "/web_socket"),
+    "Python asyncio": (
+        [sys.executable, PY_ECHO, "--port", "0", "--backend", "asyncio"],
+        "/web_socket",
+    ),
     "Python trio": ([sys.executable, PY_ECHO, "--port", "0", "--backend", "trio"], "/web_socket"),
 }
 
@@ -31,10 +34,25 @@ def one_round(name, args):
     try:
         rc, result, _ = run_loadgen(
             DEFAULT_LOADGEN,
-            ["echo", "--url", server.url(path), "--connections", args.connections,
-             "--inflight", args.inflight, "--size", args.size,
-             "--duration", args.duration, "--warmup", args.warmup],
-            cpus={1}, nofile=4096, timeout=args.duration + args.warmup + 120)
+            [
+                "echo",
+                "--url",
+                server.url(path),
+                "--connections",
+                args.connections,
+                "--inflight",
+                args.inflight,
+                "--size",
+                args.size,
+                "--duration",
+                args.duration,
+                "--warmup",
+                args.warmup,
+            ],
+            cpus={1},
+            nofile=4096,
+            timeout=args.duration + args.warmup + 120,
+        )
     finally:
         code = server.stop()
     if rc != 0 or not result or not result.get("ok") or code != 0:
@@ -43,7 +61,9 @@ def one_round(name, args):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--inflight", type=int, default=16)

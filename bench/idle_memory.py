@@ -52,19 +52,29 @@ def sample_until_stable(server, max_seconds, interval=0.5, tolerance_kib=64):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--server", default=DEFAULT_SERVER, help="echo server binary (default examples/c/echo_server)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--server",
+        default=DEFAULT_SERVER,
+        help="echo server binary (default examples/c/echo_server)",
+    )
     ap.add_argument("--loadgen", default=DEFAULT_LOADGEN, help="loadgen binary")
     ap.add_argument("--connections", type=int, default=10000)
     ap.add_argument("--concurrency", type=int, default=256, help="handshakes under way at once")
-    ap.add_argument("--hold", type=float, default=15.0, help="seconds loadgen holds the connections open")
+    ap.add_argument(
+        "--hold", type=float, default=15.0, help="seconds loadgen holds the connections open"
+    )
     ap.add_argument("--path", default="/ws")
     args = ap.parse_args()
 
     server_path = args.server if os.path.isabs(args.server) else os.path.abspath(args.server)
     if not os.path.exists(server_path):
         # Relative paths are also tried from the repository root.
-        server_path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), args.server)
+        server_path = os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), args.server
+        )
     nofile = args.connections + 1024
     problems = []
 
@@ -73,13 +83,17 @@ def main():
         limit = server.nofile_limit()
         log(f"server pid {server.pid} on port {server.port}, open-file limit {limit}")
         if limit is not None and limit < args.connections + 16:
-            raise BenchError(f"server open-file limit {limit} is below {args.connections} connections")
+            raise BenchError(
+                f"server open-file limit {limit} is below {args.connections} connections"
+            )
         time.sleep(0.5)
         base, base_samples = sample_until_stable(server, 5.0)
         base_fds = server.open_fds()
         base_tcp = tcp_kernel_kib()
-        log(f"baseline: RSS {base['rss_kib']} KiB (anon {base['rss_anon_kib']}, file {base['rss_file_kib']}), "
-            f"{base['threads']} threads, {base_fds} open fds; samples {base_samples}")
+        log(
+            f"baseline: RSS {base['rss_kib']} KiB (anon {base['rss_anon_kib']}, file {base['rss_file_kib']}), "
+            f"{base['threads']} threads, {base_fds} open fds; samples {base_samples}"
+        )
 
         loaded = {}
 
@@ -87,18 +101,35 @@ def main():
             if name == "all_open":
                 # Sample while loadgen holds the connections (it waits --hold seconds).
                 mem, samples = sample_until_stable(server, max(1.0, args.hold - 2.0))
-                loaded.update(mem=mem, samples=samples, fds=server.open_fds(), detail=detail,
-                              alive=server.alive(), tcp_kib=tcp_kernel_kib())
+                loaded.update(
+                    mem=mem,
+                    samples=samples,
+                    fds=server.open_fds(),
+                    detail=detail,
+                    alive=server.alive(),
+                    tcp_kib=tcp_kernel_kib(),
+                )
 
         rc, result, _ = run_loadgen(
             args.loadgen,
-            ["idle", "--url", server.url(args.path), "--connections", args.connections,
-             "--hold", args.hold, "--concurrency", args.concurrency],
+            [
+                "idle",
+                "--url",
+                server.url(args.path),
+                "--connections",
+                args.connections,
+                "--hold",
+                args.hold,
+                "--concurrency",
+                args.concurrency,
+            ],
             on_phase=on_phase,
             nofile=nofile,
         )
         if rc != 0 or not result or not result.get("ok"):
-            problems.append(f"loadgen idle exited {rc} ({(result or {}).get('first_errors', 'no RESULT line')})")
+            problems.append(
+                f"loadgen idle exited {rc} ({(result or {}).get('first_errors', 'no RESULT line')})"
+            )
         if not loaded:
             raise BenchError("loadgen never reported all connections open")
         opened = (result or {}).get("opened", 0)
@@ -113,11 +144,15 @@ def main():
         n = opened or args.connections
         per_conn = (mem["rss_kib"] - base["rss_kib"]) / n
         per_conn_anon = (mem["rss_anon_kib"] - base["rss_anon_kib"]) / n
-        log(f"with {n} idle connections: RSS {mem['rss_kib']} KiB (anon {mem['rss_anon_kib']}), "
-            f"{mem['threads']} threads, {loaded['fds']} open fds; samples {loaded['samples']}")
+        log(
+            f"with {n} idle connections: RSS {mem['rss_kib']} KiB (anon {mem['rss_anon_kib']}), "
+            f"{mem['threads']} threads, {loaded['fds']} open fds; samples {loaded['samples']}"
+        )
         tcp_per_conn = (loaded["tcp_kib"] - base_tcp) / n
-        log(f"kernel TCP buffer memory (both ends, whole machine, not in RSS): {base_tcp} KiB -> "
-            f"{loaded['tcp_kib']} KiB = {tcp_per_conn:.2f} KiB per connection pair")
+        log(
+            f"kernel TCP buffer memory (both ends, whole machine, not in RSS): {base_tcp} KiB -> "
+            f"{loaded['tcp_kib']} KiB = {tcp_per_conn:.2f} KiB per connection pair"
+        )
         log(f"after closing them: RSS {after['rss_kib']} KiB, {after_fds} open fds")
     finally:
         code = server.stop()
@@ -146,10 +181,12 @@ def main():
         "problems": problems,
     }
     log("")
-    log(f"idle memory: baseline RSS {base['rss_kib'] / 1024:.1f} MiB, with {n} idle connections "
+    log(
+        f"idle memory: baseline RSS {base['rss_kib'] / 1024:.1f} MiB, with {n} idle connections "
         f"{mem['rss_kib'] / 1024:.1f} MiB -> {per_conn:.2f} KiB per connection "
         f"({per_conn_anon:.2f} KiB anonymous); server fds {loaded['fds']} (baseline {base_fds}); "
-        f"server exit {code}")
+        f"server exit {code}"
+    )
     print("RESULT " + json.dumps(report), flush=True)
     for p in problems:
         fail(p)

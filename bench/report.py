@@ -10,7 +10,13 @@ METRICS = [
     ("broadcast1000", "deliveries_per_sec", "broadcast to 1,000", "deliveries/s", True),
     ("broadcast100", "p99_us", "broadcast to 100, p99 latency", "us", False),
     ("broadcast1000", "p99_us", "broadcast to 1,000, p99 latency", "us", False),
-    ("connrate", "conns_per_sec", "connection rate (upgrade, echo, close; 16 at a time)", "conn/s", True),
+    (
+        "connrate",
+        "conns_per_sec",
+        "connection rate (upgrade, echo, close; 16 at a time)",
+        "conn/s",
+        True,
+    ),
     ("pingpong", "p50_us", "ping-pong latency p50 (1 conn)", "us", False),
     ("pingpong", "p99_us", "ping-pong latency p99 (1 conn)", "us", False),
     ("idle", "kib_per_conn", "memory per idle connection (5,000)", "KiB", False),
@@ -23,8 +29,12 @@ def medians(records):
     """Median of each figure over the rounds that went well, and how many failed."""
     good = [r for r in records if r.get("ok")]
     keys = {k for r in good for k, v in r.get("value", {}).items() if isinstance(v, (int, float))}
-    out = {k: statistics.median(r["value"][k] for r in good if isinstance(r["value"].get(k), (int, float)))
-           for k in keys}
+    out = {
+        k: statistics.median(
+            r["value"][k] for r in good if isinstance(r["value"].get(k), (int, float))
+        )
+        for k in keys
+    }
     shares = [r[k] for r in good for k in ("server_cpu_share",) if r.get(k) is not None]
     lg = [r["loadgen_cpu_share"] for r in good if r.get("loadgen_cpu_share") is not None]
     if shares:
@@ -113,38 +123,56 @@ def markdown(summary):
             cells.append(cell)
         arrow = "higher is better" if higher else "lower is better"
         lines.append(f"| {label} ({unit}, {arrow}) | " + " | ".join(cells) + " |")
-    lines += ["", "## Roost against the peers", "",
-              "Each cell is how many times better Roost is: its figure divided by the peer's "
-              "where higher is better, the peer's divided by Roost's where lower is better. "
-              "Above 1.00 Roost is ahead.", ""]
+    lines += [
+        "",
+        "## Roost against the peers",
+        "",
+        "Each cell is how many times better Roost is: its figure divided by the peer's "
+        "where higher is better, the peer's divided by Roost's where lower is better. "
+        "Above 1.00 Roost is ahead.",
+        "",
+    ]
     for roost in roosts:
-        lines += [f"### {roost}", "", "| metric | best peer | " + " | ".join(peers) + " |",
-                  "|---|---|" + "---:|" * len(peers)]
-        for scenario, key, label, unit, higher in METRICS:
+        lines += [
+            f"### {roost}",
+            "",
+            "| metric | best peer | " + " | ".join(peers) + " |",
+            "|---|---|" + "---:|" * len(peers),
+        ]
+        for scenario, key, label, _unit, higher in METRICS:
             if scenario not in summary["medians"]:
                 continue
             mine = value(summary, scenario, key, roost)
             best_value, best_name = best(summary, scenario, key, higher, peers)
             ratio = advantage(mine, best_value, higher)
-            cells = [fmt_ratio(advantage(mine, value(summary, scenario, key, p), higher)) for p in peers]
-            lines.append(f"| {label} | {fmt_ratio(ratio)} ({best_name}) | " + " | ".join(cells) + " |")
+            cells = [
+                fmt_ratio(advantage(mine, value(summary, scenario, key, p), higher)) for p in peers
+            ]
+            lines.append(
+                f"| {label} | {fmt_ratio(ratio)} ({best_name}) | " + " | ".join(cells) + " |"
+            )
         lines.append("")
     c = [value(summary, s, "msgs_per_sec", "roost-c") for s in ("echo32", "echo4k")]
     if any(c):
         lines += ["## Python handlers as a share of the C example", ""]
         for roost in roosts:
             parts = []
-            for s, cv in zip(("echo32", "echo4k"), c):
+            for s, cv in zip(("echo32", "echo4k"), c, strict=True):
                 pv = value(summary, s, "msgs_per_sec", roost)
                 if pv and cv:
                     parts.append(f"{s}: {pv / cv:.0%}")
             lines.append(f"- {roost}: " + ", ".join(parts))
         lines.append("")
-    lines += ["## Load generator CPU", "",
-              "Median CPU share of one core over each measured span (loadgen / server). "
-              "A loadgen share below the server's means the server, not the load generator, "
-              "set the pace.", "",
-              "| scenario | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines += [
+        "## Load generator CPU",
+        "",
+        "Median CPU share of one core over each measured span (loadgen / server). "
+        "A loadgen share below the server's means the server, not the load generator, "
+        "set the pace.",
+        "",
+        "| scenario | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
     for scenario in summary["medians"]:
         cells = []
         for n in names:
@@ -152,8 +180,13 @@ def markdown(summary):
             lg, srv = m.get("loadgen_cpu_share"), m.get("server_cpu_share")
             cells.append(f"{lg:.0%} / {srv:.0%}" if lg is not None and srv is not None else "-")
         lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
-    failures = [(s, n, r.get("error")) for s, by in summary["runs"].items() for n, rs in by.items()
-                for r in rs if not r.get("ok")]
+    failures = [
+        (s, n, r.get("error"))
+        for s, by in summary["runs"].items()
+        for n, rs in by.items()
+        for r in rs
+        if not r.get("ok")
+    ]
     if failures:
         lines += ["", "## Failed runs", ""] + [f"- {s} {n}: {e}" for s, n, e in failures]
     return "\n".join(lines) + "\n"
@@ -175,20 +208,28 @@ def chart(summary, path):
     cols = 2
     rows = (len(metrics) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(13, 2.6 * rows), squeeze=False)
-    for ax, (scenario, key, label, unit, higher) in zip(axes.flat, metrics):
+    for ax, (scenario, key, label, unit, higher) in zip(axes.flat, metrics, strict=False):
         values = [value(summary, scenario, key, n) or 0 for n in names]
         colours = ["#d9480f" if n.startswith("roost") else "#868e96" for n in names]
         bars = ax.barh(names, values, color=colours)
         ax.invert_yaxis()
         ax.set_title(f"{label} ({unit}, {'higher' if higher else 'lower'} is better)", fontsize=9)
         ax.tick_params(labelsize=8)
-        for bar, v in zip(bars, values):
-            ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, " " + fmt(v) if v else " failed",
-                    va="center", fontsize=7)
+        for bar, v in zip(bars, values, strict=True):
+            ax.text(
+                bar.get_width(),
+                bar.get_y() + bar.get_height() / 2,
+                " " + fmt(v) if v else " failed",
+                va="center",
+                fontsize=7,
+            )
         ax.set_xlim(0, max(values or [1]) * 1.2 or 1)
-    for ax in axes.flat[len(metrics):]:
+    for ax in axes.flat[len(metrics) :]:
         ax.axis("off")
-    fig.suptitle(f"Roost and its peers ({summary['date']}; server on 1 core, medians of "
-                 f"{summary['settings']['rounds']} rounds)", fontsize=11)
+    fig.suptitle(
+        f"Roost and its peers ({summary['date']}; server on 1 core, medians of "
+        f"{summary['settings']['rounds']} rounds)",
+        fontsize=11,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)

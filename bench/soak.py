@@ -33,7 +33,6 @@ import struct
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHAT = os.path.join(ROOT, "examples", "python", "chat.py")
@@ -53,15 +52,23 @@ def log(message: str) -> None:
 class ChatServer:
     def __init__(self, backend: str) -> None:
         self.backend = backend
-        self.proc: Optional[asyncio.subprocess.Process] = None
+        self.proc: asyncio.subprocess.Process | None = None
         self.port = 0
         self.output: list[str] = []
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, CHAT, "--port", "0", "--backend", self.backend,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            stdin=asyncio.subprocess.DEVNULL, cwd=os.path.dirname(CHAT))
+            sys.executable,
+            CHAT,
+            "--port",
+            "0",
+            "--backend",
+            self.backend,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL,
+            cwd=os.path.dirname(CHAT),
+        )
         assert self.proc.stdout is not None
         line = (await asyncio.wait_for(self.proc.stdout.readline(), 30)).decode()
         match = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
@@ -106,7 +113,7 @@ class ChatServer:
 
 
 class Closed(Exception):
-    def __init__(self, code: Optional[int]) -> None:
+    def __init__(self, code: int | None) -> None:
         super().__init__(code)
         self.code = code
 
@@ -142,8 +149,8 @@ class ChatClient:
         self.index = index
         self.port = port
         self.totals = totals
-        self.reader: Optional[asyncio.StreamReader] = None
-        self.writer: Optional[asyncio.StreamWriter] = None
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
         self.seq = 0
 
     async def connect(self) -> None:
@@ -152,13 +159,14 @@ class ChatClient:
         self.writer.write(
             f"GET /chat?name=c{self.index} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
         head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 30)
         if not head.startswith(b"HTTP/1.1 101 "):
             raise RuntimeError(f"client {self.index}: {head[:40]!r}")
         self.totals.connects += 1
 
-    async def read_frames(self) -> Optional[int]:
+    async def read_frames(self) -> int | None:
         """Counts the messages delivered until the server closes; answers pings and
         the close. Returns the close code (None: the connection just ended)."""
         assert self.reader is not None and self.writer is not None
@@ -202,13 +210,14 @@ class ChatClient:
         self.writer.write(client_frame(OP_CLOSE, struct.pack("!H", 1000)))
 
 
-async def run_client(client: ChatClient, stop: asyncio.Event, leave: asyncio.Event,
-                     send_interval: float, size: int) -> None:
+async def run_client(
+    client: ChatClient, stop: asyncio.Event, leave: asyncio.Event, send_interval: float, size: int
+) -> None:
     """Chats until `stop`; on `leave`, closes and comes back."""
     while not stop.is_set():
         try:
             await client.connect()
-        except (OSError, RuntimeError, asyncio.TimeoutError, asyncio.IncompleteReadError) as error:
+        except (TimeoutError, OSError, RuntimeError, asyncio.IncompleteReadError) as error:
             if not stop.is_set():  # refused while the server stops: expected
                 client.totals.unexpected.append(f"client {client.index} connect: {error!r}")
             return
@@ -226,7 +235,7 @@ async def run_client(client: ChatClient, stop: asyncio.Event, leave: asyncio.Eve
                 assert client.writer is not None
                 await asyncio.wait_for(client.writer.drain(), 30)
                 done, _ = await asyncio.wait({reading}, timeout=send_interval)
-        except (ConnectionError, asyncio.TimeoutError) as error:
+        except (TimeoutError, ConnectionError) as error:
             client.totals.unexpected.append(f"client {client.index}: {error!r}")
         code = await reading
         if leaving:
@@ -244,15 +253,25 @@ async def run_client(client: ChatClient, stop: asyncio.Event, leave: asyncio.Eve
 
 
 async def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--minutes", type=float, default=3.0, help="how long the clients chat [3]")
     ap.add_argument("--clients", type=int, default=200, help="chat clients [200]")
-    ap.add_argument("--rate", type=float, default=100.0,
-                    help="messages per second sent by all clients together [100]; each is "
-                         "delivered to every client")
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=100.0,
+        help="messages per second sent by all clients together [100]; each is "
+        "delivered to every client",
+    )
     ap.add_argument("--size", type=int, default=64, help="bytes per chat message [64]")
-    ap.add_argument("--churn", type=float, default=0.05,
-                    help="fraction of the clients that leave and come back each interval [0.05]")
+    ap.add_argument(
+        "--churn",
+        type=float,
+        default=0.05,
+        help="fraction of the clients that leave and come back each interval [0.05]",
+    )
     ap.add_argument("--interval", type=float, default=10.0, help="seconds between reports [10]")
     ap.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     args = ap.parse_args()
@@ -260,15 +279,19 @@ async def main() -> int:
     server = ChatServer(args.backend)
     await server.start()
     log(f"soak: {server.output[0]}")
-    log(f"soak: {args.clients} clients, {args.rate:g} messages/s in all ({args.size} bytes), "
-        f"churn {args.churn:.0%} per {args.interval:g} s, for {args.minutes:g} min")
+    log(
+        f"soak: {args.clients} clients, {args.rate:g} messages/s in all ({args.size} bytes), "
+        f"churn {args.churn:.0%} per {args.interval:g} s, for {args.minutes:g} min"
+    )
     totals = Totals()
     stop = asyncio.Event()
     send_interval = args.clients / args.rate
     leaves = [asyncio.Event() for _ in range(args.clients)]
     clients = [ChatClient(i, server.port, totals) for i in range(args.clients)]
-    tasks = [asyncio.ensure_future(run_client(c, stop, leaves[i], send_interval, args.size))
-             for i, c in enumerate(clients)]
+    tasks = [
+        asyncio.ensure_future(run_client(c, stop, leaves[i], send_interval, args.size))
+        for i, c in enumerate(clients)
+    ]
 
     started = time.monotonic()
     end = started + args.minutes * 60
@@ -276,8 +299,10 @@ async def main() -> int:
     rss: list[float] = []
     fds: list[int] = []
     ok = True
-    log(f"{'t (s)':>6} {'RSS MiB':>8} {'fds':>5} {'CPU %':>6} {'deliv/s':>9} {'sent/s':>7} "
-        f"{'connects':>8} {'errors':>6}")
+    log(
+        f"{'t (s)':>6} {'RSS MiB':>8} {'fds':>5} {'CPU %':>6} {'deliv/s':>9} {'sent/s':>7} "
+        f"{'connects':>8} {'errors':>6}"
+    )
     last_sent = 0
     while time.monotonic() < end:
         await asyncio.sleep(min(args.interval, max(0.0, end - time.monotonic())))
@@ -291,8 +316,10 @@ async def main() -> int:
         rate = (totals.delivered - last_delivered) / (now - last_time)
         sent_rate = (totals.sent - last_sent) / (now - last_time)
         cpu_pct = 100 * (cpu - last_cpu) / (now - last_time)
-        log(f"{now - started:6.0f} {rss[-1]:8.1f} {fds[-1]:5d} {cpu_pct:6.0f} {rate:9.0f} "
-            f"{sent_rate:7.0f} {totals.connects:8d} {len(totals.unexpected):6d}")
+        log(
+            f"{now - started:6.0f} {rss[-1]:8.1f} {fds[-1]:5d} {cpu_pct:6.0f} {rate:9.0f} "
+            f"{sent_rate:7.0f} {totals.connects:8d} {len(totals.unexpected):6d}"
+        )
         last_delivered, last_time, last_cpu, last_sent = totals.delivered, now, cpu, totals.sent
         for i in random.sample(range(args.clients), int(args.clients * args.churn)):
             leaves[i].set()
@@ -303,23 +330,27 @@ async def main() -> int:
         server.proc.send_signal(signal.SIGINT)
     try:
         code = await asyncio.wait_for(server.proc.wait(), 30)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         server.proc.kill()
         code = await server.proc.wait()
         log("soak: FAIL: the server did not exit within 30 s of SIGINT")
         ok = False
     try:
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log("soak: FAIL: clients were not closed within 30 s")
         ok = False
     elapsed = time.monotonic() - started
     log(f"soak: server exit status {code}")
-    log(f"soak: {totals.delivered} messages delivered in {elapsed:.0f} s "
-        f"({totals.delivered / elapsed:.0f}/s), {totals.sent} sent, {totals.connects} connects")
+    log(
+        f"soak: {totals.delivered} messages delivered in {elapsed:.0f} s "
+        f"({totals.delivered / elapsed:.0f}/s), {totals.sent} sent, {totals.connects} connects"
+    )
     if rss:
-        log(f"soak: RSS first {rss[0]:.1f} MiB, last {rss[-1]:.1f} MiB, peak {max(rss):.1f} MiB; "
-            f"fds first {fds[0]}, last {fds[-1]}, most {max(fds)}")
+        log(
+            f"soak: RSS first {rss[0]:.1f} MiB, last {rss[-1]:.1f} MiB, peak {max(rss):.1f} MiB; "
+            f"fds first {fds[0]}, last {fds[-1]}, most {max(fds)}"
+        )
     log(f"soak: how the clients were closed at the end: {totals.final_codes}")
     if code != 0:
         log(f"soak: FAIL: the server exited with {code}")
@@ -328,7 +359,9 @@ async def main() -> int:
         log("soak: FAIL: not every client got close 1001 at the end")
         ok = False
     if totals.unexpected:
-        log(f"soak: FAIL: {len(totals.unexpected)} unexpected events, first: {totals.unexpected[:5]}")
+        log(
+            f"soak: FAIL: {len(totals.unexpected)} unexpected events, first: {totals.unexpected[:5]}"
+        )
         ok = False
     errors = [line for line in server.output if "Traceback" in line or "ERROR" in line]
     if errors:

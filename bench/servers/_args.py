@@ -9,6 +9,7 @@ def parse(description, backends=None, worker_threads=False):
     if backends:
         parser.add_argument("--backend", choices=backends, default=backends[0])
     if worker_threads:
-        parser.add_argument("--worker-threads", type=int, default=1,
-                            help="threads of Roost's I/O runtime")
+        parser.add_argument(
+            "--worker-threads", type=int, default=1, help="threads of Roost's I/O runtime"
+        )
     return parser.parse_args()

@@ -2,7 +2,6 @@
 the sender included."""
 
 from _args import parse
-
 from aiohttp import WSMsgType, web
 
 chat_clients = set()

@@ -5,7 +5,6 @@ import asyncio
 import signal
 
 from _args import parse
-
 from picows import WSListener, WSMsgType, ws_create_server
 
 chat_clients = set()

@@ -5,7 +5,6 @@ import signal
 import sys
 
 from _args import parse
-
 from socketify import App, OpCode
 
 app = App()
@@ -27,8 +26,12 @@ def chat(ws, message, opcode):
 
 
 # Backpressure limits large enough that a broadcast burst is queued, not dropped.
-LIMITS = {"compression": 0, "max_payload_length": 1 << 20, "idle_timeout": 960,
-          "max_backpressure": 16 << 20}
+LIMITS = {
+    "compression": 0,
+    "max_payload_length": 1 << 20,
+    "idle_timeout": 960,
+    "max_backpressure": 16 << 20,
+}
 app.ws("/ws", {**LIMITS, "message": echo})
 app.ws("/chat", {**LIMITS, "open": chat_open, "message": chat})
 

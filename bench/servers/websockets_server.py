@@ -4,9 +4,8 @@ message to every /chat client, the sender included (websockets.broadcast)."""
 import asyncio
 import signal
 
-from _args import parse
-
 import websockets
+from _args import parse
 from websockets.asyncio.server import serve
 
 chat_clients = set()
@@ -30,8 +29,9 @@ async def main(port):
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
-    async with serve(handler, "127.0.0.1", port, compression=None, ping_interval=None,
-                     max_size=1 << 20):
+    async with serve(
+        handler, "127.0.0.1", port, compression=None, ping_interval=None, max_size=1 << 20
+    ):
         await stop
 
 

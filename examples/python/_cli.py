@@ -11,7 +11,11 @@ def run(app: App, description: str) -> None:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    parser.add_argument("--backend", choices=["asyncio", "trio"], default=None,
-                        help="event loop (default: $ROOST_BACKEND or asyncio)")
+    parser.add_argument(
+        "--backend",
+        choices=["asyncio", "trio"],
+        default=None,
+        help="event loop (default: $ROOST_BACKEND or asyncio)",
+    )
     args = parser.parse_args()
     app.start(host=args.host, port=args.port, backend=args.backend)

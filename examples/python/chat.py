@@ -4,8 +4,6 @@ Connect with any WebSocket client, for instance:
     python -m websockets "ws://127.0.0.1:8080/chat?name=alice"
 """
 
-from typing import Optional
-
 from _cli import run
 
 from roost import App, WebSocketDisconnect
@@ -14,7 +12,7 @@ app = App(__file__)
 
 
 @app.websocket("/chat")
-async def chat(websocket, name: Optional[str] = None):
+async def chat(websocket, name: str | None = None):
     who = name or websocket.id[:8]
     try:
         await websocket.broadcast(f"* {who} joined")
@@ -26,13 +24,13 @@ async def chat(websocket, name: Optional[str] = None):
 
 
 @chat.on_connect
-def welcome(websocket, name: Optional[str] = None):
+def welcome(websocket, name: str | None = None):
     who = name or websocket.id[:8]
     return f"Welcome to the chat, {who}. Everything you type goes to everyone here."
 
 
 @chat.on_close
-async def left(websocket, name: Optional[str] = None):
+async def left(websocket, name: str | None = None):
     who = name or websocket.id[:8]
     try:
         await websocket.broadcast(f"* {who} left")

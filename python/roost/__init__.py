@@ -1,20 +1,19 @@
 """Roost: a fast WebSocket server with Robyn's WebSocket API, on asyncio and trio.
 
-    from roost import App, WebSocketDisconnect
+from roost import App, WebSocketDisconnect
 
-    app = App(__file__)
+app = App(__file__)
 
-    @app.websocket("/ws")
-    async def echo(websocket):
-        while True:
-            msg = await websocket.receive_text()
-            await websocket.send_text(f"Echo: {msg}")
+@app.websocket("/ws")
+async def echo(websocket):
+    while True:
+        msg = await websocket.receive_text()
+        await websocket.send_text(f"Echo: {msg}")
 
-    app.start(port=8080)
+app.start(port=8080)
 """
 
 from ._app import App
-from ._native import LimitOptions, Limits
 from ._errors import (
     CorePanic,
     InvalidArgument,
@@ -23,6 +22,7 @@ from ._errors import (
     ServerIOError,
     WebSocketDisconnect,
 )
+from ._native import LimitOptions, Limits
 from ._query import QueryParams
 from ._roost_ffi import ffi as _ffi
 from ._roost_ffi import lib as _lib

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any, Callable, Optional, TypeVar, Unpack
+from collections.abc import Callable
+from typing import Any, TypeVar, Unpack
 
 import anyio
 from anyio.abc import TaskStatus
@@ -59,7 +60,7 @@ class App:
 
     def __init__(
         self,
-        file_path: Optional[str] = None,
+        file_path: str | None = None,
         *,
         shutdown_grace: float = 5.0,
         **limits: Unpack[LimitOptions],
@@ -68,13 +69,13 @@ class App:
         self.limits = Limits.resolve(limits)
         #: SystemExit or KeyboardInterrupt raised by a handler: the server stops
         #: gracefully, then `start` / `serve` raise it.
-        self._exit_request: Optional[BaseException] = None
+        self._exit_request: BaseException | None = None
         self.shutdown_grace = float(shutdown_grace)
         self._endpoints: dict[str, Endpoint] = {}
-        self._stop_requested: Optional[anyio.Event] = None
-        self._native: Optional[NativeServer] = None
+        self._stop_requested: anyio.Event | None = None
+        self._native: NativeServer | None = None
         #: The bound port while serving, else None.
-        self.port: Optional[int] = None
+        self.port: int | None = None
 
     def websocket(self, path: str) -> Callable[[F], F]:
         """Decorator registering an `async def handler(websocket, ...)` for `path`
@@ -86,7 +87,9 @@ class App:
             ValueError: `path` is not a path or is already registered.
         """
         if not isinstance(path, str) or not path.startswith("/") or "?" in path:
-            raise ValueError(f"WebSocket path must be a str starting with '/', without '?': {path!r}")
+            raise ValueError(
+                f"WebSocket path must be a str starting with '/', without '?': {path!r}"
+            )
         if path in self._endpoints:
             raise ValueError(f"WebSocket path {path!r} is already registered")
 
@@ -101,8 +104,9 @@ class App:
 
         return register
 
-    def start(self, host: Optional[str] = None, port: Optional[int] = None, *,
-              backend: Optional[str] = None) -> None:
+    def start(
+        self, host: str | None = None, port: int | None = None, *, backend: str | None = None
+    ) -> None:
         """Serves until SIGINT or SIGTERM, then stops gracefully (every client gets
         close 1001). Blocks; runs its own event loop.
 
@@ -124,10 +128,12 @@ class App:
             print(f"roost: {error}", file=sys.stderr)
             raise SystemExit(1) from None
 
-    async def _serve_until_signal(self, host: Optional[str], port: Optional[int], backend: str) -> None:
+    async def _serve_until_signal(self, host: str | None, port: int | None, backend: str) -> None:
         native = self._bind(host, port)
-        print(f"Roost serving on ws://{self._host(host)}:{self.port} ({backend}); Ctrl+C stops",
-              flush=True)
+        print(
+            f"Roost serving on ws://{self._host(host)}:{self.port} ({backend}); Ctrl+C stops",
+            flush=True,
+        )
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._run, native, anyio.TASK_STATUS_IGNORED)
@@ -135,8 +141,13 @@ class App:
                     self.stop()
                     break
 
-    async def serve(self, host: Optional[str] = None, port: Optional[int] = None, *,
-                    task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def serve(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
         """Serves inside an asyncio or trio program that is already running, until
         `stop()` (graceful: every client gets 1001, handlers finish, `on_close` runs)
         or until cancelled (clients still get 1001; handlers are cancelled).
@@ -155,10 +166,10 @@ class App:
         await self._run(self._bind(host, port), task_status)
 
     @staticmethod
-    def _host(host: Optional[str]) -> str:
+    def _host(host: str | None) -> str:
         return host or os.environ.get("ROOST_HOST") or DEFAULT_HOST
 
-    def _bind(self, host: Optional[str], port: Optional[int]) -> NativeServer:
+    def _bind(self, host: str | None, port: int | None) -> NativeServer:
         if not self._endpoints:
             raise RuntimeError("no WebSocket route: decorate a handler with @app.websocket(path)")
         if self._stop_requested is not None:
@@ -181,9 +192,13 @@ class App:
         assert self._stop_requested is not None and self.port is not None
         try:
             async with anyio.create_task_group() as tasks:
-                dispatcher = Dispatcher(native, list(self._endpoints.values()),
-                                        self.limits.inbound_queue_depth, tasks,
-                                        self._exit_requested)
+                dispatcher = Dispatcher(
+                    native,
+                    list(self._endpoints.values()),
+                    self.limits.inbound_queue_depth,
+                    tasks,
+                    self._exit_requested,
+                )
                 tasks.start_soon(dispatcher.run)
                 task_status.started(self.port)
                 try:

@@ -26,8 +26,9 @@ def declarations(header: str) -> str:
     header = re.sub(r"#ifdef __cplusplus.*?#endif[^\n]*\n", "", header, flags=re.S)
     header = header.replace("\\\n", " ")
     constant = re.compile(r"#define [A-Z][A-Z0-9_]* -?\d+$")
-    return "\n".join(line for line in header.splitlines()
-                     if not line.startswith("#") or constant.match(line))
+    return "\n".join(
+        line for line in header.splitlines() if not line.startswith("#") or constant.match(line)
+    )
 
 
 if not HEADER.exists() or not LIBRARY.exists():

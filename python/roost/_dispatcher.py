@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.lowlevel import checkpoint
 
 from ._endpoint import Endpoint
-from ._handler_tasks import handler_tasks
 from ._errors import WebSocketDisconnect
+from ._handler_tasks import handler_tasks
 from ._native import NativeServer, check, is_real_cancellation
 from ._params import QueryParamError
 from ._roost_ffi import ffi, lib
@@ -60,8 +61,14 @@ def _address(peer: str) -> Address:
 class Dispatcher:
     """Routes the core's events to WebSocket objects and runs their handlers."""
 
-    def __init__(self, native: NativeServer, endpoints: list[Endpoint], inbox_limit: int,
-                 task_group: TaskGroup, exit_requested: Callable[[BaseException], None]) -> None:
+    def __init__(
+        self,
+        native: NativeServer,
+        endpoints: list[Endpoint],
+        inbox_limit: int,
+        task_group: TaskGroup,
+        exit_requested: Callable[[BaseException], None],
+    ) -> None:
         self._native = native
         self._server = native.ptr
         self._endpoints = endpoints
@@ -147,8 +154,11 @@ class Dispatcher:
             ws = self._connections.pop(event.connection, None)
             if ws is not None:
                 ws._mark_closed(event.close_code, _text(event.data, event.data_len), by_client=True)
-                if (self.spawn_on_close and not ws._on_close_started
-                        and ws._endpoint.on_close is not None):
+                if (
+                    self.spawn_on_close
+                    and not ws._on_close_started
+                    and ws._endpoint.on_close is not None
+                ):
                     self._tasks.start_soon(ws._run_on_close, False)
         elif kind == WRITABLE:
             ws = self._connections.get(event.connection)
@@ -191,8 +201,9 @@ class Dispatcher:
         return list(self._connections.values())
 
 
-async def serve_connection(ws: WebSocket, finished: Callable[[], None],
-                           exit_requested: Callable[[BaseException], None]) -> None:
+async def serve_connection(
+    ws: WebSocket, finished: Callable[[], None], exit_requested: Callable[[BaseException], None]
+) -> None:
     """Checks typed query parameters, runs `on_connect`, the handler, and the close;
     calls `finished` however it ends. (One coroutine, not two: each frame is
     memory held by every idle connection.)
@@ -206,8 +217,11 @@ async def serve_connection(ws: WebSocket, finished: Callable[[], None],
         endpoint = ws._endpoint
         try:
             kwargs = endpoint.handler_signature.resolve(ws.query_params)
-            connect_kwargs = (endpoint.on_connect_signature.resolve(ws.query_params)
-                              if endpoint.on_connect_signature else {})
+            connect_kwargs = (
+                endpoint.on_connect_signature.resolve(ws.query_params)
+                if endpoint.on_connect_signature
+                else {}
+            )
             if endpoint.on_close_signature:
                 ws._on_close_kwargs = endpoint.on_close_signature.resolve(ws.query_params)
         except QueryParamError as rejection:
@@ -235,19 +249,29 @@ async def serve_connection(ws: WebSocket, finished: Callable[[], None],
                 raise
             # A cancellation the handler's own code caught from elsewhere (asyncio lets a
             # CancelledError travel): it is an error of this connection, not a shutdown.
-            logger.exception("WebSocket handler for %s raised a stray cancellation; closing "
-                             "connection %s with 1011", endpoint.path, ws.id)
+            logger.exception(
+                "WebSocket handler for %s raised a stray cancellation; closing "
+                "connection %s with 1011",
+                endpoint.path,
+                ws.id,
+            )
             await _close_quietly(ws, 1011)
             return
         except (SystemExit, KeyboardInterrupt) as request:
-            logger.info("WebSocket handler for %s raised %s; stopping the server",
-                        endpoint.path, type(request).__name__)
+            logger.info(
+                "WebSocket handler for %s raised %s; stopping the server",
+                endpoint.path,
+                type(request).__name__,
+            )
             exit_requested(request)
             await _close_quietly(ws, 1001)
             return
         except BaseException:
-            logger.exception("WebSocket handler for %s raised; closing connection %s with 1011",
-                             endpoint.path, ws.id)
+            logger.exception(
+                "WebSocket handler for %s raised; closing connection %s with 1011",
+                endpoint.path,
+                ws.id,
+            )
             await _close_quietly(ws, 1011)
             return
         await _close_quietly(ws, 1000)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ._params import QuerySignature
 
@@ -22,10 +23,10 @@ class Endpoint:
         self.path = path
         self.handler = handler
         self.handler_signature = QuerySignature(handler)
-        self.on_connect: Optional[Callable[..., Any]] = None
-        self.on_connect_signature: Optional[QuerySignature] = None
-        self.on_close: Optional[Callable[..., Any]] = None
-        self.on_close_signature: Optional[QuerySignature] = None
+        self.on_connect: Callable[..., Any] | None = None
+        self.on_connect_signature: QuerySignature | None = None
+        self.on_close: Callable[..., Any] | None = None
+        self.on_close_signature: QuerySignature | None = None
 
     def set_on_connect(self, fn: F) -> F:
         """Decorator: `fn(websocket, ...)` runs before the handler; its return value

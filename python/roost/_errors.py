@@ -20,7 +20,9 @@ class WebSocketDisconnect(Exception):
         self.reason = reason
 
     def __str__(self) -> str:
-        return f"WebSocket closed with code {self.code}" + (f": {self.reason}" if self.reason else "")
+        return f"WebSocket closed with code {self.code}" + (
+            f": {self.reason}" if self.reason else ""
+        )
 
 
 class RoostError(Exception):

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, AsyncIterator, Callable, Coroutine, Optional
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 from anyio.abc import TaskGroup
 
@@ -59,7 +60,7 @@ class TrioHandlerTasks:
 
     def __init__(self, task_group: TaskGroup) -> None:
         self._after_close = task_group.start_soon
-        self._nursery: Optional[Any] = None
+        self._nursery: Any | None = None
 
     @contextlib.asynccontextmanager
     async def open(self) -> AsyncIterator[None]:

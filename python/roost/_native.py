@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, TypedDict
+from typing import Any, TypedDict
 
 import anyio
 
@@ -67,12 +68,12 @@ class LimitOptions(TypedDict, total=False):
     keeps the core's default (`Limits.defaults()`)."""
 
     max_message_size: int
-    max_frame_size: Optional[int]
+    max_frame_size: int | None
     inbound_queue_depth: int
     outbound_queue_bytes: int
     read_buffer_size: int
     write_buffer_size: int
-    ping_interval: Optional[float]
+    ping_interval: float | None
     ping_timeout: float
     handshake_timeout: float
     close_timeout: float
@@ -82,12 +83,24 @@ class LimitOptions(TypedDict, total=False):
 
 
 #: Limits counted in bytes or items: the same number in Python and in roost_options.
-_COUNTS = ("max_message_size", "max_frame_size", "inbound_queue_depth", "outbound_queue_bytes",
-           "read_buffer_size", "write_buffer_size", "max_connections", "max_pending_handshakes",
-           "worker_threads")
+_COUNTS = (
+    "max_message_size",
+    "max_frame_size",
+    "inbound_queue_depth",
+    "outbound_queue_bytes",
+    "read_buffer_size",
+    "write_buffer_size",
+    "max_connections",
+    "max_pending_handshakes",
+    "worker_threads",
+)
 #: Limits in seconds here and in milliseconds in roost_options.
-_SECONDS = {"ping_interval": "ping_interval_ms", "ping_timeout": "ping_timeout_ms",
-            "handshake_timeout": "handshake_timeout_ms", "close_timeout": "close_timeout_ms"}
+_SECONDS = {
+    "ping_interval": "ping_interval_ms",
+    "ping_timeout": "ping_timeout_ms",
+    "handshake_timeout": "handshake_timeout_ms",
+    "close_timeout": "close_timeout_ms",
+}
 #: Limits whose None has a meaning, written as 0 in roost_options: no pings; a frame
 #: limit that follows the message limit.
 _NONE_IS_ZERO = ("ping_interval", "max_frame_size")
@@ -107,12 +120,12 @@ class Limits:
     is written in Python."""
 
     max_message_size: int
-    max_frame_size: Optional[int]
+    max_frame_size: int | None
     inbound_queue_depth: int
     outbound_queue_bytes: int
     read_buffer_size: int
     write_buffer_size: int
-    ping_interval: Optional[float]
+    ping_interval: float | None
     ping_timeout: float
     handshake_timeout: float
     close_timeout: float
@@ -141,8 +154,10 @@ class Limits:
         """
         unknown = sorted(set(given) - set(cls.__dataclass_fields__))
         if unknown:
-            raise TypeError(f"unknown limit {unknown[0]!r}; the limits are "
-                            f"{', '.join(cls.__dataclass_fields__)}")
+            raise TypeError(
+                f"unknown limit {unknown[0]!r}; the limits are "
+                f"{', '.join(cls.__dataclass_fields__)}"
+            )
         return dataclasses.replace(cls.defaults(), **given)
 
     def __post_init__(self) -> None:

@@ -7,22 +7,18 @@ then only looks values up and converts them.
 from __future__ import annotations
 
 import inspect
-import sys
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from types import UnionType
+from typing import Any, Union
 
 from ._query import QueryParams
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 
-if sys.version_info >= (3, 10):
-    from types import UnionType
-
-    _UNION_TYPES: tuple[Any, ...] = (Union, UnionType)
-else:  # pragma: no cover
-    _UNION_TYPES = (Union,)
+_UNION_TYPES: tuple[Any, ...] = (Union, UnionType)
 
 
 class QueryParamError(Exception):
@@ -103,9 +99,16 @@ def _describe(name: str, annotation: Any, has_default: bool) -> _Param:
         origin = typing.get_origin(annotation)
     if origin is list or annotation is list:
         args = typing.get_args(annotation)
-        return _Param(name, optional=optional, is_list=True, has_default=has_default,
-                      converter=_converter(args[0] if args else str))
-    return _Param(name, optional=optional, has_default=has_default, converter=_converter(annotation))
+        return _Param(
+            name,
+            optional=optional,
+            is_list=True,
+            has_default=has_default,
+            converter=_converter(args[0] if args else str),
+        )
+    return _Param(
+        name, optional=optional, has_default=has_default, converter=_converter(annotation)
+    )
 
 
 class QuerySignature:
@@ -118,7 +121,8 @@ class QuerySignature:
             hints = dict(getattr(fn, "__annotations__", {}))
         parameters = list(inspect.signature(fn).parameters.values())
         if not parameters or parameters[0].kind not in (
-            inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
         ):
             raise TypeError(
                 f"{getattr(fn, '__qualname__', fn)!r} must take the websocket as its first parameter"

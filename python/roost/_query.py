@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, overload
+from collections.abc import Iterator
+from typing import overload
 from urllib.parse import parse_qsl
 
 
@@ -18,13 +19,13 @@ class QueryParams:
             self._values.setdefault(key, []).append(value)
 
     @overload
-    def get(self, name: str) -> Optional[str]: ...
+    def get(self, name: str) -> str | None: ...
     @overload
     def get(self, name: str, default: str) -> str: ...
     @overload
-    def get(self, name: str, default: Optional[str]) -> Optional[str]: ...
+    def get(self, name: str, default: str | None) -> str | None: ...
 
-    def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
+    def get(self, name: str, default: str | None = None) -> str | None:
         """The last value of `name`, or `default` when it is absent."""
         values = self._values.get(name)
         return values[-1] if values else default

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, Awaitable, Callable, Optional, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 
 class AsyncioSignal:
@@ -23,7 +24,7 @@ class AsyncioSignal:
         # Kept rather than looked up per wait: get_running_loop() makes a getpid()
         # system call each time.
         self._loop = loop
-        self._future: Optional[asyncio.Future[None]] = None
+        self._future: asyncio.Future[None] | None = None
 
     async def wait(self) -> None:
         future = self._loop.create_future()
@@ -56,7 +57,7 @@ class TrioSignal:
         import trio
 
         self._task = trio.lowlevel.current_task()
-        return cast(Awaitable[None], trio.lowlevel.wait_task_rescheduled(self._abort_wait))
+        return cast(Awaitable[None], trio.lowlevel.wait_task_rescheduled(self._abort_wait))  # noqa: ASYNC105
 
     def _abort(self, _: Any) -> Any:
         import trio

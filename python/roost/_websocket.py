@@ -6,14 +6,23 @@ import inspect
 import json
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, NamedTuple, Optional, Union
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 from anyio.lowlevel import checkpoint
 
 from ._errors import WebSocketDisconnect
-from ._native import (CLOSED, OK, WOULD_BLOCK, check, check_close, check_unless_gone,
-                      connection_gone, is_real_cancellation)
+from ._native import (
+    CLOSED,
+    OK,
+    WOULD_BLOCK,
+    check,
+    check_close,
+    check_unless_gone,
+    connection_gone,
+    is_real_cancellation,
+)
 from ._query import QueryParams
 from ._roost_ffi import ffi, lib
 from ._signal import Signal
@@ -23,7 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("roost")
 
-Message = Union[str, bytes]
+Message = str | bytes
 
 #: Receives and sends that find a message waiting or room to send complete without
 #: suspending (as a socket read with data buffered would); every this many such calls
@@ -33,6 +42,7 @@ CALLS_BETWEEN_YIELDS = 32
 
 _SEND_TEXT = lib.roost_connection_send_text
 _SEND_BINARY = lib.roost_connection_send_binary
+
 
 def _headers_dict(raw_headers: bytes) -> dict[str, str]:
     """The request headers the core parsed, kept as `name:value` lines (a name has no
@@ -67,10 +77,29 @@ class WebSocket:
     # Slots keep each connection's object small; "__dict__" still lets applications
     # attach attributes of their own.
     __slots__ = (
-        "id", "path", "query_params", "_raw_headers", "_headers", "client", "_server", "_connection",
-        "_route", "_endpoint", "_inbox", "_inbox_limit", "_reading_paused",
-        "_message_arrived", "_calls_since_yield", "_writable", "_receiving", "_closed",
-        "_closed_by_client", "_closing", "_on_close_started", "_on_close_kwargs", "__dict__",
+        "id",
+        "path",
+        "query_params",
+        "_raw_headers",
+        "_headers",
+        "client",
+        "_server",
+        "_connection",
+        "_route",
+        "_endpoint",
+        "_inbox",
+        "_inbox_limit",
+        "_reading_paused",
+        "_message_arrived",
+        "_calls_since_yield",
+        "_writable",
+        "_receiving",
+        "_closed",
+        "_closed_by_client",
+        "_closing",
+        "_on_close_started",
+        "_on_close_kwargs",
+        "__dict__",
     )
 
     def __init__(
@@ -94,7 +123,7 @@ class WebSocket:
         # The headers are kept as one bytes object and made a dict on first use: a dict
         # of strings per connection costs more memory than the bytes it comes from.
         self._raw_headers = raw_headers
-        self._headers: Optional[dict[str, str]] = None
+        self._headers: dict[str, str] | None = None
         self.client = client
         self._server = server
         self._connection = connection
@@ -102,15 +131,15 @@ class WebSocket:
         self._endpoint = endpoint
         # Made on a message's arrival and dropped once emptied: an idle connection
         # holds no queue.
-        self._inbox: Optional[deque[Message]] = None
+        self._inbox: deque[Message] | None = None
         self._inbox_limit = inbox_limit
         self._reading_paused = False
         self._message_arrived = new_signal()
         self._calls_since_yield = 0
-        self._writable: Optional[anyio.Event] = None
+        self._writable: anyio.Event | None = None
         self._receiving = False
         # Set once the connection is closed: by the client, or by the server.
-        self._closed: Optional[WebSocketDisconnect] = None
+        self._closed: WebSocketDisconnect | None = None
         self._closed_by_client = False
         self._closing = False
         self._on_close_started = False
@@ -143,7 +172,7 @@ class WebSocket:
             message = await self._wait_for_message()
         return message
 
-    def _take_waiting_message(self) -> Optional[Message]:
+    def _take_waiting_message(self) -> Message | None:
         """The next message if one is already here and no yield is due; else None, and
         the caller waits in `_wait_for_message`. Never suspends."""
         inbox = self._inbox
@@ -244,7 +273,7 @@ class WebSocket:
         if not self._send_at_once(_SEND_TEXT, payload):
             await self._send(_SEND_TEXT, payload)
 
-    async def send_bytes(self, data: Union[bytes, bytearray, memoryview]) -> None:
+    async def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
         """Sends a binary message. Waits only while this connection's send queue is full.
 
         Raises:
@@ -268,7 +297,7 @@ class WebSocket:
         if not self._send_at_once(_SEND_TEXT, payload):
             await self._send(_SEND_TEXT, payload)
 
-    async def send(self, data: Union[str, bytes, bytearray, memoryview]) -> None:
+    async def send(self, data: str | bytes | bytearray | memoryview) -> None:
         """Sends `str` as a text message and bytes as a binary one.
 
         Raises:
@@ -316,7 +345,7 @@ class WebSocket:
             else:
                 check(status)
 
-    async def broadcast(self, data: Union[str, bytes, bytearray, memoryview]) -> None:
+    async def broadcast(self, data: str | bytes | bytearray | memoryview) -> None:
         """Sends `data` to every client connected to this path, this one included:
         `str` as text, bytes as binary. One shared copy serves all recipients; a
         recipient too slow to keep up is closed with 1008.
@@ -378,7 +407,9 @@ class WebSocket:
             return
         self._mark_closed(code, reason, by_client=False)
         raw = reason.encode("utf-8")
-        check_unless_gone(lib.roost_connection_close(self._server, self._connection, code, raw, len(raw)))
+        check_unless_gone(
+            lib.roost_connection_close(self._server, self._connection, code, raw, len(raw))
+        )
 
     async def _run_on_close(self, send_result: bool) -> None:
         """Runs `on_close` once; its errors are logged and stay with this connection."""
@@ -396,8 +427,9 @@ class WebSocket:
         except anyio.get_cancelled_exc_class():
             if is_real_cancellation():
                 raise
-            logger.exception("on_close of %s raised a stray cancellation (connection %s)",
-                             self.path, self.id)
+            logger.exception(
+                "on_close of %s raised a stray cancellation (connection %s)", self.path, self.id
+            )
         except Exception:
             logger.exception("on_close of %s raised (connection %s)", self.path, self.id)
 
@@ -435,5 +467,6 @@ class WebSocket:
 
     def _set_reading_paused(self, paused: bool) -> None:
         self._reading_paused = paused
-        check_unless_gone(lib.roost_connection_pause_reading(self._server, self._connection, paused))
-
+        check_unless_gone(
+            lib.roost_connection_pause_reading(self._server, self._connection, paused)
+        )

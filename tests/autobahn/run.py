@@ -45,7 +45,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -95,7 +95,8 @@ def log(message: str) -> None:
 
 # ---- the Python 2.7 environment -------------------------------------------------------
 
-def find_python27(explicit: Optional[str]) -> str:
+
+def find_python27(explicit: str | None) -> str:
     candidates: list[str] = []
     if explicit:
         candidates.append(explicit)
@@ -110,19 +111,26 @@ def find_python27(explicit: Optional[str]) -> str:
         pyenv = shutil.which("pyenv")
         if pyenv:
             try:
-                roots.insert(0, subprocess.run([pyenv, "root"], capture_output=True, text=True,
-                                               timeout=10).stdout.strip())
+                roots.insert(
+                    0,
+                    subprocess.run(
+                        [pyenv, "root"], capture_output=True, text=True, timeout=10
+                    ).stdout.strip(),
+                )
             except (OSError, subprocess.SubprocessError):
                 pass
         for root in filter(None, roots):
-            candidates += sorted(glob.glob(os.path.join(root, "versions", "2.7*", "bin", "python2.7")),
-                                 reverse=True)
+            candidates += sorted(
+                glob.glob(os.path.join(root, "versions", "2.7*", "bin", "python2.7")), reverse=True
+            )
         candidates += ["/usr/bin/python2.7", "/usr/local/bin/python2.7"]
     for candidate in dict.fromkeys(candidates):
         try:
             probe = subprocess.run(
                 [candidate, "-c", "import sys; sys.exit(sys.version_info[:2] != (2, 7))"],
-                capture_output=True, timeout=20)
+                capture_output=True,
+                timeout=20,
+            )
         except (OSError, subprocess.SubprocessError):
             continue
         if probe.returncode == 0:
@@ -132,7 +140,9 @@ def find_python27(explicit: Optional[str]) -> str:
         "(autobahntestsuite 25.10.1) runs only on 2.7.\n"
         "  Install one (e.g. `pyenv install 2.7.18`) or name it with "
         "AUTOBAHN_PYTHON27=/path/to/python2.7 or --python27.\n"
-        "  Tried: " + (", ".join(dict.fromkeys(candidates)) or "nothing"), status=2)
+        "  Tried: " + (", ".join(dict.fromkeys(candidates)) or "nothing"),
+        status=2,
+    )
 
 
 def run_checked(cmd: list[str], what: str, timeout: float, **kwargs: Any) -> None:
@@ -141,8 +151,10 @@ def run_checked(cmd: list[str], what: str, timeout: float, **kwargs: Any) -> Non
     except subprocess.TimeoutExpired:
         raise Abort(f"conformance: {what} took more than {timeout:.0f} s") from None
     if done.returncode != 0:
-        raise Abort(f"conformance: {what} failed (exit {done.returncode}):\n"
-                    f"$ {' '.join(cmd)}\n{done.stdout[-4000:]}{done.stderr[-4000:]}")
+        raise Abort(
+            f"conformance: {what} failed (exit {done.returncode}):\n"
+            f"$ {' '.join(cmd)}\n{done.stdout[-4000:]}{done.stderr[-4000:]}"
+        )
 
 
 def ensure_venv(python27: str) -> Path:
@@ -159,15 +171,44 @@ def ensure_venv(python27: str) -> Path:
     # from the system's packages.
     if not (TOOLS / "virtualenv").is_dir():
         shutil.rmtree(TOOLS, ignore_errors=True)
-        run_checked([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                     "--no-input", "--target", str(TOOLS), "virtualenv<20.22"],
-                    "installing virtualenv<20.22", timeout=600)
+        run_checked(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--target",
+                str(TOOLS),
+                "virtualenv<20.22",
+            ],
+            "installing virtualenv<20.22",
+            timeout=600,
+        )
     env = dict(os.environ, PYTHONPATH=str(TOOLS))
-    run_checked([sys.executable, "-m", "virtualenv", "--quiet", "--no-download", "-p", python27, str(VENV)],
-                "creating the 2.7 virtualenv", timeout=300, env=env)
-    run_checked([str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                 "--disable-pip-version-check", "--no-input", "-r", str(REQUIREMENTS)],
-                "installing autobahntestsuite into the 2.7 virtualenv", timeout=1200)
+    run_checked(
+        [sys.executable, "-m", "virtualenv", "--quiet", "--no-download", "-p", python27, str(VENV)],
+        "creating the 2.7 virtualenv",
+        timeout=300,
+        env=env,
+    )
+    run_checked(
+        [
+            str(VENV / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "-r",
+            str(REQUIREMENTS),
+        ],
+        "installing autobahntestsuite into the 2.7 virtualenv",
+        timeout=1200,
+    )
     if not wstest.exists():
         raise Abort(f"conformance: {wstest} missing after the installation")
     stamp_file.write_text(stamp + "\n")
@@ -177,14 +218,21 @@ def ensure_venv(python27: str) -> Path:
 
 # ---- the servers ----------------------------------------------------------------------
 
+
 class Server:
     def __init__(self, key: str, cmd: list[str], logfile: Path) -> None:
         self.key = key
         self.agent = AGENTS[key]
         self.logfile = logfile
         self.log = open(logfile, "w")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.port = self._wait_for_port(cmd)
 
     def _wait_for_port(self, cmd: list[str]) -> int:
@@ -197,14 +245,16 @@ class Server:
                 break
             time.sleep(0.05)
         self.stop()
-        raise Abort(f"conformance: server {self.agent} did not start: $ {' '.join(cmd)}\n"
-                    + self.logfile.read_text(errors="replace")[-4000:])
+        raise Abort(
+            f"conformance: server {self.agent} did not start: $ {' '.join(cmd)}\n"
+            + self.logfile.read_text(errors="replace")[-4000:]
+        )
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/echo"
 
-    def stop(self) -> Optional[int]:
+    def stop(self) -> int | None:
         """Stops the server (SIGINT, then SIGKILL); returns its exit status."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
@@ -228,9 +278,17 @@ def start_servers(keys: list[str]) -> list[Server]:
             else:
                 probe = subprocess.run([sys.executable, "-c", "import roost"], capture_output=True)
                 if probe.returncode != 0:
-                    raise Abort("conformance: the roost package is not installed: run `make python`")
-                cmd = [sys.executable, str(PY_SERVER), "--port", "0",
-                       "--backend", "trio" if key == "python-trio" else "asyncio"]
+                    raise Abort(
+                        "conformance: the roost package is not installed: run `make python`"
+                    )
+                cmd = [
+                    sys.executable,
+                    str(PY_SERVER),
+                    "--port",
+                    "0",
+                    "--backend",
+                    "trio" if key == "python-trio" else "asyncio",
+                ]
             servers.append(Server(key, cmd, REPORTS / f"server-{AGENTS[key]}.log"))
             log(f"conformance: {servers[-1].agent} serving on {servers[-1].url}")
     except BaseException:
@@ -242,7 +300,10 @@ def start_servers(keys: list[str]) -> list[Server]:
 
 # ---- wstest ---------------------------------------------------------------------------
 
-def run_wstest(wstest: Path, servers: list[Server], cases: Optional[list[str]], timeout: float) -> None:
+
+def run_wstest(
+    wstest: Path, servers: list[Server], cases: list[str] | None, timeout: float
+) -> None:
     spec = json.loads(CONFIG.read_text())
     spec["outdir"] = str(REPORTS / "servers")
     spec["servers"] = [{"agent": s.agent, "url": s.url} for s in servers]
@@ -253,10 +314,16 @@ def run_wstest(wstest: Path, servers: list[Server], cases: Optional[list[str]], 
 
     wstest_log = REPORTS / "wstest.log"
     started = time.monotonic()
-    proc = subprocess.Popen([str(wstest), "-m", "fuzzingclient", "-s", str(spec_file)],
-                            cwd=REPORTS, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, text=True, errors="replace",
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [str(wstest), "-m", "fuzzingclient", "-s", str(spec_file)],
+        cwd=REPORTS,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     stdout = proc.stdout
 
@@ -269,7 +336,9 @@ def run_wstest(wstest: Path, servers: list[Server], cases: Optional[list[str]], 
                 match = re.match(r"Running test case ID (\S+) for agent (\S+)", line)
                 if match and (match.group(2), match.group(1).split(".")[0]) != section:
                     section = (match.group(2), match.group(1).split(".")[0])
-                    log(f"  {time.monotonic() - started:6.0f} s  {section[0]}: cases {section[1]}.*")
+                    log(
+                        f"  {time.monotonic() - started:6.0f} s  {section[0]}: cases {section[1]}.*"
+                    )
 
     reader = threading.Thread(target=follow, daemon=True)
     reader.start()
@@ -279,8 +348,10 @@ def run_wstest(wstest: Path, servers: list[Server], cases: Optional[list[str]], 
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         reader.join(5)
-        raise Abort(f"conformance: wstest did not finish within {timeout:.0f} s (--timeout); "
-                    f"its output is in {wstest_log.relative_to(ROOT)}") from None
+        raise Abort(
+            f"conformance: wstest did not finish within {timeout:.0f} s (--timeout); "
+            f"its output is in {wstest_log.relative_to(ROOT)}"
+        ) from None
     reader.join(5)
     log(f"conformance: wstest finished in {time.monotonic() - started:.0f} s")
     if status != 0:
@@ -288,6 +359,7 @@ def run_wstest(wstest: Path, servers: list[Server], cases: Optional[list[str]], 
 
 
 # ---- results --------------------------------------------------------------------------
+
 
 def case_key(case: str) -> tuple[int, ...]:
     return tuple(int(part) for part in case.split("."))
@@ -312,8 +384,10 @@ def category(value: str) -> str:
 def read_results(agents: list[str]) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, Any]]]:
     index_file = REPORTS / "servers" / "index.json"
     if not index_file.exists():
-        raise Abort(f"conformance: {index_file.relative_to(ROOT)} was not written; "
-                    f"see {(REPORTS / 'wstest.log').relative_to(ROOT)}")
+        raise Abort(
+            f"conformance: {index_file.relative_to(ROOT)} was not written; "
+            f"see {(REPORTS / 'wstest.log').relative_to(ROOT)}"
+        )
     index = json.loads(index_file.read_text())
     results: dict[str, dict[str, str]] = {}
     for agent in agents:
@@ -334,10 +408,14 @@ def summary(agent: str, cases: dict[str, str]) -> str:
         row = sections[section]
         for c in CATEGORIES:
             total[c] += row[c]
-        lines.append(f"{section:>8}" + "".join(f"{row[c]:>15}" for c in CATEGORIES)
-                     + f"{sum(row.values()):>8}")
-    lines.append(f"{'all':>8}" + "".join(f"{total[c]:>15}" for c in CATEGORIES)
-                 + f"{sum(total.values()):>8}")
+        lines.append(
+            f"{section:>8}"
+            + "".join(f"{row[c]:>15}" for c in CATEGORIES)
+            + f"{sum(row.values()):>8}"
+        )
+    lines.append(
+        f"{'all':>8}" + "".join(f"{total[c]:>15}" for c in CATEGORIES) + f"{sum(total.values()):>8}"
+    )
     return "\n".join(lines)
 
 
@@ -349,25 +427,32 @@ def details(agent: str, cases: dict[str, str], index: dict[str, dict[str, Any]])
             continue
         entry = index.get(agent, {}).get(case, {})
         report = REPORTS / "servers" / entry.get("reportfile", "")
-        detail = json.loads(report.read_text()) if report.is_file() and entry.get("reportfile") else {}
+        detail = (
+            json.loads(report.read_text()) if report.is_file() and entry.get("reportfile") else {}
+        )
         reason = detail.get("remoteCloseReason")
         note = f"closed with {entry.get('remoteCloseCode')}" + (f" {reason!r}" if reason else "")
         if case in TIMING_DEPENDENT:
             note += " [timing-dependent]"
         lines.append(f"    {case:<9} {value:<24} {note}")
         if detail:
+
             def short(x: Any) -> str:
                 text = json.dumps(x)
                 return text if len(text) <= 160 else text[:157] + "..."
-            lines.append(f"        OK needs {short(detail.get('expected', {}).get('OK'))}, "
-                         f"received {short(detail.get('received'))}")
+
+            lines.append(
+                f"        OK needs {short(detail.get('expected', {}).get('OK'))}, "
+                f"received {short(detail.get('received'))}"
+            )
             if entry.get("behaviorClose") not in CLOSE_FINE:
                 lines.append(f"        close: {detail.get('resultClose')}")
     return lines
 
 
-def compare(results: dict[str, dict[str, str]], baseline: dict[str, dict[str, str]],
-            partial: bool) -> tuple[list[str], list[str]]:
+def compare(
+    results: dict[str, dict[str, str]], baseline: dict[str, dict[str, str]], partial: bool
+) -> tuple[list[str], list[str]]:
     """Regressions (fail the run) and improvements (worth a baseline update)."""
     worse, better = [], []
     for agent, cases in results.items():
@@ -390,8 +475,10 @@ def compare(results: dict[str, dict[str, str]], baseline: dict[str, dict[str, st
             elif case in TIMING_DEPENDENT:
                 allowed = max(RANK[category(before)], RANK[TIMING_DEPENDENT[case]])
                 if RANK[category(now)] > allowed:
-                    worse.append(f"{agent} {case}: {before} -> {now} (timing-dependent case, "
-                                 f"tolerates {TIMING_DEPENDENT[case]})")
+                    worse.append(
+                        f"{agent} {case}: {before} -> {now} (timing-dependent case, "
+                        f"tolerates {TIMING_DEPENDENT[case]})"
+                    )
             elif RANK[category(now)] > RANK[category(before)]:
                 worse.append(f"{agent} {case}: {before} -> {now}")
             elif now != before:
@@ -401,18 +488,35 @@ def compare(results: dict[str, dict[str, str]], baseline: dict[str, dict[str, st
 
 # ---- main -----------------------------------------------------------------------------
 
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update-baseline", action="store_true",
-                        help=f"write {BASELINE.name} from this run instead of comparing")
-    parser.add_argument("--servers", default=",".join(DEFAULT_SERVERS),
-                        help="comma-separated, of: " + ", ".join(AGENTS) + " (default: %(default)s)")
-    parser.add_argument("--cases", help="comma-separated case patterns, e.g. '1.*,9.1.*' "
-                        "(default: all of fuzzingclient.json); compared with the baseline as far as run")
-    parser.add_argument("--timeout", type=float, default=3600,
-                        help="longest wstest run in seconds (default: %(default)s)")
-    parser.add_argument("--python27", help="the CPython 2.7 interpreter (default: "
-                        "$AUTOBAHN_PYTHON27, python2.7 on PATH, pyenv's 2.7.*)")
+    parser.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help=f"write {BASELINE.name} from this run instead of comparing",
+    )
+    parser.add_argument(
+        "--servers",
+        default=",".join(DEFAULT_SERVERS),
+        help="comma-separated, of: " + ", ".join(AGENTS) + " (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--cases",
+        help="comma-separated case patterns, e.g. '1.*,9.1.*' "
+        "(default: all of fuzzingclient.json); compared with the baseline as far as run",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=3600,
+        help="longest wstest run in seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--python27",
+        help="the CPython 2.7 interpreter (default: "
+        "$AUTOBAHN_PYTHON27, python2.7 on PATH, pyenv's 2.7.*)",
+    )
     args = parser.parse_args()
 
     keys = [k.strip() for k in args.servers.split(",") if k.strip()]
@@ -435,8 +539,10 @@ def main() -> int:
         finally:
             for server in servers:
                 if server.proc.poll() is not None:
-                    crashed.append(f"{server.agent} exited with {server.proc.returncode} during "
-                                   f"the run; see {server.logfile.relative_to(ROOT)}")
+                    crashed.append(
+                        f"{server.agent} exited with {server.proc.returncode} during "
+                        f"the run; see {server.logfile.relative_to(ROOT)}"
+                    )
                 server.stop()
         agents = [s.agent for s in servers]
         results, index = read_results(agents)
@@ -457,15 +563,20 @@ def main() -> int:
             for line in lines:
                 log(line)
     log("")
-    log(f"conformance: reports in {(REPORTS / 'servers').relative_to(ROOT)}/index.html, "
+    log(
+        f"conformance: reports in {(REPORTS / 'servers').relative_to(ROOT)}/index.html, "
         f"behaviors in {results_file.relative_to(ROOT)}; "
-        f"whole run {time.monotonic() - started:.0f} s")
+        f"whole run {time.monotonic() - started:.0f} s"
+    )
     for line in crashed:
         print(f"conformance: {line}", file=sys.stderr)
 
     if args.update_baseline:
         if crashed:
-            print("conformance: baseline not written: a server did not survive the run", file=sys.stderr)
+            print(
+                "conformance: baseline not written: a server did not survive the run",
+                file=sys.stderr,
+            )
             return 1
         baseline = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
         baseline.update(results)
@@ -474,8 +585,11 @@ def main() -> int:
         return 0
 
     if not BASELINE.exists():
-        print(f"conformance: no baseline {BASELINE.relative_to(ROOT)}; "
-              "run with --update-baseline to write one", file=sys.stderr)
+        print(
+            f"conformance: no baseline {BASELINE.relative_to(ROOT)}; "
+            "run with --update-baseline to write one",
+            file=sys.stderr,
+        )
         return 1
     baseline = json.loads(BASELINE.read_text())
     for agent in agents:
@@ -483,12 +597,17 @@ def main() -> int:
             log(f"conformance: no baseline for {agent}: only its FAILED cases fail the run")
     worse, better = compare(results, baseline, partial=bool(cases))
     if better:
-        log(f"conformance: {len(better)} case(s) better than the baseline "
-            "(`tests/autobahn/run.py --update-baseline` records them):")
+        log(
+            f"conformance: {len(better)} case(s) better than the baseline "
+            "(`tests/autobahn/run.py --update-baseline` records them):"
+        )
         for line in better:
             log(f"    {line}")
     if worse:
-        print(f"conformance: FAILED, {len(worse)} regression(s) against the baseline:", file=sys.stderr)
+        print(
+            f"conformance: FAILED, {len(worse)} regression(s) against the baseline:",
+            file=sys.stderr,
+        )
         for line in worse:
             print(f"    {line}", file=sys.stderr)
         return 1

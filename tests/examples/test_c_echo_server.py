@@ -85,7 +85,9 @@ def test_occupied_port_is_a_clear_error():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run([str(SERVER), str(port)], capture_output=True, text=True, timeout=10)
+        result = subprocess.run(
+            [str(SERVER), str(port)], capture_output=True, text=True, timeout=10
+        )
     assert result.returncode != 0
     assert "roost_server_start failed" in result.stderr
     assert "in use" in result.stderr.lower()
