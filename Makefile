@@ -28,8 +28,19 @@ test-examples: examples test-deps
 python: build
 	python3 -m pip install --quiet --disable-pip-version-check ./python
 
-test-python: python test-deps
-	python3 -m pytest -q tests/python
+# The Python suite, on every minor version of Python that python/pyproject.toml declares
+# (its classifiers): the machine's python3 in itself, each other one (pyenv's) in a
+# virtualenv build/venv-X.Y, made by tests/pythons.py, which also (re)installs the
+# package and the test dependencies. A declared version with no interpreter fails.
+# One version: `make test-python PYTHONS=3.12` (or `make test-python-3.12`).
+PYTHONS ?= $(shell python3 tests/pythons.py declared)
+
+test-python: $(addprefix test-python-,$(PYTHONS))
+	@test -n "$(PYTHONS)" || { echo "test-python: no Python version to test" >&2; exit 1; }
+
+test-python-%: build
+	@echo "== tests/python on Python $*"
+	py="$$(python3 tests/pythons.py env $*)" && "$$py" -m pytest -q tests/python
 
 typecheck: python test-deps
 	python3 -m mypy --strict python/roost
