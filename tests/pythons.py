@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The Python versions the package declares, their interpreters, and a test environment
-for each (used by `make test-python`).
+for each (used by `make test-python` and tests/packaging).
 
     python3 tests/pythons.py declared   the minor versions that python/pyproject.toml
                                         declares in its trove classifiers, one line
