@@ -4,7 +4,7 @@ CC ?= cc
 CFLAGS_EXAMPLE = -O2 -Wall -Werror -pedantic -std=c11 -Irust-core/include
 LIBS_STATIC = build/lib/libroost.a -lpthread -ldl -lm
 
-.PHONY: all build examples python test test-deps test-rust test-c test-examples test-python typecheck demo check-header install clean lint
+.PHONY: all build examples python test test-deps test-rust test-c test-examples test-packaging test-python typecheck demo check-header install clean lint
 
 all: build examples
 
@@ -16,7 +16,7 @@ examples: examples/c/echo_server
 examples/c/echo_server: examples/c/echo_server.c build
 	$(CC) $(CFLAGS_EXAMPLE) -o $@ $< $(LIBS_STATIC)
 
-test: all check-header test-rust test-c test-examples test-python typecheck
+test: all check-header test-rust test-c test-examples test-packaging test-python typecheck
 
 test-deps:
 	python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
@@ -28,8 +28,24 @@ test-examples: examples test-deps
 python: build
 	python3 -m pip install --quiet --disable-pip-version-check ./python
 
-test-python: python test-deps
-	python3 -m pytest -q tests/python
+# The Python suite, on every minor version of Python that python/pyproject.toml declares
+# (its classifiers): the machine's python3 in itself, each other one (pyenv's) in a
+# virtualenv build/venv-X.Y, made by tests/pythons.py, which also (re)installs the
+# package and the test dependencies. A declared version with no interpreter fails.
+# One version: `make test-python PYTHONS=3.12` (or `make test-python-3.12`).
+PYTHONS ?= $(shell python3 tests/pythons.py declared)
+
+test-python: $(addprefix test-python-,$(PYTHONS))
+	@test -n "$(PYTHONS)" || { echo "test-python: no Python version to test" >&2; exit 1; }
+
+test-python-%: build
+	@echo "== tests/python on Python $*"
+	py="$$(python3 tests/pythons.py env $*)" && "$$py" -m pytest -q tests/python
+
+# pip refuses the package on the Python just older than the declared ones (pyenv's 3.10),
+# saying which Python it requires; the classifiers and requires-python agree.
+test-packaging: build test-deps
+	python3 -m pytest -q tests/packaging
 
 typecheck: python test-deps
 	python3 -m mypy --strict python/roost

@@ -64,21 +64,29 @@ async def test_send(connect, anyio_backend) -> None:
 
 async def test_broadcast(connect, anyio_backend) -> None:
     async with example("broadcast.py", anyio_backend) as program:
-        async with connect(program.url + "/chat") as a, connect(program.url + "/chat") as b:
-            await a.send("ping")  # makes sure a's handler runs before b speaks
-            first = await a.recv()
-            assert await a.recv() == "Your message was sent"
-            match = re.fullmatch(rf"User ({UUID_RE}): ping", first)
+        # A client joins the broadcasts just before its handler starts, which a finished
+        # handshake does not wait for: each client speaks once, its own broadcast coming
+        # back, before it is expected to hear the others. b connects after a has.
+        async with connect(program.url + "/chat") as a:
+            await a.send("ping")
+            match = re.fullmatch(rf"User ({UUID_RE}): ping", await a.recv())
             assert match
             a_id = match.group(1)
-            assert await b.recv() == first
-            await b.send("hello")
-            from_b = await b.recv()
-            assert re.fullmatch(rf"User ({UUID_RE}): hello", from_b)
-            assert a_id not in from_b
-            assert await b.recv() == "Your message was sent"
-            assert await a.recv() == from_b
-            await a.recv_nothing(0.2)  # the receipt went to b only
+            assert await a.recv() == "Your message was sent"
+            async with connect(program.url + "/chat") as b:
+                await b.send("hello")
+                from_b = await b.recv()
+                assert re.fullmatch(rf"User ({UUID_RE}): hello", from_b)
+                assert a_id not in from_b
+                assert await b.recv() == "Your message was sent"
+                assert await a.recv() == from_b
+                await a.recv_nothing(0.2)  # the receipt went to b only
+                await a.send("again")
+                from_a = await a.recv()
+                assert from_a == f"User {a_id}: again"
+                assert await a.recv() == "Your message was sent"
+                assert await b.recv() == from_a
+                await b.recv_nothing(0.2)  # and this one to a only
 
 
 async def test_query_params(connect, anyio_backend) -> None:
