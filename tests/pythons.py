@@ -51,15 +51,19 @@ def _version_of(python: str) -> str | None:
     """X.Y of an interpreter, or None when it does not run (a pyenv shim of a version
     that is installed but not selected fails like this)."""
     try:
-        out = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except OSError:
         return None
     return out.stdout.strip() if out.returncode == 0 else None
 
 
 def find(version: str) -> str:
-    if "%d.%d" % sys.version_info[:2] == version:
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" == version:
         return sys.executable
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
     patches = []
@@ -91,8 +95,14 @@ def _venv_matches(venv: Path, python: str) -> bool:
     cfg = venv / "pyvenv.cfg"
     if not cfg.exists():
         return False
-    home = next((line.split("=", 1)[1].strip() for line in cfg.read_text().splitlines()
-                 if line.split("=", 1)[0].strip() == "home"), None)
+    home = next(
+        (
+            line.split("=", 1)[1].strip()
+            for line in cfg.read_text().splitlines()
+            if line.split("=", 1)[0].strip() == "home"
+        ),
+        None,
+    )
     if home is None or Path(home).resolve() != Path(python).resolve().parent:
         return False
     return _version_of(str(venv / "bin" / "python")) is not None
@@ -111,8 +121,9 @@ def env(version: str) -> str:
         target = str(venv / "bin" / "python")
         _log(f"Python {version}: {venv.relative_to(ROOT)}")
     # Always reinstalled: pip rebuilds the extension from the current tree and libroost.a.
-    subprocess.run([target, *PIP, str(ROOT / "python"), "-r", str(REQUIREMENTS)],
-                   check=True, cwd=ROOT)
+    subprocess.run(
+        [target, *PIP, str(ROOT / "python"), "-r", str(REQUIREMENTS)], check=True, cwd=ROOT
+    )
     return target
 
 
@@ -126,8 +137,10 @@ def main(argv: list[str]) -> int:
         except NoInterpreter as missing:
             _log(f"pythons.py: {missing}")
             if argv[0] == "env":
-                _log(f"(make test-python tests every declared version: {' '.join(declared())}; "
-                     "PYTHONS=... names others)")
+                _log(
+                    f"(make test-python tests every declared version: {' '.join(declared())}; "
+                    "PYTHONS=... names others)"
+                )
             return 1
         except subprocess.CalledProcessError as failed:
             _log(f"pythons.py: {' '.join(map(str, failed.cmd))} failed ({failed.returncode})")

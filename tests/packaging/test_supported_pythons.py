@@ -46,9 +46,19 @@ def test_an_older_python_is_refused_at_install_time() -> None:
     # environment). --dry-run keeps a regression from installing the package into
     # that interpreter, --no-deps keeps pip from fetching the dependencies first.
     done = subprocess.run(
-        [python, "-m", "pip", "install", "--dry-run", "--no-deps",
-         "--disable-pip-version-check", str(pythons.ROOT / "python")],
-        capture_output=True, text=True, timeout=300,
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-deps",
+            "--disable-pip-version-check",
+            str(pythons.ROOT / "python"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     output = done.stdout + done.stderr
     assert done.returncode != 0, output
