@@ -19,9 +19,10 @@ import socket
 import struct
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Optional, Sequence, Union
+from typing import Any
 
 import anyio
 import pytest
@@ -85,8 +86,9 @@ def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/", 1)[0])
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0,
-                     what: str = "condition") -> None:
+async def eventually(
+    predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
+) -> None:
     """Polls `predicate` until it is true; fails after `timeout` seconds."""
     deadline = anyio.current_time() + timeout
     while not predicate():
@@ -103,8 +105,8 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 5.0,
 class Closed:
     """How a connection ended, as the client saw it."""
 
-    code: Optional[int]  # None: no close frame received (1006 on the wire)
-    reason: Optional[str]
+    code: int | None  # None: no close frame received (1006 on the wire)
+    reason: str | None
 
 
 class Client:
@@ -118,7 +120,7 @@ class Client:
         with anyio.fail_after(WAIT):
             await self.conn.send(data)
 
-    async def recv(self, timeout: float = WAIT) -> Union[str, bytes]:
+    async def recv(self, timeout: float = WAIT) -> str | bytes:
         with anyio.fail_after(timeout):
             message = await self.conn.recv()
         assert isinstance(message, (str, bytes))
@@ -130,9 +132,9 @@ class Client:
             message = await self.conn.recv()
             raise AssertionError(f"unexpected message {message!r}")
 
-    async def recv_closed(self, timeout: float = WAIT) -> tuple[list[Union[str, bytes]], Closed]:
+    async def recv_closed(self, timeout: float = WAIT) -> tuple[list[str | bytes], Closed]:
         """Reads until the connection closes: (messages received before, the close)."""
-        messages: list[Union[str, bytes]] = []
+        messages: list[str | bytes] = []
         with anyio.fail_after(timeout):
             try:
                 while True:
@@ -156,7 +158,7 @@ class Client:
             self.conn.transport.abort()
 
     @property
-    def close_code(self) -> Optional[int]:
+    def close_code(self) -> int | None:
         return self.conn.close_code
 
     @property
@@ -215,7 +217,7 @@ class Frame:
     payload: bytes
 
     @property
-    def close_code(self) -> Optional[int]:
+    def close_code(self) -> int | None:
         assert self.opcode == OP_CLOSE
         return struct.unpack("!H", self.payload[:2])[0] if len(self.payload) >= 2 else None
 
@@ -225,8 +227,9 @@ class Frame:
         return self.payload[2:].decode("utf-8")
 
 
-def encode_frame(opcode: int, payload: bytes = b"", *, fin: bool = True,
-                 mask: bool = True, rsv: int = 0) -> bytes:
+def encode_frame(
+    opcode: int, payload: bytes = b"", *, fin: bool = True, mask: bool = True, rsv: int = 0
+) -> bytes:
     head = bytearray([(0x80 if fin else 0) | (rsv << 4) | opcode])
     length = len(payload)
     mask_bit = 0x80 if mask else 0
@@ -252,12 +255,12 @@ def parse_frames(data: bytes) -> list[Frame]:
         fin, opcode, length = bool(data[i] & 0x80), data[i] & 0x0F, data[i + 1] & 0x7F
         i += 2
         if length == 126:
-            length, i = struct.unpack("!H", data[i:i + 2])[0], i + 2
+            length, i = struct.unpack("!H", data[i : i + 2])[0], i + 2
         elif length == 127:
-            length, i = struct.unpack("!Q", data[i:i + 8])[0], i + 8
+            length, i = struct.unpack("!Q", data[i : i + 8])[0], i + 8
         if i + length > len(data):
             break
-        frames.append(Frame(fin, opcode, data[i:i + length]))
+        frames.append(Frame(fin, opcode, data[i : i + length]))
         i += length
     return frames
 
@@ -267,9 +270,11 @@ def blocking_handshake(port: int, path: str = "/ws") -> socket.socket:
     the event loop on purpose)."""
     sock = socket.create_connection((HOST, port), timeout=WAIT)
     key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\n"
-                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                 "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = sock.recv(1)  # byte by byte: leave the frames that follow in the socket
@@ -283,7 +288,7 @@ def close_payload(code: int, reason: str = "") -> bytes:
     return struct.pack("!H", code) + reason.encode("utf-8")
 
 
-async def open_socket(port: int, *, rcvbuf: Optional[int] = None) -> SocketStream:
+async def open_socket(port: int, *, rcvbuf: int | None = None) -> SocketStream:
     """A TCP stream to 127.0.0.1:port; `rcvbuf` shrinks the receive buffer before
     connecting so that a client that does not read pushes back quickly."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -309,8 +314,9 @@ class RawClient:
         self.response_head = ""
 
     @classmethod
-    async def open(cls, url: str, path: str = "/ws", *, rcvbuf: Optional[int] = None,
-                   expect_status: int = 101) -> "RawClient":
+    async def open(
+        cls, url: str, path: str = "/ws", *, rcvbuf: int | None = None, expect_status: int = 101
+    ) -> RawClient:
         stream = await open_socket(port_of(url), rcvbuf=rcvbuf)
         client = cls(stream)
         key = base64.b64encode(os.urandom(16)).decode()
@@ -335,8 +341,12 @@ class RawClient:
     async def _fill(self) -> bool:
         try:
             data = await self.stream.receive(65536)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError,
-                ConnectionError):
+        except (
+            anyio.EndOfStream,
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+            ConnectionError,
+        ):
             self.eof = True
             return False
         self.buffer += data
@@ -352,7 +362,7 @@ class RawClient:
         del self.buffer[:end]
         return head
 
-    async def read_exactly(self, n: int) -> Optional[bytes]:
+    async def read_exactly(self, n: int) -> bytes | None:
         while len(self.buffer) < n:
             if not await self._fill():
                 return None
@@ -360,7 +370,7 @@ class RawClient:
         del self.buffer[:n]
         return data
 
-    async def recv_frame(self, timeout: float = WAIT) -> Optional[Frame]:
+    async def recv_frame(self, timeout: float = WAIT) -> Frame | None:
         """The next frame from the server, or None at EOF. EOF inside a frame raises
         TruncatedFrame."""
         with anyio.fail_after(timeout):
@@ -383,8 +393,9 @@ class RawClient:
                 raise TruncatedFrame(f"EOF inside a frame of {length} bytes")
             return Frame(fin, opcode, payload)
 
-    async def recv_all(self, timeout: float = WAIT, *, answer_pings: bool = True,
-                       truncated_ok: bool = False) -> list[Frame]:
+    async def recv_all(
+        self, timeout: float = WAIT, *, answer_pings: bool = True, truncated_ok: bool = False
+    ) -> list[Frame]:
         """Every frame until the server closes the TCP connection. Pings are answered
         (unless told otherwise) and left out of the result. With `truncated_ok`, a
         connection the server gave up on in the middle of a frame ends the list there."""
@@ -414,7 +425,7 @@ class RawClient:
         with contextlib.suppress(Exception):
             await self.stream.aclose()
 
-    async def __aenter__(self) -> "RawClient":
+    async def __aenter__(self) -> RawClient:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -474,16 +485,22 @@ async def _drain(stream: Any, sink: bytearray) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_program(args: Sequence[str], *, env: Optional[dict[str, str]] = None,
-                          cwd: Optional[Path] = None, stop_signal: int = signal.SIGINT,
-                          expect_exit: Optional[int] = 0) -> AsyncIterator[Program]:
+async def running_program(
+    args: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    stop_signal: int = signal.SIGINT,
+    expect_exit: int | None = 0,
+) -> AsyncIterator[Program]:
     """Runs a Python program that calls app.start() and prints Roost's serving line;
     yields it with the bound port. At the end sends `stop_signal` (unless the body
     sent one with `program.send_signal`) and checks the exit status. `program.output`
     and `program.errors` give the rest of its stdout and its stderr."""
     full_env = {**os.environ, **(env or {})}
-    process = await anyio.open_process([sys.executable, *args], env=full_env, cwd=cwd,
-                                       stdin=subprocess.DEVNULL)
+    process = await anyio.open_process(
+        [sys.executable, *args], env=full_env, cwd=cwd, stdin=subprocess.DEVNULL
+    )
     out, err = bytearray(), bytearray()
     try:
         async with anyio.create_task_group() as tg:
@@ -498,12 +515,13 @@ async def running_program(args: Sequence[str], *, env: Optional[dict[str, str]] 
                         await process.wait()
                         raise AssertionError(
                             f"the program exited ({process.returncode}) before serving: "
-                            f"{bytes(pending)!r} {bytes(err).decode(errors='replace')}") from None
+                            f"{bytes(pending)!r} {bytes(err).decode(errors='replace')}"
+                        ) from None
             line, _, rest = bytes(pending).partition(b"\n")
             out += rest
             first_line = line.decode()
             assert first_line.startswith(SERVING_PREFIX), (first_line, bytes(err))
-            port = int(first_line[len(SERVING_PREFIX):].split(" ", 1)[0].rsplit(":", 1)[1])
+            port = int(first_line[len(SERVING_PREFIX) :].split(" ", 1)[0].rsplit(":", 1)[1])
             tg.start_soon(_drain, process.stdout, out)
             program = Program(process, port, first_line, out, err)
             yield program
@@ -518,4 +536,3 @@ async def running_program(args: Sequence[str], *, env: Optional[dict[str, str]] 
             process.kill()
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await process.wait()
-

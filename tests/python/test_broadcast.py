@@ -4,11 +4,11 @@ recipient too slow to keep up is disconnected with 1008."""
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
-from roost import App
-
 from conftest import OP_BINARY, RawClient, eventually, serving
+from roost import App
 
 pytestmark = pytest.mark.anyio
 
@@ -35,8 +35,12 @@ def chat_app() -> tuple[App, list]:
 async def test_broadcast_reaches_every_client_of_the_path_sender_included(connect) -> None:
     app, connected = chat_app()
     async with serving(app) as url:
-        async with connect(url + "/chat") as a, connect(url + "/chat") as b, \
-                connect(url + "/chat") as c, connect(url + "/other") as outsider:
+        async with (
+            connect(url + "/chat") as a,
+            connect(url + "/chat") as b,
+            connect(url + "/chat") as c,
+            connect(url + "/other") as outsider,
+        ):
             await eventually(lambda: len(connected) == 4, what="four connections")
             await a.send("hello room")
             assert await a.recv() == "hello room"
@@ -71,12 +75,15 @@ async def test_each_recipient_sees_broadcasts_in_the_order_they_were_issued(conn
         for i in range(200):
             await websocket.broadcast(f"{message}:{i}")
             if i % 10 == 0:
-                await anyio.sleep(0)  # let the other sender interleave
+                await anyio.lowlevel.checkpoint()  # let the other sender interleave
         await websocket.receive_text()
 
     async with serving(app) as url:
-        async with connect(url + "/room") as a, connect(url + "/room") as b, \
-                connect(url + "/room") as c:
+        async with (
+            connect(url + "/room") as a,
+            connect(url + "/room") as b,
+            connect(url + "/room") as c,
+        ):
             await eventually(lambda: len(connected) == 3, what="three connections")
             await a.send("A")
             await b.send("B")
@@ -85,13 +92,16 @@ async def test_each_recipient_sees_broadcasts_in_the_order_they_were_issued(conn
                 sequences.append([await ws.recv() for _ in range(400)])
             for sequence in sequences:
                 for sender in "AB":
-                    assert [m for m in sequence if m.startswith(sender)] == \
-                        [f"{sender}:{i}" for i in range(200)]
+                    assert [m for m in sequence if m.startswith(sender)] == [
+                        f"{sender}:{i}" for i in range(200)
+                    ]
             # Issued one after the other in one event loop: one global order for all.
             assert sequences[0] == sequences[1] == sequences[2]
 
 
-async def test_a_too_slow_recipient_is_disconnected_with_1008_and_others_get_everything(connect) -> None:
+async def test_a_too_slow_recipient_is_disconnected_with_1008_and_others_get_everything(
+    connect,
+) -> None:
     """Broadcasts go out in rounds that the two fast clients acknowledge, so their
     queues stay under the limit; a raw client that never reads falls behind and is
     closed with 1008 instead of holding back the others or growing memory."""
@@ -155,8 +165,9 @@ async def test_a_too_slow_recipient_is_disconnected_with_1008_and_others_get_eve
             # The server gives up on a peer that does not read within its short wait
             # for the close frame to go out (about a second), possibly in the middle of
             # a frame. Reading only after that keeps the outcome free of timing.
-            await eventually(lambda: "slow" in disconnects, timeout=10,
-                             what="on_close of the slow client")
+            await eventually(
+                lambda: "slow" in disconnects, timeout=10, what="on_close of the slow client"
+            )
             frames = await slow.recv_all(timeout=10, truncated_ok=True)
             fast_still_connected = "a" not in disconnects and "b" not in disconnects
 

@@ -6,12 +6,12 @@ import base64
 import os
 
 import anyio
+import anyio.lowlevel
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from roost import App
-
 from conftest import eventually, http_exchange, serving, status_of
+from roost import App
 
 pytestmark = pytest.mark.anyio
 
@@ -89,6 +89,7 @@ async def test_sync_and_async_callbacks(connect, style: str) -> None:
             await websocket.close(4000, "asked")
 
     if style == "sync":
+
         @handler.on_connect
         def on_connect(websocket):
             return "hello (sync)"
@@ -98,14 +99,15 @@ async def test_sync_and_async_callbacks(connect, style: str) -> None:
             closed.append(websocket.id)
             return "bye (sync)"
     else:
+
         @handler.on_connect
         async def on_connect(websocket):
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             return "hello (async)"
 
         @handler.on_close
         async def on_close(websocket):
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             closed.append(websocket.id)
             return "bye (async)"
 
@@ -143,7 +145,9 @@ async def test_callbacks_see_id_and_query_params(connect) -> None:
     assert seen[0][2] == seen[1][2] == "gordon"
 
 
-async def test_an_on_connect_error_closes_with_1011_without_running_the_handler(connect, caplog) -> None:
+async def test_an_on_connect_error_closes_with_1011_without_running_the_handler(
+    connect, caplog
+) -> None:
     app = App(__file__)
     ran: list[str] = []
 
@@ -206,21 +210,27 @@ async def test_malformed_handshake_gets_400() -> None:
     async with serving(app) as url:
         # An upgrade request without Sec-WebSocket-Key.
         head = await http_exchange(
-            url, b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                 b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            url,
+            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
         assert status_of(head) == 400, head
         # A key that is not 16 base64-encoded bytes.
         head = await http_exchange(
-            url, b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                 b"Connection: Upgrade\r\nSec-WebSocket-Key: short\r\n"
-                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+            url,
+            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: short\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n",
+        )
         assert status_of(head) == 400, head
         # Not HTTP at all.
         head = await http_exchange(url, b"HELLO THERE\r\n\r\n")
         assert status_of(head) == 400, head
         # A well-formed request on the same server still works.
         head = await http_exchange(
-            url, f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                 f"Sec-WebSocket-Version: 13\r\n\r\n".encode())
+            url,
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\n\r\n".encode(),
+        )
         assert status_of(head) == 101, head

@@ -8,14 +8,15 @@ from collections import Counter
 import anyio
 import pytest
 
-from roost import App, WebSocketDisconnect
-
 from conftest import OP_CLOSE, OP_TEXT, RawClient, close_payload, eventually, serving
+from roost import App, WebSocketDisconnect
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_close_sends_on_close_result_then_the_close_frame_and_leaves_the_registry(connect) -> None:
+async def test_close_sends_on_close_result_then_the_close_frame_and_leaves_the_registry(
+    connect,
+) -> None:
     app = App(__file__)
     connected: dict[str, object] = {}
     outcome: list[object] = []
@@ -39,8 +40,10 @@ async def test_close_sends_on_close_result_then_the_close_frame_and_leaves_the_r
         return f"Goodbye {role}!"
 
     async with serving(app) as url:
-        async with await RawClient.open(url, "/room?role=raw") as raw, \
-                connect(url + "/room?role=other") as other:
+        async with (
+            await RawClient.open(url, "/room?role=raw") as raw,
+            connect(url + "/room?role=other") as other,
+        ):
             await eventually(lambda: len(connected) == 2, what="two connections")
             await raw.send_frame(OP_TEXT, b"close me")
             frames = await raw.recv_all()
@@ -98,7 +101,9 @@ async def test_handler_return_closes_with_1000_after_on_close_result(connect) ->
     assert end.code == 1000
 
 
-async def test_handler_raising_logs_the_traceback_closes_with_1011_and_spares_others(connect, caplog) -> None:
+async def test_handler_raising_logs_the_traceback_closes_with_1011_and_spares_others(
+    connect, caplog
+) -> None:
     caplog.set_level(logging.ERROR, logger="roost")
     app = App(__file__)
 
@@ -175,8 +180,15 @@ async def test_on_close_runs_exactly_once_whichever_side_closes(connect) -> None
     def on_close(websocket, how: str):
         calls[how] += 1
 
-    scenarios = ["client-close", "server-close", "return", "raise", "close-then-raise",
-                 "tcp-drop", "server-stop"]
+    scenarios = [
+        "client-close",
+        "server-close",
+        "return",
+        "raise",
+        "close-then-raise",
+        "tcp-drop",
+        "server-stop",
+    ]
     async with serving(app) as url:
         async with connect(url + "/ws?how=client-close") as ws:
             pass

@@ -134,13 +134,15 @@ def docs_program(tmp_path: Path, block: str, backend: str):
     assert source.rstrip().endswith("app.start()")
     path = tmp_path / "docs_example.py"
     path.write_text(source)
-    return running_program([str(path)], env={"ROOST_PORT": "0", "ROOST_BACKEND": backend},
-                           cwd=tmp_path)
+    return running_program(
+        [str(path)], env={"ROOST_PORT": "0", "ROOST_BACKEND": backend}, cwd=tmp_path
+    )
 
 
 def check_serving_line(program, backend: str) -> None:
     assert program.first_line == (
-        f"{SERVING_PREFIX}127.0.0.1:{program.port} ({backend}); Ctrl+C stops")
+        f"{SERVING_PREFIX}127.0.0.1:{program.port} ({backend}); Ctrl+C stops"
+    )
 
 
 async def test_request_echo(tmp_path, connect, anyio_backend) -> None:
@@ -176,8 +178,10 @@ async def test_sending_messages(tmp_path, connect, anyio_backend) -> None:
 async def test_broadcasting(tmp_path, connect, anyio_backend) -> None:
     async with docs_program(tmp_path, BROADCASTING, anyio_backend) as program:
         check_serving_line(program, anyio_backend)
-        async with connect(program.url + "/chat") as batman, \
-                connect(program.url + "/chat") as robin:
+        async with (
+            connect(program.url + "/chat") as batman,
+            connect(program.url + "/chat") as robin,
+        ):
             await robin.send("ready")  # robin's handler is running before batman speaks
             from_robin = await robin.recv()
             assert re.fullmatch(rf"User {UUID_RE}: ready", from_robin)
@@ -253,4 +257,3 @@ async def test_connect_and_close_callbacks(tmp_path, connect, anyio_backend) -> 
                 # Whether on_close's "Goodbye!" goes out on shutdown is not specified.
                 assert messages in ([], ["Goodbye!"])
                 assert end.code == 1001
-

@@ -18,14 +18,18 @@ UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 
 
 def example(name: str, backend: str):
-    return running_program([str(EXAMPLES / name), "--port", "0", "--backend", backend],
-                           cwd=EXAMPLES)
+    return running_program(
+        [str(EXAMPLES / name), "--port", "0", "--backend", backend], cwd=EXAMPLES
+    )
 
 
 def test_every_example_has_a_test() -> None:
     programs = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
-    tested = {name[len("test_"):] + ".py" for name in globals() if name.startswith("test_")
-              and (EXAMPLES / (name[len("test_"):] + ".py")).exists()}
+    tested = {
+        name[len("test_") :] + ".py"
+        for name in globals()
+        if name.startswith("test_") and (EXAMPLES / (name[len("test_") :] + ".py")).exists()
+    }
     assert programs == tested
 
 

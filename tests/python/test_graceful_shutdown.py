@@ -10,9 +10,8 @@ import anyio
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from roost import App
-
 from conftest import Closed, eventually, serving
+from roost import App
 
 pytestmark = pytest.mark.anyio
 
@@ -68,10 +67,12 @@ async def test_every_message_sent_before_stop_arrives_before_1001(connect, reade
         return "on_close's last word"
 
     async with serving(app) as url:
-        async with connect(url + "/ws", max_queue=4 if reader == "slow" else 16,
-                           close_timeout=10) as ws:
+        async with connect(
+            url + "/ws", max_queue=4 if reader == "slow" else 16, close_timeout=10
+        ) as ws:
             await ws.send("go")
             async with anyio.create_task_group() as tg:
+
                 async def stop_when_sent() -> None:
                     await all_sent.wait()
                     received_at_stop.append(len(messages))
@@ -86,14 +87,18 @@ async def test_every_message_sent_before_stop_arrives_before_1001(connect, reade
     assert (end.code, end.reason) == (1001, "server shutting down")
     assert len(closes) == 1
     in_flight = count - received_at_stop[0]
-    print(f"[shutdown] {reader} reader, stop from {stopper}: {in_flight} of {count} messages "
-          f"({in_flight * size / (1 << 20):.2f} MiB) not yet read when stop() was called")
+    print(
+        f"[shutdown] {reader} reader, stop from {stopper}: {in_flight} of {count} messages "
+        f"({in_flight * size / (1 << 20):.2f} MiB) not yet read when stop() was called"
+    )
     if reader == "slow":
         assert in_flight * size > 1 << 20, "the slow case should stop with data still queued"
 
 
 @pytest.mark.parametrize("reader", ["fast", "slow"])
-async def test_every_broadcast_before_stop_reaches_every_member_before_1001(connect, reader) -> None:
+async def test_every_broadcast_before_stop_reaches_every_member_before_1001(
+    connect, reader
+) -> None:
     """Three members; one of them broadcasts N messages then stops the app: each member
     gets all N, in order, then 1001. (Paced so that even the slow readers stay within
     the send queue: a broadcast that overflows it closes that member with 1008 by

@@ -61,18 +61,35 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Optional
+from typing import Any
 
 import anyio
 import pytest
 from anyio.abc import SocketAttribute
 
+from conftest import (
+    HOST,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_TEXT,
+    Frame,
+    RawClient,
+    blocking_handshake,
+    close_payload,
+    encode_frame,
+    eventually,
+    http_exchange,
+    open_socket,
+    parse_frames,
+    port_of,
+    serving,
+    status_of,
+)
 from roost import App, WebSocketDisconnect
-
-from conftest import (HOST, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, Frame,
-                      RawClient, blocking_handshake, close_payload, encode_frame, eventually,
-                      http_exchange, open_socket, parse_frames, port_of, serving, status_of)
 
 pytestmark = pytest.mark.anyio
 
@@ -112,8 +129,10 @@ class RssWatch:
         return self.peak - self.baseline
 
     def report(self, bound: float) -> str:
-        return (f"RSS[{self.label}]: baseline {self.baseline:.1f} MiB, peak {self.peak:.1f} MiB "
-                f"(+{self.growth:.1f}), last {self.last:.1f} MiB; bound +{bound:.0f} MiB")
+        return (
+            f"RSS[{self.label}]: baseline {self.baseline:.1f} MiB, peak {self.peak:.1f} MiB "
+            f"(+{self.growth:.1f}), last {self.last:.1f} MiB; bound +{bound:.0f} MiB"
+        )
 
     def check(self, bound: float) -> None:
         report = self.report(bound)
@@ -223,7 +242,7 @@ class PlainSocket:
         view = memoryview(data)
         while view:
             try:
-                view = view[self.sock.send(view):]
+                view = view[self.sock.send(view) :]
             except BlockingIOError:
                 await anyio.wait_writable(self.sock)
 
@@ -243,8 +262,9 @@ async def plain_client(url: str, path: str = "/ws") -> RawClient:
     return client
 
 
-async def read_frames_until_eof(raw: RawClient, frames: list[Frame], closed: anyio.Event,
-                                *, timeout: float = 15.0) -> None:
+async def read_frames_until_eof(
+    raw: RawClient, frames: list[Frame], closed: anyio.Event, *, timeout: float = 15.0
+) -> None:
     """Collects the server's frames until it ends the TCP connection; answers its close
     frame as a client should, and never answers pings."""
     with anyio.move_on_after(timeout):
@@ -280,7 +300,7 @@ async def send_until_closed(raw: RawClient, chunks: Any, frames: list[Frame]) ->
     return sent
 
 
-def close_codes(frames: list[Frame]) -> list[Optional[int]]:
+def close_codes(frames: list[Frame]) -> list[int | None]:
     return [f.close_code for f in frames if f.opcode == OP_CLOSE]
 
 
@@ -315,9 +335,12 @@ async def test_messages_over_the_limit_close_with_1009_and_memory_stays_bounded(
         for _ in range(budget // len(chunk)):
             yield chunk
 
-    ways = {"1 GiB frame header": one_gib_frame, "endless fragments": endless_message,
-            "length with MSB set": msb_length}
-    results: dict[str, list[tuple[list[Optional[int]], int]]] = {way: [] for way in ways}
+    ways = {
+        "1 GiB frame header": one_gib_frame,
+        "endless fragments": endless_message,
+        "length with MSB set": msb_length,
+    }
+    results: dict[str, list[tuple[list[int | None], int]]] = {way: [] for way in ways}
 
     async def hostile(url: str, way: str) -> None:
         async with await plain_client(url) as raw:
@@ -331,8 +354,10 @@ async def test_messages_over_the_limit_close_with_1009_and_memory_stays_bounded(
                 for way in ways:
                     for _ in range(per_way):
                         tg.start_soon(hostile, url, way)
-        await eventually(lambda: len(record.disconnects) == per_way * len(ways),
-                         what="every handler's disconnect")
+        await eventually(
+            lambda: len(record.disconnects) == per_way * len(ways),
+            what="every handler's disconnect",
+        )
         await eventually(lambda: app.connection_count() == 0, what="no connection left")
         disconnects = list(record.disconnects)
         # The server goes on serving.
@@ -343,7 +368,9 @@ async def test_messages_over_the_limit_close_with_1009_and_memory_stays_bounded(
 
     summary = {way: sorted({str(codes) for codes, _ in runs}) for way, runs in results.items()}
     sent_mib = {way: round(max(sent for _, sent in runs) / MiB, 2) for way, runs in results.items()}
-    observed("message over the limit", f"close frames {summary}; most sent before close (MiB) {sent_mib}")
+    observed(
+        "message over the limit", f"close frames {summary}; most sent before close (MiB) {sent_mib}"
+    )
     for way in ("1 GiB frame header", "endless fragments"):
         assert all(codes == [1009] for codes, _ in results[way]), (way, results[way])
     assert all(codes in ([1009], [1002]) for codes, _ in results["length with MSB set"]), results
@@ -363,15 +390,20 @@ async def test_a_frame_over_max_frame_size_closes_with_1009() -> None:
             frame = await raw.recv_frame()
             assert frame is not None and frame.payload == f"got {16 * KiB}".encode()
             # A message larger than a frame, in frames that each fit: fine.
-            await raw.send_raw(b"".join(
-                fast_frame(OP_BINARY if i == 0 else OP_CONT, b"b" * (16 * KiB), fin=i == 7)
-                for i in range(8)))
+            await raw.send_raw(
+                b"".join(
+                    fast_frame(OP_BINARY if i == 0 else OP_CONT, b"b" * (16 * KiB), fin=i == 7)
+                    for i in range(8)
+                )
+            )
             frame = await raw.recv_frame()
             assert frame is not None and frame.payload == f"got {128 * KiB}".encode()
             frames: list[Frame] = []
             await send_until_closed(raw, [fast_frame(OP_BINARY, b"c" * (16 * KiB + 1))], frames)
         await eventually(lambda: bool(record.disconnects), what="the handler's disconnect")
-    observed("frame over the limit", f"close frames {close_codes(frames)}, handler {record.disconnects}")
+    observed(
+        "frame over the limit", f"close frames {close_codes(frames)}, handler {record.disconnects}"
+    )
     assert [f.opcode for f in frames] == [OP_CLOSE]
     assert frames[0].close_code == 1009
     assert record.disconnects == [1009]
@@ -381,14 +413,17 @@ async def test_a_frame_over_max_frame_size_closes_with_1009() -> None:
 # Invalid UTF-8 and protocol errors beyond those in test_limits.py
 
 
-@pytest.mark.parametrize("what, frames", [
-    ("overlong encoding", [(OP_TEXT, b"\xc0\xaf", True)]),
-    ("UTF-16 surrogate", [(OP_TEXT, b"ok \xed\xa0\x80", True)]),
-    ("code point above U+10FFFF", [(OP_TEXT, b"\xf4\x90\x80\x80", True)]),
-    ("truncated at the end of the message", [(OP_TEXT, b"abc\xe2\x82", True)]),
-    ("invalid in the last fragment", [(OP_TEXT, b"fine ", False), (OP_CONT, b"\x80", True)]),
-    ("close frame reason", [(OP_CLOSE, close_payload(1000) + b"bye \xff", True)]),
-])
+@pytest.mark.parametrize(
+    "what, frames",
+    [
+        ("overlong encoding", [(OP_TEXT, b"\xc0\xaf", True)]),
+        ("UTF-16 surrogate", [(OP_TEXT, b"ok \xed\xa0\x80", True)]),
+        ("code point above U+10FFFF", [(OP_TEXT, b"\xf4\x90\x80\x80", True)]),
+        ("truncated at the end of the message", [(OP_TEXT, b"abc\xe2\x82", True)]),
+        ("invalid in the last fragment", [(OP_TEXT, b"fine ", False), (OP_CONT, b"\x80", True)]),
+        ("close frame reason", [(OP_CLOSE, close_payload(1000) + b"bye \xff", True)]),
+    ],
+)
 async def test_more_invalid_utf8_closes_with_1007(what: str, frames: list) -> None:
     app, record = echo_app()
     async with serving(app) as url:
@@ -397,24 +432,34 @@ async def test_more_invalid_utf8_closes_with_1007(what: str, frames: list) -> No
                 await raw.send_frame(opcode, payload, fin=fin)
             answer = await raw.recv_all()
         await eventually(lambda: bool(record.disconnects), what="the handler's disconnect")
-    observed(f"invalid UTF-8 ({what})", f"close frames {close_codes(answer)}, handler {record.disconnects}")
+    observed(
+        f"invalid UTF-8 ({what})",
+        f"close frames {close_codes(answer)}, handler {record.disconnects}",
+    )
     assert [f.opcode for f in answer] == [OP_CLOSE], what
     assert answer[0].close_code == 1007, what
     assert record.disconnects == [1007], what
     assert len(record.on_close) == 1
 
 
-@pytest.mark.parametrize("what, data", [
-    ("unknown control opcode 0xB", encode_frame(0xB, b"")),
-    ("unknown data opcode 0x7", encode_frame(0x7, b"data")),
-    ("control frame over 125 bytes", encode_frame(OP_PING, b"p" * 126)),
-    ("new message inside a fragmented one",
-     encode_frame(OP_TEXT, b"first", fin=False) + encode_frame(OP_TEXT, b"second")),
-    ("close payload of one byte", encode_frame(OP_CLOSE, b"\x03")),
-    ("reserved bit on a control frame", encode_frame(OP_PING, b"", rsv=0b010)),
-    ("reserved bit on a continuation",
-     encode_frame(OP_TEXT, b"a", fin=False) + encode_frame(OP_CONT, b"b", rsv=0b001)),
-])
+@pytest.mark.parametrize(
+    "what, data",
+    [
+        ("unknown control opcode 0xB", encode_frame(0xB, b"")),
+        ("unknown data opcode 0x7", encode_frame(0x7, b"data")),
+        ("control frame over 125 bytes", encode_frame(OP_PING, b"p" * 126)),
+        (
+            "new message inside a fragmented one",
+            encode_frame(OP_TEXT, b"first", fin=False) + encode_frame(OP_TEXT, b"second"),
+        ),
+        ("close payload of one byte", encode_frame(OP_CLOSE, b"\x03")),
+        ("reserved bit on a control frame", encode_frame(OP_PING, b"", rsv=0b010)),
+        (
+            "reserved bit on a continuation",
+            encode_frame(OP_TEXT, b"a", fin=False) + encode_frame(OP_CONT, b"b", rsv=0b001),
+        ),
+    ],
+)
 async def test_more_protocol_errors_close_with_1002(what: str, data: bytes) -> None:
     app, record = echo_app()
     async with serving(app) as url:
@@ -422,8 +467,10 @@ async def test_more_protocol_errors_close_with_1002(what: str, data: bytes) -> N
             await raw.send_raw(data)
             answer = await raw.recv_all()
         await eventually(lambda: bool(record.disconnects), what="the handler's disconnect")
-    observed(f"protocol error ({what})",
-             f"close frames {[(f.close_code, f.close_reason) for f in answer if f.opcode == OP_CLOSE]}")
+    observed(
+        f"protocol error ({what})",
+        f"close frames {[(f.close_code, f.close_reason) for f in answer if f.opcode == OP_CLOSE]}",
+    )
     assert [f.opcode for f in answer] == [OP_CLOSE], what
     assert answer[0].close_code == 1002, what
     assert record.disconnects == [1002], what
@@ -433,8 +480,10 @@ async def test_more_protocol_errors_close_with_1002(what: str, data: bytes) -> N
 # The handshake
 
 
-UPGRADE = ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
 
 
 async def test_a_handshake_trickled_byte_by_byte_is_dropped_after_the_timeout() -> None:
@@ -485,9 +534,11 @@ async def test_a_handshake_trickled_byte_by_byte_is_dropped_after_the_timeout() 
                 assert frame is not None and frame.payload == b"got 16"
         assert app.connection_count() == 0
     times = sorted(round(t, 2) for t, _, _ in outcomes)
-    observed("handshake trickled byte by byte",
-             f"closed after {times} s having sent {sorted({s for _, s, _ in outcomes})} of "
-             f"{len(UPGRADE)} bytes; answers {sorted({a for _, _, a in outcomes})}")
+    observed(
+        "handshake trickled byte by byte",
+        f"closed after {times} s having sent {sorted({s for _, s, _ in outcomes})} of "
+        f"{len(UPGRADE)} bytes; answers {sorted({a for _, _, a in outcomes})}",
+    )
     assert len(outcomes) == slow
     for elapsed, sent, answer in outcomes:
         assert 0.4 <= elapsed < 2.0, outcomes
@@ -497,14 +548,17 @@ async def test_a_handshake_trickled_byte_by_byte_is_dropped_after_the_timeout() 
     await eventually(lambda: open_fds() <= fds_before, what="descriptors back to their number")
 
 
-@pytest.mark.parametrize("what, request_bytes", [
-    ("binary noise", bytes(range(256)) + b"\r\n\r\n"),
-    ("NUL in the request line", b"GET /ws\x00 HTTP/1.1\r\nHost: x\r\n\r\n"),
-    ("header without a colon", b"GET /ws HTTP/1.1\r\nHost x\r\n\r\n"),
-    ("space in a header name", b"GET /ws HTTP/1.1\r\nBad Header: x\r\n\r\n"),
-    ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
-    ("empty head", b"\r\n\r\n"),
-])
+@pytest.mark.parametrize(
+    "what, request_bytes",
+    [
+        ("binary noise", bytes(range(256)) + b"\r\n\r\n"),
+        ("NUL in the request line", b"GET /ws\x00 HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("header without a colon", b"GET /ws HTTP/1.1\r\nHost x\r\n\r\n"),
+        ("space in a header name", b"GET /ws HTTP/1.1\r\nBad Header: x\r\n\r\n"),
+        ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+        ("empty head", b"\r\n\r\n"),
+    ],
+)
 async def test_garbage_instead_of_a_handshake_gets_400(what: str, request_bytes: bytes) -> None:
     app, record = echo_app()
     async with serving(app) as url:
@@ -573,8 +627,11 @@ async def test_a_burst_beyond_max_connections_gets_503_while_the_others_are_serv
             await later.send_frame(OP_TEXT, b"in")
             frame = await later.recv_frame()
             assert frame is not None and frame.payload == b"got 2"
-    observed("beyond max_connections", f"statuses {sorted(set(statuses))} x{len(statuses)}; "
-                                       f"{echoed} echoes to the members meanwhile")
+    observed(
+        "beyond max_connections",
+        f"statuses {sorted(set(statuses))} x{len(statuses)}; "
+        f"{echoed} echoes to the members meanwhile",
+    )
     assert statuses == [503] * 40
     assert echoed == 60
 
@@ -625,9 +682,12 @@ async def test_a_client_that_never_reads_makes_send_wait_and_memory_stays_bounde
         for raw in raws:
             await raw.aclose()
         await eventually(lambda: len(disconnects) == clients, what="the waiting sends to raise")
-    observed("never reads (send)", f"sends done per client {counts} of {most} "
-                                   f"({max(counts) * size / MiB:.1f} MiB at most); "
-                                   f"open while stalled {still_open}; then {sorted(set(disconnects))}")
+    observed(
+        "never reads (send)",
+        f"sends done per client {counts} of {most} "
+        f"({max(counts) * size / MiB:.1f} MiB at most); "
+        f"open while stalled {still_open}; then {sorted(set(disconnects))}",
+    )
     assert still_open == clients  # send waits; it does not close anybody
     assert max(counts) < most, counts
     assert disconnects == [1006] * clients
@@ -635,7 +695,9 @@ async def test_a_client_that_never_reads_makes_send_wait_and_memory_stays_bounde
     rss.check(bound=8 * 2 + 24)
 
 
-async def test_clients_that_never_read_broadcasts_are_closed_with_1008_and_memory_stays_bounded(connect) -> None:
+async def test_clients_that_never_read_broadcasts_are_closed_with_1008_and_memory_stays_bounded(
+    connect,
+) -> None:
     """Eight raw clients never read while broadcasts of 32 KiB go out, paced by one
     client that reads everything. The eight are closed with 1008 once their queues
     overflow; the reader gets every broadcast in order; memory stays bounded."""
@@ -661,13 +723,15 @@ async def test_clients_that_never_read_broadcasts_are_closed_with_1008_and_memor
         return i.to_bytes(4, "big") * (size // 4)
 
     async with serving(app) as url:
-        slow = [await RawClient.open(url, "/room?role=slow", rcvbuf=4096)
-                for _ in range(slow_clients)]
+        slow = [
+            await RawClient.open(url, "/room?role=slow", rcvbuf=4096) for _ in range(slow_clients)
+        ]
         async with contextlib.AsyncExitStack() as stack:
             for raw in slow:
                 await stack.enter_async_context(raw)
-            reader = await stack.enter_async_context(connect(url + "/room?role=reader",
-                                                             max_size=None))
+            reader = await stack.enter_async_context(
+                connect(url + "/room?role=reader", max_size=None)
+            )
             await eventually(lambda: len(members) == slow_clients + 1, what="every member")
             sender = next(ws for role, ws in members.values() if role == "reader")
             slow_ids = {cid for cid, (role, _) in members.items() if role == "slow"}
@@ -702,14 +766,20 @@ async def test_clients_that_never_read_broadcasts_are_closed_with_1008_and_memor
                     while await raw._fill():
                         pass
                 frames = parse_frames(bytes(raw.buffer))
-                slow_frames.append(([f.close_code for f in frames if f.opcode == OP_CLOSE],
-                                    len([f for f in frames if f.opcode == OP_BINARY])))
+                slow_frames.append(
+                    (
+                        [f.close_code for f in frames if f.opcode == OP_CLOSE],
+                        len([f for f in frames if f.opcode == OP_BINARY]),
+                    )
+                )
             reader_still_open = sender._closed is None
 
     slow_codes = sorted(codes[cid] for cid in slow_ids)
-    observed("never reads (broadcast)",
-             f"{sent} broadcasts of {size // KiB} KiB; slow clients closed with {sorted(set(slow_codes))}; "
-             f"what they then read (close codes, messages): {sorted(set(map(str, slow_frames)))}")
+    observed(
+        "never reads (broadcast)",
+        f"{sent} broadcasts of {size // KiB} KiB; slow clients closed with {sorted(set(slow_codes))}; "
+        f"what they then read (close codes, messages): {sorted(set(map(str, slow_frames)))}",
+    )
     assert slow_codes == [1008] * slow_clients
     assert received == sent and reader_still_open
     for close, messages in slow_frames:
@@ -757,11 +827,13 @@ async def test_clients_sending_faster_than_their_handlers_read_keep_memory_bound
             await raw.aclose()  # mid-frame, maybe: the handlers see 1006
         await eventually(lambda: app.connection_count() == 0, what="no connection left")
     sent_mib = [round(b / MiB, 1) for b in sent_bytes]
-    observed("sends faster than read", f"sent MiB per client {sent_mib}, "
-                                       f"messages taken {sorted(taken.values())}")
+    observed(
+        "sends faster than read",
+        f"sent MiB per client {sent_mib}, messages taken {sorted(taken.values())}",
+    )
     # The clients were held back: they could not send much more than was taken plus
     # the queues and the kernel's buffers.
-    for b, t in zip(sorted(sent_bytes), sorted(taken.values())):
+    for b, t in zip(sorted(sent_bytes), sorted(taken.values()), strict=False):
         assert b < (t + 2 * 16 + 8) * size + 16 * MiB, (sent_mib, taken)
     # Per client: 16 messages in the core, up to 16 in Python, one being read: ~8.5 MiB.
     rss.check(bound=clients * 9 + 24)
@@ -787,8 +859,10 @@ async def test_a_ping_flood_from_a_client_that_never_reads_keeps_memory_bounded(
                         break  # closed by the server: fine too
                     sent += len(burst)
         await eventually(lambda: app.connection_count() == 0, what="the flooder to be gone")
-    observed("ping flood, never reads", f"sent {sent / MiB:.0f} MiB of pings; "
-                                        f"closed with {record.disconnects}")
+    observed(
+        "ping flood, never reads",
+        f"sent {sent / MiB:.0f} MiB of pings; closed with {record.disconnects}",
+    )
     rss.check(bound=bound)
 
 
@@ -818,13 +892,19 @@ async def test_a_client_that_vanishes_without_a_close_frame(how: str) -> None:
         await anyio.sleep(0.05)
         left_at = anyio.current_time()
         await raw.aclose()
-        await eventually(lambda: bool(record.disconnects) and bool(record.on_close), timeout=3,
-                         what="WebSocketDisconnect and on_close")
+        await eventually(
+            lambda: bool(record.disconnects) and bool(record.on_close),
+            timeout=3,
+            what="WebSocketDisconnect and on_close",
+        )
         noticed_after = anyio.current_time() - left_at
         await eventually(lambda: app.connection_count() == 0, what="the core to forget it")
         await anyio.sleep(0.1)  # a second on_close would show now
-    observed(f"vanishes ({how})", f"handler {record.disconnects}, on_close x{len(record.on_close)}, "
-                                  f"after {noticed_after:.3f} s")
+    observed(
+        f"vanishes ({how})",
+        f"handler {record.disconnects}, on_close x{len(record.on_close)}, "
+        f"after {noticed_after:.3f} s",
+    )
     assert record.disconnects == [1006]
     assert len(record.on_close) == 1
     assert noticed_after < 1.0
@@ -850,7 +930,7 @@ async def test_keepalive_closes_a_silent_client_while_a_busy_handler_blocks_the_
     async def busy(websocket):
         await websocket.receive_text()
         times["busy started"] = time.monotonic()
-        time.sleep(2)  # synchronous: the whole event loop stands still
+        time.sleep(2)  # noqa: ASYNC251 (synchronous: the whole event loop stands still)
         times["busy returned"] = time.monotonic()
         await websocket.send_text("done")
         await websocket.receive_text()
@@ -884,14 +964,16 @@ async def test_keepalive_closes_a_silent_client_while_a_busy_handler_blocks_the_
         while time.monotonic() < deadline:
             try:
                 chunk = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 break
             if not chunk:
                 break
             received.extend(chunk)
-            if "close frame" not in times and any(f.opcode == OP_CLOSE for f in parse_frames(bytes(received))):
+            if "close frame" not in times and any(
+                f.opcode == OP_CLOSE for f in parse_frames(bytes(received))
+            ):
                 times["close frame"] = time.monotonic()
         times["socket closed"] = time.monotonic()
 
@@ -913,9 +995,11 @@ async def test_keepalive_closes_a_silent_client_while_a_busy_handler_blocks_the_
     frames = parse_frames(bytes(received))
     codes = [f.close_code for f in frames if f.opcode == OP_CLOSE]
     relative = {k: round(v - times["busy started"], 3) for k, v in times.items()}
-    observed("stops answering pings, loop blocked",
-             f"frames {[f.opcode for f in frames]}, close codes {codes}, "
-             f"times from busy start {relative}, {outcome}")
+    observed(
+        "stops answering pings, loop blocked",
+        f"frames {[f.opcode for f in frames]}, close codes {codes}, "
+        f"times from busy start {relative}, {outcome}",
+    )
     assert busy_replies == ["done"]
     # Closed while the loop stood still: after the busy handler began, before it returned.
     assert times["busy started"] < times["socket closed"] < times["busy returned"], relative

@@ -24,9 +24,8 @@ import time
 import anyio
 import pytest
 
-from roost import App
-
 from conftest import HOST, OP_CLOSE, OP_TEXT, close_payload, encode_frame
+from roost import App
 
 CYCLES = int(os.environ.get("ROOST_LEAK_CYCLES", "100000"))
 BACKENDS = os.environ.get("ROOST_LEAK_BACKENDS", "asyncio,trio").replace(" ", "").split(",")
@@ -37,8 +36,10 @@ TOLERANCE = 0.05
 SECONDS_PER_THOUSAND = 3.0
 LIMIT = 30 + CYCLES / 1000 * SECONDS_PER_THOUSAND
 
-UPGRADE = ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
 MESSAGE = b"cycle"
 REQUEST = UPGRADE + encode_frame(OP_TEXT, MESSAGE)
 CLOSE = encode_frame(OP_CLOSE, close_payload(1000))
@@ -66,9 +67,9 @@ async def one_cycle(port: int) -> None:
             data += await stream.receive()
         head, _, rest = data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101 "), head
-        assert rest[:len(ECHO)] == ECHO, rest
+        assert rest[: len(ECHO)] == ECHO, rest
         await stream.send(CLOSE)
-        tail = rest[len(ECHO):]
+        tail = rest[len(ECHO) :]
         try:
             while True:
                 tail += await stream.receive()
@@ -134,11 +135,13 @@ def test_connect_message_close_cycles_leak_nothing(backend: str) -> None:
     anyio.run(soak, figures, backend=backend)
     after_warmup, end = figures["rss after warm-up"], figures["rss at the end"]
     growth = (end - after_warmup) / after_warmup
-    report = (f"[leaks] {backend}: {CYCLES} cycles ({CLIENTS} clients at once) in "
-              f"{figures['seconds in all']:.1f} s (first {WARMUP}: "
-              f"{figures['seconds for warm-up']:.1f} s); RSS at start "
-              f"{figures['rss at start']:.1f} MiB, after {WARMUP} {after_warmup:.1f} MiB, "
-              f"at the end {end:.1f} MiB ({growth:+.2%}, bound +{TOLERANCE:.0%})")
+    report = (
+        f"[leaks] {backend}: {CYCLES} cycles ({CLIENTS} clients at once) in "
+        f"{figures['seconds in all']:.1f} s (first {WARMUP}: "
+        f"{figures['seconds for warm-up']:.1f} s); RSS at start "
+        f"{figures['rss at start']:.1f} MiB, after {WARMUP} {after_warmup:.1f} MiB, "
+        f"at the end {end:.1f} MiB ({growth:+.2%}, bound +{TOLERANCE:.0%})"
+    )
     print(report)
     assert figures["connection count"] == 0, report
     assert figures["on_close calls"] == CYCLES, report

@@ -3,7 +3,6 @@ protocol errors (1002) and the keepalive that closes a peer which stops answerin
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -11,11 +10,23 @@ import anyio
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from conftest import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    RawClient,
+    blocking_handshake,
+    close_payload,
+    eventually,
+    open_socket,
+    parse_frames,
+    port_of,
+    serving,
+)
 from roost import App, WebSocketDisconnect
-
-from conftest import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawClient,
-                      blocking_handshake, close_payload, eventually, open_socket, parse_frames,
-                      port_of, serving)
 
 pytestmark = pytest.mark.anyio
 
@@ -105,13 +116,16 @@ async def test_invalid_utf8_split_across_fragments_closes_with_1007() -> None:
             assert frames[0].close_code == 1007
 
 
-@pytest.mark.parametrize("what, frame", [
-    ("unmasked frame", dict(opcode=OP_TEXT, payload=b"hi", mask=False)),
-    ("reserved opcode", dict(opcode=0x3, payload=b"")),
-    ("reserved bits", dict(opcode=OP_TEXT, payload=b"hi", rsv=0b100)),
-    ("continuation without start", dict(opcode=OP_CONT, payload=b"x")),
-    ("fragmented control frame", dict(opcode=OP_PING, payload=b"", fin=False)),
-])
+@pytest.mark.parametrize(
+    "what, frame",
+    [
+        ("unmasked frame", dict(opcode=OP_TEXT, payload=b"hi", mask=False)),
+        ("reserved opcode", dict(opcode=0x3, payload=b"")),
+        ("reserved bits", dict(opcode=OP_TEXT, payload=b"hi", rsv=0b100)),
+        ("continuation without start", dict(opcode=OP_CONT, payload=b"x")),
+        ("fragmented control frame", dict(opcode=OP_PING, payload=b"", fin=False)),
+    ],
+)
 async def test_a_protocol_error_closes_with_1002(what: str, frame: dict) -> None:
     app, outcome = recording_app()
     async with serving(app) as url:
@@ -155,7 +169,10 @@ async def test_a_client_ping_is_answered_with_a_pong() -> None:
         async with await RawClient.open(url, "/ws") as raw:
             await raw.send_frame(OP_PING, b"are you there")
             frame = await raw.recv_frame()
-            assert frame is not None and (frame.opcode, frame.payload) == (OP_PONG, b"are you there")
+            assert frame is not None and (frame.opcode, frame.payload) == (
+                OP_PONG,
+                b"are you there",
+            )
             await raw.send_frame(OP_TEXT, b"and data")
             frame = await raw.recv_frame()
             assert frame is not None and frame.payload == b"got 8"
@@ -210,7 +227,7 @@ async def test_keepalive_runs_in_the_core_while_the_python_loop_is_blocked() -> 
             while time.monotonic() - started < 4.0:
                 try:
                     chunk = sock.recv(65536)
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 if not chunk:
                     break
@@ -247,7 +264,7 @@ async def test_a_busy_python_loop_does_not_break_a_healthy_connection() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(anyio.to_thread.run_sync, client, url + "/ws")
             await eventually(connected.is_set, what="the client thread to connect")
-            time.sleep(1.5)  # blocks the event loop: five ping timeouts' worth
+            time.sleep(1.5)  # noqa: ASYNC251 (blocks the event loop: five ping timeouts' worth)
             go.set()
     assert replies == ["got 5"]
     assert outcome[0] == 5
@@ -256,7 +273,7 @@ async def test_a_busy_python_loop_does_not_break_a_healthy_connection() -> None:
 async def test_connections_over_max_connections_get_http_503(connect) -> None:
     app, _ = recording_app(max_connections=2)
     async with serving(app) as url:
-        async with connect(url + "/ws") as a, connect(url + "/ws") as b:
+        async with connect(url + "/ws") as a, connect(url + "/ws") as _b:
             await eventually(lambda: app.connection_count() == 2, what="two connections")
             with pytest.raises(InvalidStatus) as caught:
                 async with connect(url + "/ws"):
@@ -295,7 +312,7 @@ async def _outcome_of_message(connect, app, outcome, size: int, pieces: int):
         async with connect(url + "/ws", max_size=None) as ws:
             payload = b"m" * size
             step = -(-size // pieces)
-            fragments = [payload[i:i + step] for i in range(0, size, step)]
+            fragments = [payload[i : i + step] for i in range(0, size, step)]
             try:
                 await ws.send(fragments if pieces > 1 else payload)
             except ConnectionClosed:
@@ -309,7 +326,9 @@ async def _outcome_of_message(connect, app, outcome, size: int, pieces: int):
 
 
 @pytest.mark.parametrize("pieces", [1, 4], ids=["one frame", "fragmented"])
-async def test_the_message_limit_is_inclusive_however_the_message_is_framed(connect, pieces) -> None:
+async def test_the_message_limit_is_inclusive_however_the_message_is_framed(
+    connect, pieces
+) -> None:
     for size, expected in ((LIMIT - 1, LIMIT - 1), (LIMIT, LIMIT), (LIMIT + 1, 1009)):
         app, outcome = recording_app(max_message_size=LIMIT)
         assert await _outcome_of_message(connect, app, outcome, size, pieces) == expected, size
@@ -327,8 +346,11 @@ async def test_raising_only_the_message_limit_lets_one_frame_of_that_size_throug
 
 async def test_an_explicit_frame_limit_is_inclusive_and_bounds_frames_only(connect) -> None:
     frame_limit = 16 * 1024
-    for size, pieces, expected in ((frame_limit, 1, frame_limit), (frame_limit + 1, 1, 1009),
-                                   (LIMIT, LIMIT // frame_limit, LIMIT)):
+    for size, pieces, expected in (
+        (frame_limit, 1, frame_limit),
+        (frame_limit + 1, 1, 1009),
+        (LIMIT, LIMIT // frame_limit, LIMIT),
+    ):
         app, outcome = recording_app(max_message_size=LIMIT, max_frame_size=frame_limit)
         assert await _outcome_of_message(connect, app, outcome, size, pieces) == expected, size
 

@@ -6,9 +6,8 @@ import contextlib
 
 import pytest
 
-from roost import App
-
 from conftest import eventually, serving
+from roost import App
 
 pytestmark = pytest.mark.anyio
 
@@ -42,20 +41,27 @@ async def test_a_thousand_connections_open_and_close_cleanly(connect) -> None:
     peak = 0
     async with serving(app) as url:
         assert app.connection_count() == 0
-        for batch in range(TOTAL // AT_ONCE):
+        for _batch in range(TOTAL // AT_ONCE):
             async with contextlib.AsyncExitStack() as stack:
-                clients = [await stack.enter_async_context(connect(url + "/ws"))
-                           for _ in range(AT_ONCE)]
+                clients = [
+                    await stack.enter_async_context(connect(url + "/ws")) for _ in range(AT_ONCE)
+                ]
                 for i, ws in enumerate(clients):
                     await ws.send(str(i))
                 for i, ws in enumerate(clients):
                     assert await ws.recv() == f"{i}!"
                 peak = max(peak, app.connection_count())
             # Leaving the exit stack closes the batch with close frames.
-        await eventually(lambda: app.connection_count() == 0, timeout=10,
-                         what="the core's connection count to reach 0")
-        await eventually(lambda: len(closes) == TOTAL and handlers_done == TOTAL, timeout=10,
-                         what=f"{TOTAL} on_close calls and handler ends")
+        await eventually(
+            lambda: app.connection_count() == 0,
+            timeout=10,
+            what="the core's connection count to reach 0",
+        )
+        await eventually(
+            lambda: len(closes) == TOTAL and handlers_done == TOTAL,
+            timeout=10,
+            what=f"{TOTAL} on_close calls and handler ends",
+        )
 
     assert peak == AT_ONCE
     assert len(connects) == TOTAL
@@ -80,13 +86,17 @@ async def test_connections_dropped_without_close_frames_are_cleaned_up_too(conne
     async with serving(app) as url:
         for _ in range(4):
             async with contextlib.AsyncExitStack() as stack:
-                clients = [await stack.enter_async_context(connect(url + "/ws"))
-                           for _ in range(AT_ONCE)]
+                clients = [
+                    await stack.enter_async_context(connect(url + "/ws")) for _ in range(AT_ONCE)
+                ]
                 for ws in clients:
                     assert await ws.recv() == "hello"
                 assert app.connection_count() == AT_ONCE
                 for ws in clients:
                     ws.abort()
-            await eventually(lambda: app.connection_count() == 0, timeout=10,
-                             what="the core's connection count to reach 0")
+            await eventually(
+                lambda: app.connection_count() == 0,
+                timeout=10,
+                what="the core's connection count to reach 0",
+            )
         await eventually(lambda: len(closes) == 4 * AT_ONCE, timeout=10, what="on_close calls")

@@ -7,9 +7,8 @@ import json
 import anyio
 import pytest
 
-from roost import App, WebSocketDisconnect
-
 from conftest import eventually, serving
+from roost import App, WebSocketDisconnect
 
 pytestmark = pytest.mark.anyio
 
@@ -17,6 +16,7 @@ pytestmark = pytest.mark.anyio
 def test_a_non_async_handler_is_a_type_error_at_decoration() -> None:
     app = App(__file__)
     with pytest.raises(TypeError, match="async"):
+
         @app.websocket("/ws")
         def handler(websocket):
             pass
@@ -38,6 +38,7 @@ def test_a_path_registered_twice_is_a_value_error() -> None:
         pass
 
     with pytest.raises(ValueError, match="/ws"):
+
         @app.websocket("/ws")
         async def second(websocket):
             pass
@@ -106,16 +107,25 @@ async def test_wrong_close_arguments(connect) -> None:
     @app.websocket("/ws")
     async def handler(websocket):
         results = {}
-        for label, args in [("1005", (1005,)), ("1006", (1006,)), ("1004", (1004,)),
-                            ("999", (999,)), ("5000", (5000,)), ("1015", (1015,)),
-                            ("long reason", (1000, "x" * 124))]:
+        for label, args in [
+            ("1005", (1005,)),
+            ("1006", (1006,)),
+            ("1004", (1004,)),
+            ("999", (999,)),
+            ("5000", (5000,)),
+            ("1015", (1015,)),
+            ("long reason", (1000, "x" * 124)),
+        ]:
             try:
                 await websocket.close(*args)
                 results[label] = "closed"
             except ValueError:
                 results[label] = "ValueError"
-        for label, args in [("str code", ("1000",)), ("bytes reason", (1000, b"r")),
-                            ("bool code", (True,))]:
+        for label, args in [
+            ("str code", ("1000",)),
+            ("bytes reason", (1000, b"r")),
+            ("bool code", (True,)),
+        ]:
             try:
                 await websocket.close(*args)
                 results[label] = "closed"
@@ -127,11 +137,20 @@ async def test_wrong_close_arguments(connect) -> None:
     async with serving(app) as url:
         async with connect(url + "/ws") as ws:
             messages, end = await ws.recv_closed()
-    assert [json.loads(m) for m in messages] == [{
-        "1005": "ValueError", "1006": "ValueError", "1004": "ValueError", "999": "ValueError",
-        "5000": "ValueError", "1015": "ValueError", "long reason": "ValueError",
-        "str code": "TypeError", "bytes reason": "TypeError", "bool code": "TypeError",
-    }]
+    assert [json.loads(m) for m in messages] == [
+        {
+            "1005": "ValueError",
+            "1006": "ValueError",
+            "1004": "ValueError",
+            "999": "ValueError",
+            "5000": "ValueError",
+            "1015": "ValueError",
+            "long reason": "ValueError",
+            "str code": "TypeError",
+            "bytes reason": "TypeError",
+            "bool code": "TypeError",
+        }
+    ]
     assert (end.code, end.reason) == (4999, "x" * 123)
 
 
@@ -172,9 +191,11 @@ async def test_send_after_close_and_two_receivers(connect) -> None:
             await ws.recv_closed()
         await eventually(lambda: len(results) == 4, what="the handler to finish")
     assert results.pop("second receiver").startswith("RuntimeError: ")
-    assert results == {"first receiver": "WebSocketDisconnect",
-                       "send after close": "WebSocketDisconnect",
-                       "receive after close": "WebSocketDisconnect"}
+    assert results == {
+        "first receiver": "WebSocketDisconnect",
+        "send after close": "WebSocketDisconnect",
+        "receive after close": "WebSocketDisconnect",
+    }
 
 
 def test_bad_limits_are_rejected() -> None:
@@ -189,6 +210,7 @@ def test_bad_limits_are_rejected() -> None:
 def test_a_handler_without_a_websocket_parameter_is_a_type_error() -> None:
     app = App(__file__)
     with pytest.raises(TypeError):
+
         @app.websocket("/ws")
         async def handler():
             pass

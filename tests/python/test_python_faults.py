@@ -18,14 +18,14 @@ import logging
 import socket
 import struct
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import pytest
 
-from roost import App
-
 from conftest import HOST, OP_BINARY, blocking_handshake, encode_frame, eventually, port_of, serving
+from roost import App
 
 pytestmark = pytest.mark.anyio
 
@@ -82,8 +82,11 @@ async def bystanders(url: str, connect: Any, count: int = 3) -> AsyncIterator[An
             yield check
             # Still served after whatever the body did: more round trips come.
             after = check()
-            await eventually(lambda: check() >= after + 2 * count, timeout=2,
-                             what="the bystanders to go on echoing")
+            await eventually(
+                lambda: check() >= after + 2 * count,
+                timeout=2,
+                what="the bystanders to go on echoing",
+            )
             assert check() > before
             tg.cancel_scope.cancel()
 
@@ -105,10 +108,12 @@ async def test_an_exception_in_on_connect_stays_with_its_connection(connect, cap
         handler_ran.append(websocket.id)
 
     if style == "sync":
+
         @handler.on_connect
         def on_connect(websocket):
             raise LookupError(f"on_connect failed for {websocket.id}")
     else:
+
         @handler.on_connect
         async def on_connect(websocket):
             await anyio.sleep(0.01)
@@ -128,7 +133,7 @@ async def test_an_exception_in_on_connect_stays_with_its_connection(connect, cap
             await eventually(lambda: len(closes) == 5, what="on_close of every failed connection")
     records = roost_errors(caplog)
     assert len(records) == 5, caplog.text
-    for record, closed_id in zip(records, closes):
+    for record, closed_id in zip(records, closes, strict=False):
         assert record.exc_info is not None and record.exc_info[0] is LookupError
         assert closed_id in str(record.exc_info[1])
         assert "/ws" in record.getMessage()
@@ -138,8 +143,9 @@ async def test_an_exception_in_on_connect_stays_with_its_connection(connect, cap
 
 @pytest.mark.parametrize("style", ["sync", "async"])
 @pytest.mark.parametrize("how", ["handler returns", "server closes 4001", "client closes"])
-async def test_an_exception_in_on_close_is_logged_and_the_close_completes(connect, caplog, style,
-                                                                         how) -> None:
+async def test_an_exception_in_on_close_is_logged_and_the_close_completes(
+    connect, caplog, style, how
+) -> None:
     caplog.set_level(logging.ERROR, logger="roost")
     app = App(__file__)
     add_echo(app)
@@ -159,10 +165,12 @@ async def test_an_exception_in_on_close_is_logged_and_the_close_completes(connec
             handler_ended.append(how)
 
     if style == "sync":
+
         @handler.on_close
         def on_close(websocket, how: str):
             raise KeyError(f"on_close failed ({how})")
     else:
+
         @handler.on_close
         async def on_close(websocket, how: str):
             await anyio.sleep(0.01)
@@ -178,8 +186,9 @@ async def test_an_exception_in_on_close_is_logged_and_the_close_completes(connec
                 else:
                     messages, end = await ws.recv_closed()
                     assert messages == []  # on_close raised: no final message
-                    assert (end.code, end.reason) == ((1000, "") if how == "handler returns"
-                                                      else (4001, "bye"))
+                    assert (end.code, end.reason) == (
+                        (1000, "") if how == "handler returns" else (4001, "bye")
+                    )
             await eventually(lambda: bool(roost_errors(caplog)), what="the logged on_close error")
             check()
         await eventually(lambda: handler_ended == [how], what="the handler's end")
@@ -190,8 +199,9 @@ async def test_an_exception_in_on_close_is_logged_and_the_close_completes(connec
     assert "Traceback" in caplog.text and f"on_close failed ({how})" in caplog.text
 
 
-async def test_a_handler_exception_from_its_own_task_group_stays_with_its_connection(connect,
-                                                                                     caplog) -> None:
+async def test_a_handler_exception_from_its_own_task_group_stays_with_its_connection(
+    connect, caplog
+) -> None:
     """An exception group (a failing child task of the handler) is an exception like
     any other: logged with its traceback, 1011 for that connection only."""
     caplog.set_level(logging.ERROR, logger="roost")
@@ -249,10 +259,12 @@ async def test_a_stray_cancelled_error_stays_with_its_connection(connect, caplog
         await websocket.send_text("fine")
 
     if where == "on_connect":
+
         @handler.on_connect
         async def on_connect(websocket):
             await await_a_cancelled_task()
     elif where == "on_close":
+
         @handler.on_close
         async def on_close(websocket):
             await await_a_cancelled_task()
@@ -277,7 +289,9 @@ async def test_a_stray_cancelled_error_stays_with_its_connection(connect, caplog
 # Handlers that never receive, cancelled handlers
 
 
-async def test_a_handler_that_never_receives_holds_back_only_its_own_client(connect, caplog) -> None:
+async def test_a_handler_that_never_receives_holds_back_only_its_own_client(
+    connect, caplog
+) -> None:
     """Its client sends far more than the inbound queue holds: the server stops reading
     that socket, the client's sends end up waiting; everyone else is served; when the
     client leaves, on_close runs at once although the handler never looks."""
@@ -312,7 +326,7 @@ async def test_a_handler_that_never_receives_holds_back_only_its_own_client(conn
             while time.monotonic() < deadline:
                 sock.sendall(frame)
                 sent += 1
-        except socket.timeout:
+        except TimeoutError:
             pass  # held back
         finally:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -407,8 +421,12 @@ async def test_handlers_cancelled_at_shutdown_clean_up_quietly(connect, caplog) 
         port = await tg.start(run_server)
         url = f"ws://{HOST}:{port}"
         async with contextlib.AsyncExitStack() as stack:
-            clients = {state: await stack.enter_async_context(
-                connect(f"{url}/ws?state={state}", max_queue=2)) for state in states}
+            clients = {
+                state: await stack.enter_async_context(
+                    connect(f"{url}/ws?state={state}", max_queue=2)
+                )
+                for state in states
+            }
             await eventually(lambda: app.connection_count() == 3, what="three connections")
             with anyio.fail_after(20):
                 await sending.wait()
@@ -501,7 +519,9 @@ async def test_a_custom_base_exception_stays_with_its_connection(connect, caplog
     assert any(r.exc_info and r.exc_info[0] is CustomBaseError for r in roost_errors(caplog))
 
 
-async def test_system_exit_in_a_handler_stops_the_server_gracefully_then_serve_raises_it(connect) -> None:
+async def test_system_exit_in_a_handler_stops_the_server_gracefully_then_serve_raises_it(
+    connect,
+) -> None:
     app = App()
     add_echo(app)
 

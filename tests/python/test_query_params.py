@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from roost import App, QueryParams
-
 from conftest import serving
+from roost import App, QueryParams
 
 pytestmark = pytest.mark.anyio
 
@@ -20,15 +19,17 @@ def inspecting_app() -> App:
     async def handler(websocket):
         q = websocket.query_params
         asked = json.loads(await websocket.receive_text())
-        await websocket.send_json({
-            "get": {name: q.get(name) for name in asked},
-            "get_default": {name: q.get(name, "DEFAULT") for name in asked},
-            "get_all": {name: q.get_all(name) for name in asked},
-            "in": {name: name in q for name in asked},
-            "keys": list(q.keys()),
-            "items": [list(item) for item in q.items()],
-            "to_dict": q.to_dict(),
-        })
+        await websocket.send_json(
+            {
+                "get": {name: q.get(name) for name in asked},
+                "get_default": {name: q.get(name, "DEFAULT") for name in asked},
+                "get_all": {name: q.get_all(name) for name in asked},
+                "in": {name: name in q for name in asked},
+                "keys": list(q.keys()),
+                "items": [list(item) for item in q.items()],
+                "to_dict": q.to_dict(),
+            }
+        )
 
     return app
 
@@ -41,12 +42,28 @@ async def inspect(connect, url: str, query: str, *names: str) -> dict:
 
 async def test_percent_decoding_and_plus_as_space(connect) -> None:
     async with serving(inspecting_app()) as url:
-        r = await inspect(connect, url,
-                          "greeting=hello+world&path=%2Fa%2Fb%3Fc%3Dd&emoji=%E2%9C%93&sp=a%20b"
-                          "&pl=1%2B1&na%6De=encoded+key&amp=%26",
-                          "greeting", "path", "emoji", "sp", "pl", "name", "amp")
-    assert r["get"] == {"greeting": "hello world", "path": "/a/b?c=d", "emoji": "✓", "sp": "a b",
-                        "pl": "1+1", "name": "encoded key", "amp": "&"}
+        r = await inspect(
+            connect,
+            url,
+            "greeting=hello+world&path=%2Fa%2Fb%3Fc%3Dd&emoji=%E2%9C%93&sp=a%20b"
+            "&pl=1%2B1&na%6De=encoded+key&amp=%26",
+            "greeting",
+            "path",
+            "emoji",
+            "sp",
+            "pl",
+            "name",
+            "amp",
+        )
+    assert r["get"] == {
+        "greeting": "hello world",
+        "path": "/a/b?c=d",
+        "emoji": "✓",
+        "sp": "a b",
+        "pl": "1+1",
+        "name": "encoded key",
+        "amp": "&",
+    }
 
 
 async def test_bare_key_and_empty_value_give_empty_strings(connect) -> None:

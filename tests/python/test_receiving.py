@@ -8,9 +8,8 @@ import time
 import anyio
 import pytest
 
-from roost import App, WebSocketDisconnect
-
 from conftest import eventually, serving
+from roost import App, WebSocketDisconnect
 
 pytestmark = pytest.mark.anyio
 
@@ -22,8 +21,9 @@ async def test_messages_arrive_whole_and_in_order_even_when_fragmented(connect) 
     async def handler(websocket):
         while True:
             message = await websocket.receive()
-            await websocket.send_json([type(message).__name__, message if isinstance(message, str)
-                                       else message.hex()])
+            await websocket.send_json(
+                [type(message).__name__, message if isinstance(message, str) else message.hex()]
+            )
 
     async with serving(app) as url:
         async with connect(url + "/ws") as ws:
@@ -49,16 +49,17 @@ async def test_receive_text_decodes_binary_and_receive_bytes_encodes_text(connec
     async def handler(websocket):
         text = await websocket.receive_text()  # a binary message
         data = await websocket.receive_bytes()  # a text message
-        await websocket.send_json({"text": [type(text).__name__, text],
-                                   "bytes": [type(data).__name__, data.hex()]})
+        await websocket.send_json(
+            {"text": [type(text).__name__, text], "bytes": [type(data).__name__, data.hex()]}
+        )
 
     async with serving(app) as url:
         async with connect(url + "/ws") as ws:
-            await ws.send("héllo".encode("utf-8"))
+            await ws.send("héllo".encode())
             await ws.send("wörld")
             assert json.loads(await ws.recv()) == {
                 "text": ["str", "héllo"],
-                "bytes": ["bytes", "wörld".encode("utf-8").hex()],
+                "bytes": ["bytes", "wörld".encode().hex()],
             }
 
 
@@ -300,7 +301,9 @@ async def test_two_tasks_receiving_at_once_get_a_clear_error(connect) -> None:
             assert await ws.recv() == "then: fine"
 
 
-async def test_receive_text_on_a_binary_message_that_is_not_utf8_raises_and_consumes_it(connect) -> None:
+async def test_receive_text_on_a_binary_message_that_is_not_utf8_raises_and_consumes_it(
+    connect,
+) -> None:
     app = App(__file__)
 
     @app.websocket("/ws")

@@ -13,9 +13,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost import App
-
 from conftest import EXAMPLES, HOST, SERVING_PREFIX, eventually, running_program, serving
+from roost import App
 
 pytestmark = pytest.mark.anyio
 
@@ -23,12 +22,17 @@ ECHO = str(EXAMPLES / "echo.py")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-async def test_a_signal_closes_every_client_with_1001_and_exits_0(connect, anyio_backend, signum) -> None:
+async def test_a_signal_closes_every_client_with_1001_and_exits_0(
+    connect, anyio_backend, signum
+) -> None:
     async with running_program([ECHO, "--port", "0", "--backend", anyio_backend]) as program:
         assert program.first_line == (
-            f"{SERVING_PREFIX}{HOST}:{program.port} ({anyio_backend}); Ctrl+C stops")
-        async with connect(program.url + "/web_socket") as first, \
-                connect(program.url + "/web_socket") as second:
+            f"{SERVING_PREFIX}{HOST}:{program.port} ({anyio_backend}); Ctrl+C stops"
+        )
+        async with (
+            connect(program.url + "/web_socket") as first,
+            connect(program.url + "/web_socket") as second,
+        ):
             await first.send("hi")
             assert await first.recv() == "Echo: hi"
             program.send_signal(signum)
@@ -49,7 +53,9 @@ async def test_an_occupied_port_is_a_clear_error_and_a_non_zero_exit(anyio_backe
         with anyio.fail_after(15):
             result = await anyio.run_process(
                 [sys.executable, ECHO, "--port", str(port), "--backend", anyio_backend],
-                stdin=subprocess.PIPE, check=False)
+                stdin=subprocess.PIPE,
+                check=False,
+            )
     assert result.returncode != 0
     errors = result.stderr.decode()
     assert str(port) in errors
@@ -58,10 +64,12 @@ async def test_an_occupied_port_is_a_clear_error_and_a_non_zero_exit(anyio_backe
     assert SERVING_PREFIX not in result.stdout.decode()
 
 
-async def test_environment_variables_set_the_defaults_of_start(tmp_path: Path, connect,
-                                                               anyio_backend) -> None:
+async def test_environment_variables_set_the_defaults_of_start(
+    tmp_path: Path, connect, anyio_backend
+) -> None:
     program_file = tmp_path / "env_defaults.py"
-    program_file.write_text(textwrap.dedent("""
+    program_file.write_text(
+        textwrap.dedent("""
         from roost import App
 
         app = App(__file__)
@@ -71,7 +79,8 @@ async def test_environment_variables_set_the_defaults_of_start(tmp_path: Path, c
             await websocket.send_text("env ok")
 
         app.start()
-    """))
+    """)
+    )
     env = {"ROOST_PORT": "0", "ROOST_HOST": "127.0.0.1", "ROOST_BACKEND": anyio_backend}
     async with running_program([str(program_file)], env=env) as program:
         assert program.first_line.endswith(f"({anyio_backend}); Ctrl+C stops")
@@ -81,10 +90,13 @@ async def test_environment_variables_set_the_defaults_of_start(tmp_path: Path, c
             assert await ws.recv() == "env ok"
 
 
-async def test_an_explicit_backend_argument_wins_over_the_environment(connect, anyio_backend) -> None:
+async def test_an_explicit_backend_argument_wins_over_the_environment(
+    connect, anyio_backend
+) -> None:
     other = "trio" if anyio_backend == "asyncio" else "asyncio"
-    async with running_program([ECHO, "--port", "0", "--backend", anyio_backend],
-                               env={"ROOST_BACKEND": other}) as program:
+    async with running_program(
+        [ECHO, "--port", "0", "--backend", anyio_backend], env={"ROOST_BACKEND": other}
+    ) as program:
         assert f"({anyio_backend})" in program.first_line
         async with connect(program.url + "/web_socket") as ws:
             await ws.send("x")
@@ -139,11 +151,14 @@ trio.run(main)
 """
 
 
-@pytest.mark.parametrize("source, greeting", [(SERVE_IN_ASYNCIO, "_UnixSelectorEventLoop: stop"),
-                                              (SERVE_IN_TRIO, "trio: stop")],
-                         ids=["asyncio-program", "trio-program"])
-async def test_await_serve_inside_plain_asyncio_and_trio_programs(tmp_path: Path, connect, source,
-                                                                  greeting) -> None:
+@pytest.mark.parametrize(
+    "source, greeting",
+    [(SERVE_IN_ASYNCIO, "_UnixSelectorEventLoop: stop"), (SERVE_IN_TRIO, "trio: stop")],
+    ids=["asyncio-program", "trio-program"],
+)
+async def test_await_serve_inside_plain_asyncio_and_trio_programs(
+    tmp_path: Path, connect, source, greeting
+) -> None:
     program_file = tmp_path / "program.py"
     program_file.write_text(source)
     async with running_program([str(program_file)], expect_exit=0) as program:
@@ -158,10 +173,12 @@ async def test_await_serve_inside_plain_asyncio_and_trio_programs(tmp_path: Path
     assert b"serve() returned" in program.output
 
 
-async def test_a_stuck_handler_does_not_keep_the_process_alive(tmp_path: Path, connect,
-                                                              anyio_backend) -> None:
+async def test_a_stuck_handler_does_not_keep_the_process_alive(
+    tmp_path: Path, connect, anyio_backend
+) -> None:
     program_file = tmp_path / "stuck.py"
-    program_file.write_text(textwrap.dedent("""
+    program_file.write_text(
+        textwrap.dedent("""
         import anyio
         from roost import App
 
@@ -177,8 +194,11 @@ async def test_a_stuck_handler_does_not_keep_the_process_alive(tmp_path: Path, c
             print("on_close ran", flush=True)
 
         app.start(port=0)
-    """))
-    async with running_program([str(program_file)], env={"ROOST_BACKEND": anyio_backend}) as program:
+    """)
+    )
+    async with running_program(
+        [str(program_file)], env={"ROOST_BACKEND": anyio_backend}
+    ) as program:
         async with connect(program.url + "/ws") as ws:
             assert await ws.recv() == "stuck"
             started = anyio.current_time()

@@ -8,9 +8,8 @@ import json
 import anyio
 import pytest
 
-from roost import App, WebSocketDisconnect
-
 from conftest import RawClient, eventually, serving
+from roost import App, WebSocketDisconnect
 
 pytestmark = pytest.mark.anyio
 
@@ -25,7 +24,9 @@ async def test_send_text_bytes_and_json(connect) -> None:
         await websocket.send_bytes(b"\x00\xffraw")
         await websocket.send_bytes(bytearray(b"from bytearray"))
         await websocket.send_bytes(memoryview(b"from memoryview"))
-        await websocket.send_json({"name": "Zoë", "list": [1, 2.5, None, True], "nested": {"k": "€"}})
+        await websocket.send_json(
+            {"name": "Zoë", "list": [1, 2.5, None, True], "nested": {"k": "€"}}
+        )
         await websocket.send_json("just a string")
         await websocket.send_json(None)
         await websocket.receive_text()
@@ -88,10 +89,14 @@ async def test_wrong_types_raise_type_error_and_the_connection_goes_on(connect) 
     async with serving(app) as url:
         async with connect(url + "/ws") as ws:
             assert json.loads(await ws.recv()) == [
-                "send_text: TypeError", "send_text: TypeError",
-                "send_bytes: TypeError", "send_bytes: TypeError",
-                "send_json: TypeError", "send_json: TypeError",
-                "send: TypeError", "broadcast: TypeError",
+                "send_text: TypeError",
+                "send_text: TypeError",
+                "send_bytes: TypeError",
+                "send_bytes: TypeError",
+                "send_json: TypeError",
+                "send_json: TypeError",
+                "send: TypeError",
+                "broadcast: TypeError",
             ]
 
 
@@ -102,9 +107,11 @@ async def test_send_after_server_close_raises_websocket_disconnect(connect) -> N
     @app.websocket("/ws")
     async def handler(websocket):
         await websocket.close(4000, "closing")
-        for name, method, value in [("send_text", websocket.send_text, "late"),
-                                    ("send_bytes", websocket.send_bytes, b"late"),
-                                    ("send_json", websocket.send_json, {"late": True})]:
+        for name, method, value in [
+            ("send_text", websocket.send_text, "late"),
+            ("send_bytes", websocket.send_bytes, b"late"),
+            ("send_json", websocket.send_json, {"late": True}),
+        ]:
             try:
                 await method(value)
                 outcome.append((name, 0))
@@ -205,8 +212,10 @@ async def test_a_waiting_send_holds_back_only_its_own_connection(connect) -> Non
             await websocket.send(message)
 
     async with serving(app) as url:
-        async with connect(url + "/slow", max_queue=4) as slow_ws, \
-                connect(url + "/fast") as fast_ws:
+        async with (
+            connect(url + "/slow", max_queue=4) as slow_ws,
+            connect(url + "/fast") as fast_ws,
+        ):
             await slow_ws.send("go")
             with anyio.fail_after(20):
                 await blocked.wait()

@@ -8,9 +8,8 @@ import uuid
 import pytest
 
 import roost
-from roost import App, Robyn, WebSocketDisconnect
-
 from conftest import eventually, serving
+from roost import App, Robyn, WebSocketDisconnect
 
 pytestmark = pytest.mark.anyio
 
@@ -123,18 +122,22 @@ async def test_headers_path_and_client_address(connect) -> None:
 
     @app.websocket("/info")
     async def handler(websocket):
-        await websocket.send_json({
-            "path": websocket.path,
-            "custom": websocket.headers.get("x-custom-thing"),
-            "lower": all(name == name.lower() for name in websocket.headers),
-            "upgrade": websocket.headers.get("upgrade"),
-            "client": [websocket.client.host, websocket.client.port],
-            "named": [websocket.client[0], websocket.client[1]],
-        })
+        await websocket.send_json(
+            {
+                "path": websocket.path,
+                "custom": websocket.headers.get("x-custom-thing"),
+                "lower": all(name == name.lower() for name in websocket.headers),
+                "upgrade": websocket.headers.get("upgrade"),
+                "client": [websocket.client.host, websocket.client.port],
+                "named": [websocket.client[0], websocket.client[1]],
+            }
+        )
         await websocket.receive_text()
 
     async with serving(app) as url:
-        async with connect(url + "/info?a=1", additional_headers={"X-Custom-Thing": "Value 1"}) as ws:
+        async with connect(
+            url + "/info?a=1", additional_headers={"X-Custom-Thing": "Value 1"}
+        ) as ws:
             info = json.loads(await ws.recv())
             assert info["path"] == "/info"
             assert info["custom"] == "Value 1"

@@ -12,9 +12,8 @@ from urllib.parse import quote
 import anyio
 import pytest
 
-from roost import App, QueryParams
-
 from conftest import eventually, serving
+from roost import App, QueryParams
 
 pytestmark = pytest.mark.anyio
 
@@ -38,15 +37,33 @@ def typed_app() -> App:
     app = App(__file__)
 
     @app.websocket("/typed")
-    async def typed(websocket, room: str, count: int = 7, ratio: float = 0.5, flag: bool = False,
-                    maybe: Optional[int] = None, tags: list[str] = [], nums: list[int] = [],
-                    color: Color = Color.RED, ident: Optional[uuid.UUID] = None, plain="dflt"):
-        await websocket.send_json({
-            "room": describe(room), "count": describe(count), "ratio": describe(ratio),
-            "flag": describe(flag), "maybe": describe(maybe), "tags": describe(tags),
-            "nums": describe(nums), "color": describe(color), "ident": describe(ident),
-            "plain": describe(plain),
-        })
+    async def typed(
+        websocket,
+        room: str,
+        count: int = 7,
+        ratio: float = 0.5,
+        flag: bool = False,
+        maybe: int | None = None,
+        tags: list[str] = [],  # noqa: B006 (a list default is what is under test)
+        nums: list[int] = [],  # noqa: B006
+        color: Color = Color.RED,
+        ident: uuid.UUID | None = None,
+        plain="dflt",
+    ):
+        await websocket.send_json(
+            {
+                "room": describe(room),
+                "count": describe(count),
+                "ratio": describe(ratio),
+                "flag": describe(flag),
+                "maybe": describe(maybe),
+                "tags": describe(tags),
+                "nums": describe(nums),
+                "color": describe(color),
+                "ident": describe(ident),
+                "plain": describe(plain),
+            }
+        )
         await websocket.receive_text()
 
     return app
@@ -61,15 +78,22 @@ async def test_conversions_to_declared_types(connect) -> None:
     ident = uuid.uuid4()
     async with serving(typed_app()) as url:
         values = await typed_values(
-            connect, url,
+            connect,
+            url,
             f"room=lobby&count=42&ratio=2.5&flag=yes&maybe=-3&tags=a&tags=b%20c&nums=1&nums=2"
             f"&color=green&ident={ident}&plain=x",
         )
         assert values == {
-            "room": ["str", "lobby"], "count": ["int", 42], "ratio": ["float", 2.5],
-            "flag": ["bool", True], "maybe": ["int", -3], "tags": [["str", "a"], ["str", "b c"]],
-            "nums": [["int", 1], ["int", 2]], "color": ["Color", "green"],
-            "ident": ["UUID", str(ident)], "plain": ["str", "x"],
+            "room": ["str", "lobby"],
+            "count": ["int", 42],
+            "ratio": ["float", 2.5],
+            "flag": ["bool", True],
+            "maybe": ["int", -3],
+            "tags": [["str", "a"], ["str", "b c"]],
+            "nums": [["int", 1], ["int", 2]],
+            "color": ["Color", "green"],
+            "ident": ["UUID", str(ident)],
+            "plain": ["str", "x"],
         }
 
 
@@ -77,18 +101,39 @@ async def test_defaults_make_parameters_optional_and_optional_gives_none(connect
     async with serving(typed_app()) as url:
         values = await typed_values(connect, url, "room=r")
         assert values == {
-            "room": ["str", "r"], "count": ["int", 7], "ratio": ["float", 0.5],
-            "flag": ["bool", False], "maybe": ["NoneType", None], "tags": [], "nums": [],
-            "color": ["Color", "red"], "ident": ["NoneType", None], "plain": ["str", "dflt"],
+            "room": ["str", "r"],
+            "count": ["int", 7],
+            "ratio": ["float", 0.5],
+            "flag": ["bool", False],
+            "maybe": ["NoneType", None],
+            "tags": [],
+            "nums": [],
+            "color": ["Color", "red"],
+            "ident": ["NoneType", None],
+            "plain": ["str", "dflt"],
         }
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("true", True), ("1", True), ("yes", True), ("on", True),
-    ("TRUE", True), ("Yes", True), ("oN", True),
-    ("false", False), ("0", False), ("no", False), ("off", False), ("", False),
-    ("FALSE", False), ("No", False), ("OFF", False),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("true", True),
+        ("1", True),
+        ("yes", True),
+        ("on", True),
+        ("TRUE", True),
+        ("Yes", True),
+        ("oN", True),
+        ("false", False),
+        ("0", False),
+        ("no", False),
+        ("off", False),
+        ("", False),
+        ("FALSE", False),
+        ("No", False),
+        ("OFF", False),
+    ],
+)
 async def test_bool_spellings(connect, raw: str, expected: bool) -> None:
     app = App(__file__)
 
@@ -132,13 +177,23 @@ async def test_a_parameter_named_query_params_receives_the_whole_object(connect)
     @app.websocket("/q")
     async def handler(websocket, query_params, room: str = "x"):
         seen.append(query_params)
-        await websocket.send_json([isinstance(query_params, QueryParams),
-                                   query_params is websocket.query_params,
-                                   query_params.to_dict(), room])
+        await websocket.send_json(
+            [
+                isinstance(query_params, QueryParams),
+                query_params is websocket.query_params,
+                query_params.to_dict(),
+                room,
+            ]
+        )
 
     async with serving(app) as url:
         async with connect(f"{url}/q?room=r1&a=1&a=2") as ws:
-            assert json.loads(await ws.recv()) == [True, True, {"room": ["r1"], "a": ["1", "2"]}, "r1"]
+            assert json.loads(await ws.recv()) == [
+                True,
+                True,
+                {"room": ["r1"], "a": ["1", "2"]},
+                "r1",
+            ]
 
 
 async def test_callbacks_declare_typed_parameters_too(connect) -> None:
@@ -155,7 +210,7 @@ async def test_callbacks_declare_typed_parameters_too(connect) -> None:
         return f"connect {room} {page + 1}"
 
     @handler.on_close
-    async def on_close(websocket, page: int, tags: list[int] = []):
+    async def on_close(websocket, page: int, tags: list[int] = []):  # noqa: B006
         closed.append((page, tags))
         return f"close {page * 2} {sum(tags)}"
 
@@ -188,13 +243,18 @@ def rejecting_app() -> tuple[App, list[str]]:
     return app, calls
 
 
-@pytest.mark.parametrize("query, error", [
-    ("", "Error: Missing required parameter: 'room'"),
-    ("page=2", "Error: Missing required parameter: 'room'"),
-    ("room=a&page=abc", "Error: Invalid value 'abc' for parameter 'page': expected int"),
-    ("room=a&page=1.5", "Error: Invalid value '1.5' for parameter 'page': expected int"),
-])
-async def test_a_rejected_connection_gets_one_error_message_then_1008(connect, query: str, error: str) -> None:
+@pytest.mark.parametrize(
+    "query, error",
+    [
+        ("", "Error: Missing required parameter: 'room'"),
+        ("page=2", "Error: Missing required parameter: 'room'"),
+        ("room=a&page=abc", "Error: Invalid value 'abc' for parameter 'page': expected int"),
+        ("room=a&page=1.5", "Error: Invalid value '1.5' for parameter 'page': expected int"),
+    ],
+)
+async def test_a_rejected_connection_gets_one_error_message_then_1008(
+    connect, query: str, error: str
+) -> None:
     app, calls = rejecting_app()
     async with serving(app) as url:
         async with connect(f"{url}/ws?{query}") as ws:
@@ -206,16 +266,20 @@ async def test_a_rejected_connection_gets_one_error_message_then_1008(connect, q
     assert calls == []
 
 
-@pytest.mark.parametrize("annotation, raw, type_name", [
-    ("float", "fast", "float"),
-    ("bool", "maybe", "bool"),
-    ("Color", "blue", "Color"),
-    ("uuid.UUID", "not-a-uuid", "UUID"),
-    ("list[int]", "x", "int"),
-    ("Optional[int]", "y", "int"),
-])
-async def test_invalid_values_of_each_type_are_rejected(connect, annotation: str, raw: str,
-                                                        type_name: str) -> None:
+@pytest.mark.parametrize(
+    "annotation, raw, type_name",
+    [
+        ("float", "fast", "float"),
+        ("bool", "maybe", "bool"),
+        ("Color", "blue", "Color"),
+        ("uuid.UUID", "not-a-uuid", "UUID"),
+        ("list[int]", "x", "int"),
+        ("Optional[int]", "y", "int"),
+    ],
+)
+async def test_invalid_values_of_each_type_are_rejected(
+    connect, annotation: str, raw: str, type_name: str
+) -> None:
     app = App(__file__)
     namespace = {"Color": Color, "uuid": uuid, "Optional": Optional, "app": app}
     exec(
@@ -258,7 +322,7 @@ async def test_optional_without_a_default_is_none_when_absent(connect) -> None:
     app = App(__file__)
 
     @app.websocket("/o")
-    async def handler(websocket, page: Optional[int], name: "Optional[str]", tags: Optional[list[int]]):
+    async def handler(websocket, page: int | None, name: str | None, tags: list[int] | None):
         await websocket.send_json([page, name, tags])
 
     async with serving(app) as url:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from roost import App
-
 from conftest import eventually, serving
+from roost import App
 
 pytestmark = pytest.mark.anyio
 
@@ -60,8 +59,11 @@ async def test_a_tcp_drop_behind_a_full_inbound_queue_is_noticed(connect) -> Non
             await anyio.sleep(0.2)  # the server has read up to its limit and paused
             left_at = anyio.current_time()
             ws.abort()
-        await eventually(lambda: bool(closed_at), timeout=3,
-                         what="on_close after a TCP drop behind a full inbound queue")
+        await eventually(
+            lambda: bool(closed_at),
+            timeout=3,
+            what="on_close after a TCP drop behind a full inbound queue",
+        )
         assert closed_at[0] - left_at < 2.0
         await eventually(lambda: app.connection_count() == 0, timeout=2, what="count 0")
         done.set()

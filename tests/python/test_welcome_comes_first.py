@@ -7,11 +7,11 @@ rejected client "receives exactly one text message ... then a close frame 1008".
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
-from roost import App
-
 from conftest import eventually, serving
+from roost import App
 
 pytestmark = pytest.mark.anyio
 
@@ -54,14 +54,14 @@ async def test_a_rejected_client_hears_only_its_error_even_while_others_broadcas
         await websocket.receive_text()
 
     async with serving(app) as url:
-        async with connect(url + "/room?name=chatty") as chatty:
+        async with connect(url + "/room?name=chatty") as _chatty:
             await eventually(lambda: len(members) == 1, what="the first member")
             stop = anyio.Event()
 
             async def keep_broadcasting() -> None:
                 while not stop.is_set():
                     await members[0].broadcast("tick")
-                    await anyio.sleep(0)
+                    await anyio.lowlevel.checkpoint()
 
             heard: list[list] = []
             async with anyio.create_task_group() as tg:
