@@ -356,8 +356,11 @@ async def test_an_explicit_frame_limit_is_inclusive_and_bounds_frames_only(conne
 
 
 def test_defaults_come_from_the_core_and_unknown_limits_are_refused() -> None:
-    from roost import Limits
+    from roost import LimitOptions, Limits
     from roost._roost_ffi import ffi, lib
+
+    # App's keyword arguments and the resolved limits name the same limits.
+    assert list(LimitOptions.__annotations__) == list(Limits.__dataclass_fields__)
 
     options = ffi.new("roost_options *")
     assert lib.roost_options_init(options, ffi.sizeof("roost_options")) == lib.ROOST_OK
