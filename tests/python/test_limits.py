@@ -287,6 +287,26 @@ async def test_connections_over_max_connections_get_http_503(connect) -> None:
             assert await c.recv() == "got 1"
 
 
+async def test_silent_sockets_count_against_max_pending_handshakes_not_max_connections(
+    connect,
+) -> None:
+    app, _ = recording_app(max_connections=1, max_pending_handshakes=1)
+    async with serving(app) as url:
+        async with RawClient(await open_socket(port_of(url))) as silent:
+            await silent.send_raw(b"GET /ws HTTP/1.1\r\n")  # and nothing more
+            await anyio.sleep(0.1)
+            # The one handshake place is taken: a second socket is answered 503 at once.
+            with pytest.raises(InvalidStatus) as caught:
+                async with connect(url + "/ws"):
+                    pass
+            assert caught.value.response.status_code == 503
+        # The silent socket is gone: a client upgrades, and takes the one connection place.
+        await anyio.sleep(0.1)
+        async with connect(url + "/ws") as ws:
+            await ws.send("x")
+            assert await ws.recv() == "got 1"
+
+
 async def test_a_client_that_never_sends_its_handshake_is_dropped() -> None:
     app, outcome = recording_app(handshake_timeout=0.3)
     async with serving(app) as url:
