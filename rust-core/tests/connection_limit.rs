@@ -40,19 +40,24 @@ fn third_client_gets_503_and_the_first_two_still_echo() {
     });
 }
 
+/// `count` sockets that start an upgrade request and never finish it.
+async fn silent_sockets(port: u16, count: usize) -> Vec<TcpStream> {
+    let mut silent = Vec::new();
+    for _ in 0..count {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(b"GET /ws HTTP/1.1\r\n").await.unwrap();
+        silent.push(s);
+    }
+    silent
+}
+
 #[test]
 fn silent_sockets_do_not_take_the_places_of_upgraded_clients() {
     let config = Config { max_connections: 2, ..test_config() };
     let (h, mut events) = Harness::echo(config, &["/ws"]);
     let port = h.port;
     run(15, async move {
-        // Three sockets that never finish their request.
-        let mut silent = Vec::new();
-        for _ in 0..3 {
-            let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-            s.write_all(b"GET /ws HTTP/1.1\r\n").await.unwrap();
-            silent.push(s);
-        }
+        let silent = silent_sockets(port, 3).await;
         let mut a = ws_connect(port, "/ws").await;
         events.connect().await;
         let mut b = ws_connect(port, "/ws").await;
@@ -72,12 +77,7 @@ fn handshakes_over_their_own_limit_get_503_at_once_and_free_their_place() {
     let (h, mut events) = Harness::echo(config, &["/ws"]);
     let port = h.port;
     run(15, async move {
-        let mut silent = Vec::new();
-        for _ in 0..2 {
-            let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-            s.write_all(b"GET /ws HTTP/1.1\r\n").await.unwrap();
-            silent.push(s);
-        }
+        let mut silent = silent_sockets(port, 2).await;
         // Both places are taken until a silent socket leaves: answered 503 before the
         // handshake timeout (10 s in the test config), without waiting for the request.
         let started = std::time::Instant::now();
