@@ -85,7 +85,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         let positive = [
             ("max_message_size", self.max_message_size),
-            ("max_frame_size", self.max_frame_size.unwrap_or(1)),
+            ("max_frame_size", self.frame_limit()),
             ("inbound_queue_depth", self.inbound_queue_depth),
             ("outbound_queue_bytes", self.outbound_queue_bytes),
             ("read_buffer_size", self.read_buffer_size),
