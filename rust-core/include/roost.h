@@ -639,6 +639,14 @@ roost_status roost_server_stop(roost_server *server, uint32_t grace_ms);
 roost_status roost_server_connection_count(roost_server *server, size_t *out_count);
 
 /**
+ * Checks a topic name as the topic functions would (1 to `ROOST_MAX_TOPIC_LENGTH`
+ * bytes), without a server: for consumers that validate before they act.
+ *
+ * Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` with a message saying what is wrong.
+ */
+roost_status roost_topic_check(const uint8_t *topic, size_t topic_len);
+
+/**
  * Makes `connection` a subscriber of the topic `topic[0..topic_len]` (1 to
  * `ROOST_MAX_TOPIC_LENGTH` bytes, any bytes, exact match) and writes to
  * `*out_subscribed` (may be NULL) whether it became one now (false: it already was).

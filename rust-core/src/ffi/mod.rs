@@ -402,6 +402,16 @@ unsafe fn topic<'a>(topic: *const u8, topic_len: usize) -> crate::Result<&'a [u8
     unsafe { bytes(topic, topic_len, "topic") }
 }
 
+/// Checks a topic name as the topic functions would (1 to `ROOST_MAX_TOPIC_LENGTH`
+/// bytes), without a server: for consumers that validate before they act.
+///
+/// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` with a message saying what is wrong.
+#[no_mangle]
+pub unsafe extern "C" fn roost_topic_check(topic: *const u8, topic_len: usize) -> roost_status {
+    // SAFETY: forwarded from the caller.
+    boundary(|| crate::topics::check_topic(unsafe { self::topic(topic, topic_len)? }))
+}
+
 /// Makes `connection` a subscriber of the topic `topic[0..topic_len]` (1 to
 /// `ROOST_MAX_TOPIC_LENGTH` bytes, any bytes, exact match) and writes to
 /// `*out_subscribed` (may be NULL) whether it became one now (false: it already was).
