@@ -56,22 +56,7 @@ static roost_server *started_server(uint16_t *port, int *ready_fd, const char *l
 /* Connects a client on `target` and waits for its CONNECT. Returns the socket (or -1)
  * and writes the connection id. */
 static int connect_client(event_pump *pump, uint16_t port, const char *target, uint64_t *conn, const char *label) {
-    *conn = 0;
-    int fd = ws_connect(port, SOCKET_TIMEOUT_MS);
-    char response[WS_RESPONSE_MAX];
-    int status = fd >= 0 ? ws_handshake(fd, target, NULL, response, sizeof response) : -1;
-    if (!check(status == 101, "%s: client upgraded on %s (HTTP %d)", label, target, status)) {
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    test_event ev;
-    if (!check(pump_wait(pump, ROOST_EVENT_CONNECT, 0, EVENT_TIMEOUT_MS, &ev) == 0, "%s: CONNECT event", label)) {
-        close(fd);
-        return -1;
-    }
-    *conn = ev.connection;
-    test_event_free(&ev);
-    return fd;
+    return pump_connect(pump, port, target, 0, EVENT_TIMEOUT_MS, conn, label);
 }
 
 /* roost_last_error is per thread: a thread that never failed sees "". */
