@@ -812,7 +812,7 @@ out:
 }
 
 int main(void) {
-    install_watchdog(60, PROGRAM);
+    install_watchdog(30, PROGRAM);
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     subscribe_and_publish();
