@@ -16,9 +16,10 @@
  *   roost_server_free. Handles are never reused: a freed handle gives
  *   ROOST_INVALID_ARGUMENT, not a crash. Connections are u64 ids, never reused; a
  *   retired id gives ROOST_NOT_FOUND.
- * - Threads: send, broadcast, close, pause_reading and connection_count may be called
- *   from any thread at any time. One thread at a time polls a server. Nothing blocks
- *   but roost_server_stop and roost_server_free (for at most the grace period).
+ * - Threads: every function but roost_server_poll may be called from any thread at
+ *   any time, and publishes from many threads at once; one thread at a time polls a
+ *   server. Nothing blocks but roost_server_stop and roost_server_free (for at most
+ *   the grace period).
  *   The library never calls back into the consumer: it makes the ready descriptor
  *   (roost_server_ready_fd) readable when events wait.
  * - No panic crosses this boundary: one is reported as ROOST_PANIC. A panic inside a
@@ -110,12 +111,6 @@
  * excludes no one. Connection ids start at 1.
  */
 #define ROOST_NO_CONNECTION 0
-
-/**
- * The longest topic name, in bytes. Names are exact-match byte strings; the bound keeps
- * the memory a subscription may pin (and a later backplane envelope) small.
- */
-#define MAX_TOPIC_LENGTH 1024
 
 /**
  * The result of every call.
@@ -231,7 +226,8 @@ typedef struct {
   uint32_t read_buffer_size;
   /**
    * Queued outgoing bytes per connection above which sends give
-   * `ROOST_WOULD_BLOCK` and broadcast closes the recipient with 1008.
+   * `ROOST_WOULD_BLOCK` and broadcasts and publishes treat the recipient as slow
+   * (`slow_consumer`).
    * Default 1048576 (1 MiB).
    */
   uint64_t outbound_queue_bytes;
@@ -653,7 +649,8 @@ roost_status roost_topic_check(const uint8_t *topic, size_t topic_len);
  * A connection leaves all its topics when it ends. May be called from any thread.
  *
  * Returns `ROOST_OK`; `ROOST_NOT_FOUND` for an unknown or retired id;
- * `ROOST_CLOSED` after stop; `ROOST_INVALID_ARGUMENT` for an empty or over-long topic.
+ * `ROOST_CLOSED` when the connection is closing or the server stopped;
+ * `ROOST_INVALID_ARGUMENT` for an empty or over-long topic.
  */
 roost_status roost_connection_subscribe(roost_server *server,
                                         uint64_t connection,
@@ -664,9 +661,10 @@ roost_status roost_connection_subscribe(roost_server *server,
 /**
  * Removes `connection` from the topic `topic[0..topic_len]` and writes to
  * `*out_was_subscribed` (may be NULL) whether it was a subscriber. May be called from
- * any thread.
+ * any thread. A closing connection may still leave a topic.
  *
- * Returns as `roost_connection_subscribe`.
+ * Returns `ROOST_OK`; `ROOST_NOT_FOUND` for an unknown or retired id;
+ * `ROOST_CLOSED` after stop; `ROOST_INVALID_ARGUMENT` for an empty or over-long topic.
  */
 roost_status roost_connection_unsubscribe(roost_server *server,
                                           uint64_t connection,
@@ -677,8 +675,9 @@ roost_status roost_connection_unsubscribe(roost_server *server,
 /**
  * Calls `visit(context, topic, topic_len)` once for each topic `connection` is
  * subscribed to, on the calling thread, and writes their number to `*out_count` (may
- * be NULL). The list is taken before the first call, so `visit` may subscribe,
- * unsubscribe or publish; each `topic` pointer is valid only during its call.
+ * be NULL). Topics come in no set order. The list is taken before the first call,
+ * so `visit` may subscribe, unsubscribe or publish; each `topic` pointer is valid
+ * only during its call.
  *
  * Returns `ROOST_OK`; `ROOST_NOT_FOUND` for an unknown or retired id;
  * `ROOST_CLOSED` after stop; `ROOST_INVALID_ARGUMENT` for a NULL `visit`.
@@ -696,7 +695,7 @@ roost_status roost_connection_topics(roost_server *server,
  * the number of recipients to `*out_recipients` (may be NULL). A recipient over its
  * send limit is closed with 1008 or skipped, as the option `slow_consumer` says. A
  * topic without subscribers costs a lookup. May be called from any thread, and from
- * any number of threads at once.
+ * any number of threads at once; before start it reaches no one (`ROOST_OK`, 0).
  *
  * Returns `ROOST_OK`; `ROOST_CLOSED` after stop; `ROOST_INVALID_ARGUMENT` for an
  * empty or over-long topic or text that is not UTF-8.
@@ -722,7 +721,8 @@ roost_status roost_server_publish_binary(roost_server *server,
 
 /**
  * Writes the number of connections subscribed to the topic `topic[0..topic_len]` to
- * `*out_count`.
+ * `*out_count`, at any time (0 before start; after stop, until the connections
+ * have ended).
  *
  * Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` (NULLs, an empty or over-long topic).
  */
@@ -732,14 +732,17 @@ roost_status roost_server_subscriber_count(roost_server *server,
                                            size_t *out_count);
 
 /**
- * Writes the server's counters to `*out`, a struct of `size` bytes: pass
- * `sizeof(roost_stats)`. `out->size` is set to `size`; fields a newer header has and
+ * Writes the server's counters to `*out`, a struct of `size` bytes, at any time
+ * (before start and after stop too): pass `sizeof(roost_stats)`, as the macro
+ * `ROOST_SERVER_STATS(server, &stats)` does. `out->size` is set to `size`; fields a newer header has and
  * this library lacks are zeroed.
  *
  * Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` (NULLs, `size` smaller than this
  * library's `roost_stats`).
  */
-roost_status roost_server_stats(roost_server *server, roost_stats *out, size_t size);
+roost_status roost_server_stats(roost_server *server,
+                                roost_stats *out,
+                                size_t size);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -242,6 +242,12 @@ impl ConnectionState {
         self.waker.wake();
     }
 
+    /// Whether the connection still takes messages: no close is queued and it was not
+    /// closed as a slow consumer.
+    pub(crate) fn is_open(&self) -> bool {
+        self.outbox().state == OutboxState::Open
+    }
+
     /// The close code when a broadcast found this connection too slow to keep up.
     pub(crate) fn killed(&self) -> Option<u16> {
         match self.killed.load(Ordering::Acquire) {

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use bytes::Bytes;
 
 use crate::connection_state::ConnectionState;
+use crate::error::{Error, Result};
 use crate::fanout::Fanout;
 use crate::topics::Topics;
 
@@ -103,12 +104,16 @@ impl Registry {
         fanout.deliver(&frame, inner.topics.subscribers(topic).filter(|c| Some(c.id) != exclude))
     }
 
-    /// Adds a registered connection to `topic`: `Some(false)` when it already was a
-    /// subscriber, `None` when the id is not registered.
-    pub(crate) fn subscribe(&self, id: u64, topic: &[u8]) -> Option<bool> {
+    /// Adds a registered connection that is not closing to `topic`. Returns false when
+    /// it already was a subscriber.
+    pub(crate) fn subscribe(&self, id: u64, topic: &[u8]) -> Result<bool> {
         let mut inner = self.write();
-        let handle = inner.by_id.get(&id)?.clone();
-        Some(inner.topics.subscribe(&handle, topic))
+        let handle = inner.by_id.get(&id).ok_or(Error::NotFound)?.clone();
+        if !handle.is_open() {
+            // Nothing more will be sent to it: a subscription would only be undone.
+            return Err(Error::Closed);
+        }
+        Ok(inner.topics.subscribe(&handle, topic))
     }
 
     /// Removes a registered connection from `topic`: `Some(false)` when it was not a

@@ -211,12 +211,12 @@ impl Server {
     }
 
     /// Makes a connection a subscriber of `topic` (1 to `MAX_TOPIC_LENGTH` bytes, exact
-    /// match). Returns false when it already was one. The connection leaves all its
-    /// topics when it ends.
+    /// match). Returns false when it already was one; `Closed` when the connection is
+    /// closing. The connection leaves all its topics when it ends.
     pub fn subscribe(&self, id: u64, topic: &[u8]) -> Result<bool> {
         check_topic(topic)?;
         self.check_running()?;
-        self.state.registry.subscribe(id, topic).ok_or(Error::NotFound)
+        self.state.registry.subscribe(id, topic)
     }
 
     /// Removes a connection from `topic`. Returns false when it was not a subscriber.

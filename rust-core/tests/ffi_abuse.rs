@@ -1046,6 +1046,16 @@ fn topic_bytes(topic: &Data) -> Vec<u8> {
     unsafe { view(topic.ptr, topic.len) }.unwrap_or(&[]).to_vec()
 }
 
+/// What subscribe (`join`) or unsubscribe may give for an id that may be live: a
+/// connection that is closing may leave topics but join none.
+fn membership_statuses(join: bool) -> Set {
+    if join {
+        Set::of(&[ROOST_OK, ROOST_NOT_FOUND, ROOST_CLOSED])
+    } else {
+        Set::of(&[ROOST_OK, ROOST_NOT_FOUND])
+    }
+}
+
 /// roost_connection_subscribe (`join`) or roost_connection_unsubscribe: its status, and
 /// the flag it reported when it succeeded with an out-parameter.
 fn join_or_leave(
@@ -1762,7 +1772,7 @@ fn sequential_round(seed: u64, round: u64, taken_port: u16, freed: &mut Vec<usiz
                     if join { choose_id(&mut rng, &m.log) } else { m.choose_subscriber(&mut rng) };
                 let (topic, topic_ok) = topic_arg(&mut rng);
                 let out = rng.chance(85);
-                let live = Set::of(&[ROOST_OK, ROOST_NOT_FOUND]);
+                let live = membership_statuses(join);
                 let mut want = dead(topic_ok, conn_expectation(m.life, state, live, live));
                 if !exact && h_live && topic_ok && m.life == Life::Running {
                     want = want.or(live);
@@ -2125,8 +2135,9 @@ fn abuser(shared: Arc<Shared>, seed: u64, index: u64) -> Audit {
             }
             13 | 14 => {
                 let (topic, topic_ok) = topic_arg(&mut rng);
-                let running = if never_issued { unknown } else { Set::of(&[ROOST_OK, ROOST_NOT_FOUND]) };
                 let (join, out) = (rng.chance(60), rng.chance(80));
+                let live = membership_statuses(join);
+                let running = if never_issued { unknown } else { live };
                 join_or_leave(
                     &mut a,
                     h,

@@ -184,6 +184,12 @@ fn bad_topics_and_unknown_connections_are_refused_with_a_reason() {
         assert!(server.subscribe(id, b"\xff\x00binary").unwrap());
         assert!(matches!(server.publish_text(b"t", [0xff], None), Err(roost::Error::InvalidArgument(_))));
         assert!(matches!(server.subscribe(999_999, b"t"), Err(roost::Error::NotFound)));
+        // A closing connection may leave topics but join none.
+        let (_closing, closing) = clients(port, &mut events, 1).await.remove(0);
+        server.subscribe(closing, b"t").unwrap();
+        server.close(closing, 1000, "bye").unwrap();
+        assert!(matches!(server.subscribe(closing, b"u"), Err(roost::Error::Closed)));
+        assert!(server.unsubscribe(closing, b"t").unwrap());
         h.stop(Duration::from_secs(1)).await.unwrap();
         assert!(matches!(server.publish_text(b"t", "x", None), Err(roost::Error::Closed)));
         assert!(matches!(server.subscribe(id, b"t"), Err(roost::Error::Closed)));

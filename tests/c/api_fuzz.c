@@ -57,6 +57,8 @@
 #define S_SEND_CLOSING (S_CLOSED | S_NOT_FOUND)
 #define S_CLOSE_LIVE (S_OK | S_CLOSED | S_NOT_FOUND)
 #define S_ID_LIVE (S_OK | S_NOT_FOUND)
+/* Subscribing an id that may be live: a closing connection joins no topic. */
+#define S_ID_JOIN (S_ID_LIVE | S_CLOSED)
 #define OUT_SENTINEL ((size_t)0xa5a5a5a5u)
 #define FLAG_UNSET 0x5a /* a bool out-parameter's byte before a call: neither true nor false */
 
@@ -1224,7 +1226,8 @@ static void sequential_round(uint64_t round, uint16_t taken_port, audit_t *a, un
             int exact;
             uint64_t id = choose_id(r, &m.log, &exact);
             topic_result t = topic_call(a, r, h, id, scratch, S_ID_LIVE);
-            set_t want = t.conn_call                                  ? conn_expect(&m, id, exact, S_ID_LIVE, S_ID_LIVE)
+            set_t live = t.fn == F_SUBSCRIBE ? S_ID_JOIN : S_ID_LIVE;
+            set_t want = t.conn_call                                  ? conn_expect(&m, id, exact, live, live)
                          : m.life == LIFE_FREED                       ? S_IA
                          : t.fn == F_SUBSCRIBER_COUNT || t.fn == F_STATS ? S_OK
                          : m.life == LIFE_STOPPED                     ? S_CLOSED
@@ -1400,7 +1403,7 @@ static void *abuser(void *arg) {
             topic_result t = topic_call(a, r, h, id, scratch, S_ID_LIVE | S_CLOSED | S_IA);
             int after = atomic_load(&shared.phase);
             int any_time = t.fn == F_SUBSCRIBER_COUNT || t.fn == F_STATS;
-            set_t running = t.conn_call ? (never ? S_NOT_FOUND : S_ID_LIVE) : S_OK;
+            set_t running = !t.conn_call ? S_OK : never ? S_NOT_FOUND : t.fn == F_SUBSCRIBE ? S_ID_JOIN : S_ID_LIVE;
             set_t want = h_ok && t.args_ok ? across(before, after, running, any_time ? S_OK : S_CLOSED) : S_IA;
             record(a, t.fn, t.st, want, "%s, phase %d..%d", t.what, before, after);
         } else {

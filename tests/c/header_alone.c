@@ -78,6 +78,10 @@ struct roost_api {
                                           size_t *);
     roost_status (*server_subscriber_count)(roost_server *, const uint8_t *, size_t, size_t *);
     roost_status (*server_stats)(roost_server *, roost_stats *, size_t);
+    roost_status (*topic_check)(const uint8_t *, size_t);
+    roost_status (*connection_join_broadcast)(roost_server *, uint64_t);
+    roost_status (*close_check)(uint16_t, const uint8_t *, size_t);
+    uint32_t (*version_number)(void);
 };
 
 /* The visitor's exact type. */
@@ -113,6 +117,10 @@ static const struct roost_api api = {
     roost_server_publish_binary,
     roost_server_subscriber_count,
     roost_server_stats,
+    roost_topic_check,
+    roost_connection_join_broadcast,
+    roost_close_check,
+    roost_version_number,
 };
 
 static int checks = 0;
@@ -150,7 +158,7 @@ int main(void) {
     st = ROOST_OPTIONS_INIT(&options);
     check(st == ROOST_OK && options.size == sizeof options && options.max_message_size > 0,
           "ROOST_OPTIONS_INIT passes the compiled size", st);
-    check(roost_version_number() == ROOST_VERSION_NUMBER &&
+    check(api.version_number() == ROOST_VERSION_NUMBER &&
               ROOST_VERSION_NUMBER == (ROOST_VERSION_MAJOR << 16 | ROOST_VERSION_MINOR << 8 | ROOST_VERSION_PATCH),
           "the library's version is the header's", ROOST_OK);
 
@@ -191,6 +199,14 @@ int main(void) {
             api.server_publish_binary(null_server, path, 3, path, 3, ROOST_NO_CONNECTION, &count));
     refused("roost_server_subscriber_count(NULL, ...)", api.server_subscriber_count(null_server, path, 3, &count));
     refused("roost_server_stats(NULL, ...)", api.server_stats(null_server, &stats, sizeof stats));
+    refused("roost_connection_join_broadcast(NULL, ...)", api.connection_join_broadcast(null_server, 1));
+    refused("roost_topic_check(NULL topic, 3)", api.topic_check(NULL, 3));
+    refused("roost_topic_check of an empty topic", api.topic_check(path, 0));
+    st = api.topic_check(path, 3);
+    check(st == ROOST_OK, "roost_topic_check of a 3-byte topic", st);
+    refused("roost_close_check(1005, ...)", api.close_check(1005, NULL, 0));
+    st = api.close_check(1000, path, 3);
+    check(st == ROOST_OK, "roost_close_check(1000, ...)", st);
     st = api.server_free(null_server);
     check(st == ROOST_OK, "roost_server_free(NULL) does nothing", st);
 

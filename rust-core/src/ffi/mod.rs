@@ -418,7 +418,8 @@ pub unsafe extern "C" fn roost_topic_check(topic: *const u8, topic_len: usize) -
 /// A connection leaves all its topics when it ends. May be called from any thread.
 ///
 /// Returns `ROOST_OK`; `ROOST_NOT_FOUND` for an unknown or retired id;
-/// `ROOST_CLOSED` after stop; `ROOST_INVALID_ARGUMENT` for an empty or over-long topic.
+/// `ROOST_CLOSED` when the connection is closing or the server stopped;
+/// `ROOST_INVALID_ARGUMENT` for an empty or over-long topic.
 #[no_mangle]
 pub unsafe extern "C" fn roost_connection_subscribe(
     server: *mut roost_server,
@@ -435,9 +436,10 @@ pub unsafe extern "C" fn roost_connection_subscribe(
 
 /// Removes `connection` from the topic `topic[0..topic_len]` and writes to
 /// `*out_was_subscribed` (may be NULL) whether it was a subscriber. May be called from
-/// any thread.
+/// any thread. A closing connection may still leave a topic.
 ///
-/// Returns as `roost_connection_subscribe`.
+/// Returns `ROOST_OK`; `ROOST_NOT_FOUND` for an unknown or retired id;
+/// `ROOST_CLOSED` after stop; `ROOST_INVALID_ARGUMENT` for an empty or over-long topic.
 #[no_mangle]
 pub unsafe extern "C" fn roost_connection_unsubscribe(
     server: *mut roost_server,
@@ -475,8 +477,9 @@ unsafe fn membership(
 
 /// Calls `visit(context, topic, topic_len)` once for each topic `connection` is
 /// subscribed to, on the calling thread, and writes their number to `*out_count` (may
-/// be NULL). The list is taken before the first call, so `visit` may subscribe,
-/// unsubscribe or publish; each `topic` pointer is valid only during its call.
+/// be NULL). Topics come in no set order. The list is taken before the first call,
+/// so `visit` may subscribe, unsubscribe or publish; each `topic` pointer is valid
+/// only during its call.
 ///
 /// Returns `ROOST_OK`; `ROOST_NOT_FOUND` for an unknown or retired id;
 /// `ROOST_CLOSED` after stop; `ROOST_INVALID_ARGUMENT` for a NULL `visit`.
@@ -508,7 +511,7 @@ pub unsafe extern "C" fn roost_connection_topics(
 /// the number of recipients to `*out_recipients` (may be NULL). A recipient over its
 /// send limit is closed with 1008 or skipped, as the option `slow_consumer` says. A
 /// topic without subscribers costs a lookup. May be called from any thread, and from
-/// any number of threads at once.
+/// any number of threads at once; before start it reaches no one (`ROOST_OK`, 0).
 ///
 /// Returns `ROOST_OK`; `ROOST_CLOSED` after stop; `ROOST_INVALID_ARGUMENT` for an
 /// empty or over-long topic or text that is not UTF-8.
@@ -574,7 +577,8 @@ unsafe fn publish(
 }
 
 /// Writes the number of connections subscribed to the topic `topic[0..topic_len]` to
-/// `*out_count`.
+/// `*out_count`, at any time (0 before start; after stop, until the connections
+/// have ended).
 ///
 /// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` (NULLs, an empty or over-long topic).
 #[no_mangle]
@@ -594,8 +598,9 @@ pub unsafe extern "C" fn roost_server_subscriber_count(
     })
 }
 
-/// Writes the server's counters to `*out`, a struct of `size` bytes: pass
-/// `sizeof(roost_stats)`. `out->size` is set to `size`; fields a newer header has and
+/// Writes the server's counters to `*out`, a struct of `size` bytes, at any time
+/// (before start and after stop too): pass `sizeof(roost_stats)`, as the macro
+/// `ROOST_SERVER_STATS(server, &stats)` does. `out->size` is set to `size`; fields a newer header has and
 /// this library lacks are zeroed.
 ///
 /// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` (NULLs, `size` smaller than this

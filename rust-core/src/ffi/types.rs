@@ -95,7 +95,8 @@ pub struct roost_options {
     /// connections keep none). Default 4096.
     pub read_buffer_size: u32,
     /// Queued outgoing bytes per connection above which sends give
-    /// `ROOST_WOULD_BLOCK` and broadcast closes the recipient with 1008.
+    /// `ROOST_WOULD_BLOCK` and broadcasts and publishes treat the recipient as slow
+    /// (`slow_consumer`).
     /// Default 1048576 (1 MiB).
     pub outbound_queue_bytes: u64,
     /// Bytes of queued frames taken for one batch of socket writes. Default 16384.
