@@ -29,6 +29,7 @@ mod cli;
 mod common;
 mod connrate;
 mod echo;
+mod fanout;
 mod idle;
 mod pingpong;
 mod stats;
@@ -59,13 +60,15 @@ impl Outcome {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The one rule between flags that clap cannot state: a usage error like the others.
-    if let Mode::Broadcast(args) = &cli.mode {
-        if let Err(e) = args.check() {
-            let mut cmd = Cli::command();
-            cmd.build();
-            let sub = cmd.find_subcommand_mut("broadcast").expect("broadcast is a subcommand");
-            sub.error(clap::error::ErrorKind::ArgumentConflict, e).exit();
-        }
+    let fanout = match &cli.mode {
+        Mode::Broadcast(args) => Some(&args.fanout),
+        _ => None,
+    };
+    if let Some(Err(e)) = fanout.map(|f| f.check()) {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let sub = cmd.find_subcommand_mut(cli.mode.name()).expect("every mode is a subcommand");
+        sub.error(clap::error::ErrorKind::ArgumentConflict, e).exit();
     }
     stats::raise_nofile();
 
