@@ -5,6 +5,7 @@
 //!   loadgen pingpong  --url ws://127.0.0.1:PORT/ws   --count 10000
 //!   loadgen broadcast --url ws://127.0.0.1:PORT/chat --receivers 100 --messages 1000 --rate 1000
 //!   loadgen broadcast --url ws://127.0.0.1:PORT/chat --receivers 1000 --rate 0 --window 64 --duration 5
+//!   loadgen pubsub    --url ws://127.0.0.1:PORT      --topics 10 --subscribers 100 --rate 0 --duration 5
 //!   loadgen idle      --url ws://127.0.0.1:PORT/ws   --connections 10000 --hold 30
 //!   loadgen connrate  --url ws://127.0.0.1:PORT/ws   --concurrency 16 --duration 5 --warmup 1
 //!
@@ -32,6 +33,7 @@ mod echo;
 mod fanout;
 mod idle;
 mod pingpong;
+mod pubsub;
 mod stats;
 mod window;
 mod ws;
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
     // The one rule between flags that clap cannot state: a usage error like the others.
     let fanout = match &cli.mode {
         Mode::Broadcast(args) => Some(&args.fanout),
+        Mode::Pubsub(args) => Some(&args.fanout),
         _ => None,
     };
     if let Some(Err(e)) = fanout.map(|f| f.check()) {
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
             Mode::Echo(args) => echo::run(args).await,
             Mode::Pingpong(args) => pingpong::run(args).await,
             Mode::Broadcast(args) => broadcast::run(args).await,
+            Mode::Pubsub(args) => pubsub::run(args).await,
             Mode::Idle(args) => idle::run(args).await,
             Mode::Connrate(args) => connrate::run(args).await,
         }
