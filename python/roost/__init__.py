@@ -26,6 +26,7 @@ from ._native import LimitOptions, Limits
 from ._query import QueryParams
 from ._roost_ffi import ffi as _ffi
 from ._roost_ffi import lib as _lib
+from ._stats import Stats
 from ._websocket import Address, WebSocket
 
 #: The same class as `App`, for code written for Robyn.
@@ -45,6 +46,7 @@ __all__ = [
     "Robyn",
     "RoostError",
     "ServerIOError",
+    "Stats",
     "WebSocket",
     "WebSocketDisconnect",
     "__version__",

@@ -14,6 +14,8 @@ from anyio.abc import TaskStatus
 from ._dispatcher import Dispatcher
 from ._endpoint import Endpoint
 from ._native import LimitOptions, Limits, NativeServer
+from ._stats import Stats
+from ._topics import message, topic_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,7 +41,7 @@ class App:
             - inbound_queue_depth: Messages kept per connection before the server stops
               reading that socket (TCP then pushes back on the client).
             - outbound_queue_bytes: Bytes queued per connection above which `send_*`
-              waits and a broadcast closes that recipient with 1008.
+              waits and a broadcast or publish treats that recipient as slow.
             - read_buffer_size: Most bytes read from a socket per system call (held
               only while unread).
             - write_buffer_size: Bytes gathered per socket write.
@@ -52,6 +54,11 @@ class App:
             - max_pending_handshakes: Upgrades in progress above which a new client
               gets HTTP 503 at once (silent sockets never take a client's place).
             - worker_threads: Threads of the core's I/O runtime.
+            - slow_consumer: What a broadcast or publish does with a slow recipient
+              (one over outbound_queue_bytes): "close" it with 1008 (the default: it
+              misses nothing, or is gone), or "skip" the message for it while it is
+              over (it stays connected; for feeds where the latest value matters
+              most). The others get every message, in order; `stats()` counts both.
 
     Raises:
         TypeError: an unknown limit, or a value of the wrong type.
@@ -228,6 +235,45 @@ class App:
     def connection_count(self) -> int:
         """Connections open in the core right now (0 when not serving)."""
         return self._native.connection_count() if self._native is not None else 0
+
+    def publish(self, topic: str, data: str | bytes | bytearray | memoryview) -> int:
+        """Sends `data` to every subscriber of `topic` (`websocket.subscribe`): `str` as
+        text, bytes as binary, one shared copy for all recipients. Returns the number
+        of recipients: 0 when no one is subscribed, and when the app is not serving.
+
+        It never blocks or awaits: it queues the message for each recipient and
+        returns, so call it as it is from a handler or a background task on the app's
+        loop, and from any other thread (a worker, a blocking client library's
+        callback); no `call_soon_threadsafe` or `trio.from_thread` is needed. Messages
+        one thread publishes reach each recipient in that order.
+
+        Raises:
+            TypeError: `topic` is not a str, or `data` neither str nor bytes.
+            ValueError: `topic` is empty or longer than 1024 bytes of UTF-8.
+        """
+        name = topic_name(topic)
+        payload, text = message(data, "publish()")
+        native = self._native
+        return native.publish(name, payload, text) if native is not None else 0
+
+    def subscriber_count(self, topic: str) -> int:
+        """Connections subscribed to `topic` now (0 when the app is not serving). Safe
+        from any thread.
+
+        Raises:
+            TypeError: `topic` is not a str.
+            ValueError: `topic` is empty or longer than 1024 bytes of UTF-8.
+        """
+        name = topic_name(topic)
+        native = self._native
+        return native.subscriber_count(name) if native is not None else 0
+
+    def stats(self) -> Stats:
+        """The core's counters now (all 0 when the app is not serving): open
+        connections, topics in use, and what the `slow_consumer` policy did. Safe from
+        any thread."""
+        native = self._native
+        return native.stats() if native is not None else Stats()
 
     def stop(self) -> None:
         """Asks a serving app to stop gracefully. Call it from the app's event loop."""

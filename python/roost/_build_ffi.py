@@ -37,8 +37,14 @@ if not HEADER.exists() or not LIBRARY.exists():
         "before `pip install ./python`"
     )
 
+#: Python functions the core calls back (on the calling thread, during the call that
+#: takes them): roost_connection_topics's visitor (roost/_topics.py).
+CALLBACKS = """
+extern "Python" void roost_py_collect_topic(void *context, const uint8_t *topic, size_t topic_len);
+"""
+
 ffibuilder = FFI()
-ffibuilder.cdef(declarations(HEADER.read_text()))
+ffibuilder.cdef(declarations(HEADER.read_text()) + CALLBACKS)
 ffibuilder.set_source(
     "roost._roost_ffi",
     '#include "roost.h"',

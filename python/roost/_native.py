@@ -13,6 +13,7 @@ import anyio
 
 from ._errors import ERRORS_BY_STATUS, RoostError
 from ._roost_ffi import ffi, lib
+from ._stats import Stats
 
 OK = lib.ROOST_OK
 WOULD_BLOCK = lib.ROOST_WOULD_BLOCK
@@ -50,6 +51,16 @@ def check_close(code: int, reason: bytes) -> None:
     check(lib.roost_close_check(code, reason, len(reason)))
 
 
+def publish_call(
+    server: Any, name: bytes, payload: bytes, text: bool, exclude: int
+) -> tuple[int, int]:
+    """Publishes through the core; returns its status and the number of recipients."""
+    call = lib.roost_server_publish_text if text else lib.roost_server_publish_binary
+    recipients = ffi.new("size_t *")
+    status = call(server, name, len(name), payload, len(payload), exclude, recipients)
+    return status, int(recipients[0])
+
+
 def is_real_cancellation() -> bool:
     """Whether the running task itself is being cancelled, by its own scope or (a plain
     asyncio task) by `task.cancel()`; else a cancellation exception was merely raised
@@ -80,6 +91,7 @@ class LimitOptions(TypedDict, total=False):
     max_connections: int
     max_pending_handshakes: int
     worker_threads: int
+    slow_consumer: str
 
 
 #: Limits counted in bytes or items: the same number in Python and in roost_options.
@@ -100,6 +112,11 @@ _SECONDS = {
     "ping_timeout": "ping_timeout_ms",
     "handshake_timeout": "handshake_timeout_ms",
     "close_timeout": "close_timeout_ms",
+}
+#: `slow_consumer` by name, and its values in roost_options.
+SLOW_CONSUMER_POLICIES = {
+    "close": lib.ROOST_SLOW_CONSUMER_CLOSE,
+    "skip": lib.ROOST_SLOW_CONSUMER_SKIP,
 }
 #: Limits whose None has a meaning, written as 0 in roost_options: no pings; a frame
 #: limit that follows the message limit.
@@ -132,12 +149,18 @@ class Limits:
     max_connections: int
     max_pending_handshakes: int
     worker_threads: int
+    #: What a broadcast or publish does with a recipient over `outbound_queue_bytes`:
+    #: "close" it with 1008, or "skip" the message for it (counted in `App.stats()`).
+    slow_consumer: str
 
     @classmethod
     def defaults(cls) -> Limits:
         """The core's defaults (roost_options_init)."""
         options = _new_options()
         values: dict[str, Any] = {name: int(getattr(options, name)) for name in _COUNTS}
+        values["slow_consumer"] = next(
+            name for name, value in SLOW_CONSUMER_POLICIES.items() if value == options.slow_consumer
+        )
         for name, field in _SECONDS.items():
             values[name] = getattr(options, field) / 1000
         for name in _NONE_IS_ZERO:
@@ -179,6 +202,13 @@ class Limits:
                 raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
             if value < 0:
                 raise ValueError(f"{name} must not be negative, got {value}")
+        if not isinstance(self.slow_consumer, str):
+            raise TypeError(f"slow_consumer must be a str, not {type(self.slow_consumer).__name__}")
+        if self.slow_consumer not in SLOW_CONSUMER_POLICIES:
+            raise ValueError(
+                f"slow_consumer must be one of {', '.join(map(repr, SLOW_CONSUMER_POLICIES))}, "
+                f"not {self.slow_consumer!r}"
+            )
 
     def to_options(self) -> Any:
         options = _new_options()
@@ -186,6 +216,7 @@ class Limits:
             setattr(options, name, getattr(self, name) or 0)
         for name, field in _SECONDS.items():
             setattr(options, field, _ms(getattr(self, name) or 0))
+        options.slow_consumer = SLOW_CONSUMER_POLICIES[self.slow_consumer]
         # A client joins its path's broadcasts only after on_connect's greeting went
         # out (and never when its query parameters are rejected).
         options.join_broadcast_on_connect = False
@@ -197,7 +228,9 @@ def _ms(seconds: float) -> int:
 
 
 class NativeServer:
-    """One core server. Not thread-safe on its own: the app's event loop owns it."""
+    """One core server. The app's event loop owns it; `publish`, `subscriber_count`
+    and `stats` may also be called from other threads, even while the loop frees it
+    (the core recognises a freed handle, so such a call finds the server gone)."""
 
     def __init__(self, limits: Limits) -> None:
         out = ffi.new("roost_server **")
@@ -229,6 +262,31 @@ class NativeServer:
         out = ffi.new("size_t *")
         check(lib.roost_server_connection_count(self.ptr, out))
         return int(out[0])
+
+    def publish(self, name: bytes, payload: bytes, text: bool) -> int:
+        """Publishes to a checked topic name from any thread; returns the number of
+        recipients, 0 once the server has stopped or been freed."""
+        status, recipients = publish_call(self.ptr, name, payload, text, lib.ROOST_NO_CONNECTION)
+        if status == CLOSED or (status != OK and self._freed):
+            return 0
+        check(status)
+        return recipients
+
+    def subscriber_count(self, name: bytes) -> int:
+        out = ffi.new("size_t *")
+        status = lib.roost_server_subscriber_count(self.ptr, name, len(name), out)
+        if status != OK and self._freed:
+            return 0
+        check(status)
+        return int(out[0])
+
+    def stats(self) -> Stats:
+        out = ffi.new("roost_stats *")
+        status = lib.roost_server_stats(self.ptr, out, ffi.sizeof("roost_stats"))
+        if status != OK and self._freed:
+            return Stats()
+        check(status)
+        return Stats.from_core(out)
 
     def stop(self, grace: float) -> None:
         """Blocks for up to `grace` seconds: call it from a worker thread."""

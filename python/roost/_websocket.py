@@ -22,10 +22,12 @@ from ._native import (
     check_unless_gone,
     connection_gone,
     is_real_cancellation,
+    publish_call,
 )
 from ._query import QueryParams
 from ._roost_ffi import ffi, lib
 from ._signal import Signal
+from ._topics import message, topic_name, topics_of
 
 if TYPE_CHECKING:
     from ._endpoint import Endpoint
@@ -348,24 +350,97 @@ class WebSocket:
     async def broadcast(self, data: str | bytes | bytearray | memoryview) -> None:
         """Sends `data` to every client connected to this path, this one included:
         `str` as text, bytes as binary. One shared copy serves all recipients; a
-        recipient too slow to keep up is closed with 1008.
+        recipient too slow to keep up is closed with 1008 or skipped, as the app's
+        `slow_consumer` says.
 
         Raises:
             TypeError: `data` is neither str nor bytes.
             WebSocketDisconnect: the server is shutting down.
         """
-        if isinstance(data, str):
-            payload, send = data.encode("utf-8"), lib.roost_server_broadcast_text
-        elif isinstance(data, (bytes, bytearray, memoryview)):
-            payload, send = bytes(data), lib.roost_server_broadcast_binary
-        else:
-            raise TypeError(f"broadcast() takes str or bytes, not {type(data).__name__}")
+        payload, text = message(data, "broadcast()")
+        send = lib.roost_server_broadcast_text if text else lib.roost_server_broadcast_binary
         await self._yield_if_due()
         self._calls_since_yield += 1
         status = send(self._server, self._route, payload, len(payload), ffi.NULL)
         if status == CLOSED:
             raise WebSocketDisconnect(1001, "server shutting down")
         check(status)
+
+    # ---- topics ----------------------------------------------------------------
+
+    def subscribe(self, topic: str) -> bool:
+        """Makes this connection a subscriber of `topic`: it receives what is published
+        there (`publish`, `App.publish`) until it unsubscribes or leaves; a connection
+        that ends leaves all its topics. Returns False when it already was one.
+
+        Raises:
+            TypeError: `topic` is not a str.
+            ValueError: `topic` is empty or longer than 1024 bytes of UTF-8.
+            WebSocketDisconnect: the connection is closed.
+        """
+        name = topic_name(topic)
+        if self._closed is not None:
+            raise WebSocketDisconnect(self._closed.code, self._closed.reason)
+        out = ffi.new("bool *")
+        status = lib.roost_connection_subscribe(
+            self._server, self._connection, name, len(name), out
+        )
+        if connection_gone(status):
+            raise WebSocketDisconnect(1006, "connection closed")
+        check(status)
+        return bool(out[0])
+
+    def unsubscribe(self, topic: str) -> bool:
+        """Stops this connection's subscription to `topic`. Returns False when it was
+        not subscribed (a closed connection is subscribed to nothing).
+
+        Raises:
+            TypeError: `topic` is not a str.
+            ValueError: `topic` is empty or longer than 1024 bytes of UTF-8.
+        """
+        name = topic_name(topic)
+        out = ffi.new("bool *")
+        status = lib.roost_connection_unsubscribe(
+            self._server, self._connection, name, len(name), out
+        )
+        if connection_gone(status):
+            return False
+        check(status)
+        return bool(out[0])
+
+    @property
+    def subscriptions(self) -> frozenset[str]:
+        """The topics this connection is subscribed to (empty once it is closed)."""
+        status, topics = topics_of(self._server, self._connection)
+        if connection_gone(status):
+            return frozenset()
+        check(status)
+        return topics
+
+    async def publish(
+        self, topic: str, data: str | bytes | bytearray | memoryview, *, include_self: bool = False
+    ) -> int:
+        """Sends `data` to every subscriber of `topic` but this connection (unless
+        `include_self`), whether or not this connection is subscribed: `str` as text,
+        bytes as binary. One shared copy serves all recipients, and a recipient too slow
+        to keep up is closed with 1008 or skipped, as the app's `slow_consumer` says.
+        Returns the number of recipients.
+
+        Raises:
+            TypeError: `topic` is not a str, or `data` neither str nor bytes.
+            ValueError: `topic` is empty or longer than 1024 bytes of UTF-8.
+            WebSocketDisconnect: the server is shutting down.
+        """
+        name = topic_name(topic)
+        payload, text = message(data, "publish()")
+        await self._yield_if_due()
+        self._calls_since_yield += 1
+        exclude = lib.ROOST_NO_CONNECTION if include_self else self._connection
+        status, recipients = publish_call(self._server, name, payload, text, exclude)
+        if status == CLOSED:
+            raise WebSocketDisconnect(1001, "server shutting down")
+        check(status)
+        return recipients
 
     async def _send_value(self, value: Any, what: str) -> None:
         """Sends a callback's return value: str as text, bytes as binary."""

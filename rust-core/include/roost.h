@@ -58,6 +58,9 @@
 #define ROOST_SERVER_POLL(server, events, capacity, out_count) \
     roost_server_poll((server), (events), (capacity), sizeof *(events), (out_count))
 
+/* Reads the server's counters into *stats, passing the size this program was compiled with. */
+#define ROOST_SERVER_STATS(server, stats) roost_server_stats((server), (stats), sizeof *(stats))
+
 
 /**
  * The library's version, as the header it was compiled with gives it: major.
@@ -85,6 +88,34 @@
  * payload is at most 125 bytes, two of them the code).
  */
 #define ROOST_MAX_CLOSE_REASON 123
+
+/**
+ * `roost_options.slow_consumer`: close a slow recipient with 1008 (the default).
+ */
+#define ROOST_SLOW_CONSUMER_CLOSE 0
+
+/**
+ * `roost_options.slow_consumer`: a slow recipient misses messages while over its limit.
+ */
+#define ROOST_SLOW_CONSUMER_SKIP 1
+
+/**
+ * The longest topic name, in bytes (topics are exact-match byte strings of 1 to this
+ * many bytes).
+ */
+#define ROOST_MAX_TOPIC_LENGTH 1024
+
+/**
+ * "No connection": the `exclude` argument of `roost_server_publish_text` that
+ * excludes no one. Connection ids start at 1.
+ */
+#define ROOST_NO_CONNECTION 0
+
+/**
+ * The longest topic name, in bytes. Names are exact-match byte strings; the bound keeps
+ * the memory a subscription may pin (and a later backplane envelope) small.
+ */
+#define MAX_TOPIC_LENGTH 1024
 
 /**
  * The result of every call.
@@ -243,6 +274,13 @@ typedef struct {
    * (for a consumer that greets or vets clients first). Default true.
    */
   bool join_broadcast_on_connect;
+  /**
+   * What broadcasts and publishes do with a recipient whose send queue is over
+   * `outbound_queue_bytes`: `ROOST_SLOW_CONSUMER_CLOSE` (0, the default) closes it
+   * with 1008; `ROOST_SLOW_CONSUMER_SKIP` lets it miss each message that finds it
+   * over the limit. Either is counted in `roost_stats`.
+   */
+  uint32_t slow_consumer;
 } roost_options;
 
 /**
@@ -342,6 +380,42 @@ typedef struct {
    */
   size_t peer_len;
 } roost_event;
+
+/**
+ * Called by `roost_connection_topics` once per topic, with the `context` given to it.
+ * `topic` is valid only during the call.
+ */
+typedef void (*roost_topic_visitor)(void *context, const uint8_t *topic, size_t topic_len);
+
+/**
+ * A server's counters, filled by `roost_server_stats`. Counts are totals since the
+ * server was created. Like `roost_options` it grows at its end in later versions:
+ * `size` says how many bytes the program's struct has.
+ */
+typedef struct {
+  /**
+   * `sizeof(roost_stats)` as the program was compiled; set by `roost_server_stats`.
+   */
+  uint32_t size;
+  /**
+   * Connections upgraded and not yet disconnected.
+   */
+  uint64_t connections;
+  /**
+   * Topics with at least one subscriber.
+   */
+  uint64_t topics;
+  /**
+   * Messages of broadcasts and publishes that a recipient over its send limit
+   * missed (`ROOST_SLOW_CONSUMER_SKIP`).
+   */
+  uint64_t deliveries_skipped;
+  /**
+   * Recipients of broadcasts and publishes closed with 1008 for being over their
+   * send limit (`ROOST_SLOW_CONSUMER_CLOSE`).
+   */
+  uint64_t slow_consumers_closed;
+} roost_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -483,7 +557,8 @@ roost_status roost_connection_send_binary(roost_server *server,
  * Queues one text message for every connection of `route`, copying `data` once and
  * sharing it among recipients; writes the number of recipients to `*out_recipients`
  * (may be NULL). A recipient whose send queue is over its limit is closed with 1008
- * instead. May be called from any thread.
+ * or skipped instead, as the option `slow_consumer` says. May be called from any
+ * thread.
  *
  * Returns `ROOST_OK`; `ROOST_NOT_FOUND` for an unknown route; `ROOST_CLOSED` after
  * stop; `ROOST_INVALID_ARGUMENT` for text that is not UTF-8.
@@ -562,6 +637,109 @@ roost_status roost_server_stop(roost_server *server, uint32_t grace_ms);
  * Returns `ROOST_OK` or `ROOST_INVALID_ARGUMENT`.
  */
 roost_status roost_server_connection_count(roost_server *server, size_t *out_count);
+
+/**
+ * Checks a topic name as the topic functions would (1 to `ROOST_MAX_TOPIC_LENGTH`
+ * bytes), without a server: for consumers that validate before they act.
+ *
+ * Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` with a message saying what is wrong.
+ */
+roost_status roost_topic_check(const uint8_t *topic, size_t topic_len);
+
+/**
+ * Makes `connection` a subscriber of the topic `topic[0..topic_len]` (1 to
+ * `ROOST_MAX_TOPIC_LENGTH` bytes, any bytes, exact match) and writes to
+ * `*out_subscribed` (may be NULL) whether it became one now (false: it already was).
+ * A connection leaves all its topics when it ends. May be called from any thread.
+ *
+ * Returns `ROOST_OK`; `ROOST_NOT_FOUND` for an unknown or retired id;
+ * `ROOST_CLOSED` after stop; `ROOST_INVALID_ARGUMENT` for an empty or over-long topic.
+ */
+roost_status roost_connection_subscribe(roost_server *server,
+                                        uint64_t connection,
+                                        const uint8_t *topic,
+                                        size_t topic_len,
+                                        bool *out_subscribed);
+
+/**
+ * Removes `connection` from the topic `topic[0..topic_len]` and writes to
+ * `*out_was_subscribed` (may be NULL) whether it was a subscriber. May be called from
+ * any thread.
+ *
+ * Returns as `roost_connection_subscribe`.
+ */
+roost_status roost_connection_unsubscribe(roost_server *server,
+                                          uint64_t connection,
+                                          const uint8_t *topic,
+                                          size_t topic_len,
+                                          bool *out_was_subscribed);
+
+/**
+ * Calls `visit(context, topic, topic_len)` once for each topic `connection` is
+ * subscribed to, on the calling thread, and writes their number to `*out_count` (may
+ * be NULL). The list is taken before the first call, so `visit` may subscribe,
+ * unsubscribe or publish; each `topic` pointer is valid only during its call.
+ *
+ * Returns `ROOST_OK`; `ROOST_NOT_FOUND` for an unknown or retired id;
+ * `ROOST_CLOSED` after stop; `ROOST_INVALID_ARGUMENT` for a NULL `visit`.
+ */
+roost_status roost_connection_topics(roost_server *server,
+                                     uint64_t connection,
+                                     roost_topic_visitor visit,
+                                     void *context,
+                                     size_t *out_count);
+
+/**
+ * Queues one text message (`data[0..len]`, UTF-8) for every subscriber of the topic
+ * `topic[0..topic_len]` except `exclude` (a connection id; `ROOST_NO_CONNECTION`
+ * excludes no one), copying `data` once and sharing it among recipients, and writes
+ * the number of recipients to `*out_recipients` (may be NULL). A recipient over its
+ * send limit is closed with 1008 or skipped, as the option `slow_consumer` says. A
+ * topic without subscribers costs a lookup. May be called from any thread, and from
+ * any number of threads at once.
+ *
+ * Returns `ROOST_OK`; `ROOST_CLOSED` after stop; `ROOST_INVALID_ARGUMENT` for an
+ * empty or over-long topic or text that is not UTF-8.
+ */
+roost_status roost_server_publish_text(roost_server *server,
+                                       const uint8_t *topic,
+                                       size_t topic_len,
+                                       const uint8_t *data,
+                                       size_t len,
+                                       uint64_t exclude,
+                                       size_t *out_recipients);
+
+/**
+ * Binary form of `roost_server_publish_text`.
+ */
+roost_status roost_server_publish_binary(roost_server *server,
+                                         const uint8_t *topic,
+                                         size_t topic_len,
+                                         const uint8_t *data,
+                                         size_t len,
+                                         uint64_t exclude,
+                                         size_t *out_recipients);
+
+/**
+ * Writes the number of connections subscribed to the topic `topic[0..topic_len]` to
+ * `*out_count`.
+ *
+ * Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` (NULLs, an empty or over-long topic).
+ */
+roost_status roost_server_subscriber_count(roost_server *server,
+                                           const uint8_t *topic,
+                                           size_t topic_len,
+                                           size_t *out_count);
+
+/**
+ * Writes the server's counters to `*out`, a struct of `size` bytes: pass
+ * `sizeof(roost_stats)`. `out->size` is set to `size`; fields a newer header has and
+ * this library lacks are zeroed.
+ *
+ * Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` (NULLs, `size` smaller than this
+ * library's `roost_stats`).
+ */
+roost_status roost_server_stats(roost_server *server, roost_stats *out, size_t size);
 
 #ifdef __cplusplus
 }  // extern "C"

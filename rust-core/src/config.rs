@@ -2,6 +2,20 @@
 
 use std::time::Duration;
 
+/// The server's policy for a recipient of a broadcast or publish that does not keep up:
+/// one whose send queue is over `outbound_queue_bytes` (a direct send to it gets
+/// `WouldBlock` instead). Either way the other recipients get every message, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowConsumer {
+    /// Close it with 1008 (policy violation), dropping what is queued for it: a client
+    /// that misses nothing or is gone. Counted as `Stats::slow_consumers_closed`.
+    Close,
+    /// Leave it connected, and let it miss each message that finds it over the limit
+    /// (counted as `Stats::deliveries_skipped`) until its queue drains below the limit:
+    /// for feeds where the latest value matters more than every value.
+    Skip,
+}
+
 /// Limits and options of one server. `Config::default()` is sized for many mostly idle
 /// connections: small buffers, bounded queues, and a keepalive that finds dead peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +68,9 @@ pub struct Config {
     /// broadcast overtake that) sets it to false and calls `Server::join_broadcast`
     /// when ready. Default true.
     pub join_broadcast_on_connect: bool,
+    /// What a broadcast or publish does with a recipient whose send queue is over
+    /// `outbound_queue_bytes`. Default `Close`.
+    pub slow_consumer: SlowConsumer,
     /// Threads of the core's tokio runtime. Default 1: the consumer's event loop runs on
     /// another core, and one thread drives tens of thousands of connections.
     pub worker_threads: usize,
@@ -75,6 +92,7 @@ impl Default for Config {
             max_connections: 100_000,
             max_pending_handshakes: 10_000,
             join_broadcast_on_connect: true,
+            slow_consumer: SlowConsumer::Close,
             worker_threads: 1,
         }
     }

@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use bytes::{Buf, Bytes};
 use futures_util::task::AtomicWaker;
 
+use crate::config::SlowConsumer;
 use crate::error::{Error, Result};
 
 /// Something the consumer asked to go out on a connection.
@@ -29,6 +30,18 @@ pub(crate) enum Outgoing {
     Frame(Bytes),
     /// Start the close handshake with this code and reason; nothing is sent after it.
     Close(u16, String),
+}
+
+/// What became of a shared frame offered to one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offer {
+    Queued,
+    /// Over its send limit, the recipient misses this frame (`SlowConsumer::Skip`).
+    Skipped,
+    /// Over its send limit, the recipient is now being closed with 1008.
+    Closed,
+    /// The recipient is closing already.
+    Refused,
 }
 
 /// `Outbox::socket` when senders may not write the socket.
@@ -177,27 +190,31 @@ impl ConnectionState {
         Ok(())
     }
 
-    /// Queues a broadcast's shared frame. A recipient over its limit is closed with
-    /// 1008 instead of holding back the others. Returns whether the frame was queued.
-    pub(crate) fn offer_broadcast(&self, frame: &Bytes) -> bool {
+    /// Queues a frame shared by many recipients (a broadcast's or a publish's). A
+    /// recipient over its limit does not hold back the others: `policy` says whether it
+    /// is closed with 1008 or misses this frame.
+    pub(crate) fn offer_shared(&self, frame: &Bytes, policy: SlowConsumer) -> Offer {
         let len = frame.len();
         let mut outbox = self.outbox();
         if outbox.state != OutboxState::Open {
-            return false;
+            return Offer::Refused;
         }
         if self.over_limit(&outbox, len) {
+            if policy == SlowConsumer::Skip {
+                return Offer::Skipped;
+            }
             outbox.state = OutboxState::Killed(1008);
             self.killed.store(1008, Ordering::Release);
             outbox.queue.clear();
             drop(outbox);
             self.waker.wake();
-            return false;
+            return Offer::Closed;
         }
         outbox.bytes += len;
         outbox.queue.push_back(Outgoing::Frame(frame.clone()));
         drop(outbox);
         self.waker.wake();
-        true
+        Offer::Queued
     }
 
     /// Queues a close after whatever is already queued.

@@ -12,6 +12,7 @@ mod connection;
 mod connection_state;
 pub mod error;
 pub mod events;
+mod fanout;
 pub mod ffi;
 mod frames;
 #[cfg(feature = "fuzzing")]
@@ -24,9 +25,13 @@ mod scheduling;
 pub mod server;
 mod server_state;
 mod socket;
+pub mod stats;
+mod topics;
 mod wakeup;
 
-pub use config::Config;
+pub use config::{Config, SlowConsumer};
 pub use error::{Error, Result};
 pub use events::{ConnectInfo, Event};
 pub use server::Server;
+pub use stats::Stats;
+pub use topics::MAX_TOPIC_LENGTH;

@@ -1,14 +1,22 @@
-//! Live connections by id and by route: what send, close and broadcast look up.
+//! Live connections by id, by route and by topic: what send, close, broadcast and
+//! publish look up. One lock covers all three, so that a connection that ends leaves
+//! its route and its topics at once, and a subscribe racing with the end of its
+//! connection either finds it gone or is undone by that end.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use bytes::Bytes;
+
 use crate::connection_state::ConnectionState;
+use crate::fanout::Fanout;
+use crate::topics::Topics;
 
 #[derive(Debug, Default)]
 struct Inner {
     by_id: HashMap<u64, Arc<ConnectionState>>,
     by_route: Vec<HashMap<u64, Arc<ConnectionState>>>,
+    topics: Topics,
 }
 
 /// The registry of upgraded connections. Ids are never reused, so a stale id simply
@@ -60,6 +68,7 @@ impl Registry {
             if let Some(route) = inner.by_route.get_mut(handle.route as usize) {
                 route.remove(&id);
             }
+            inner.topics.leave_all(id);
         }
     }
 
@@ -67,15 +76,60 @@ impl Registry {
         self.read().by_id.get(&id).cloned()
     }
 
-    /// Calls `f` on every connection of `route` while holding the read lock, so that a
-    /// broadcast reaches exactly the connections registered at that moment, in order.
-    pub(crate) fn for_each_in_route(&self, route: u32, mut f: impl FnMut(&ConnectionState)) {
+    /// Offers `frame` to every connection of `route` while holding the read lock, so
+    /// that a broadcast reaches exactly the connections registered at that moment, in
+    /// order. Returns how many queued it.
+    pub(crate) fn deliver_to_route(&self, route: u32, frame: &Bytes, fanout: &Fanout) -> usize {
         let inner = self.read();
-        if let Some(members) = inner.by_route.get(route as usize) {
-            for handle in members.values() {
-                f(handle);
-            }
+        let Some(members) = inner.by_route.get(route as usize) else { return 0 };
+        fanout.deliver(frame, members.values().map(|c| &**c))
+    }
+
+    /// Offers the frame `encode` makes to every subscriber of `topic` but `exclude`.
+    /// With no one to receive it, nothing is encoded. Returns how many queued it.
+    pub(crate) fn deliver_to_topic(
+        &self,
+        topic: &[u8],
+        exclude: Option<u64>,
+        encode: impl FnOnce() -> Bytes,
+        fanout: &Fanout,
+    ) -> usize {
+        let inner = self.read();
+        let count = inner.topics.subscriber_count(topic);
+        if count == 0 || (count == 1 && exclude.is_some_and(|id| inner.topics.is_subscribed(id, topic))) {
+            return 0;
         }
+        let frame = encode();
+        fanout.deliver(&frame, inner.topics.subscribers(topic).filter(|c| Some(c.id) != exclude))
+    }
+
+    /// Adds a registered connection to `topic`: `Some(false)` when it already was a
+    /// subscriber, `None` when the id is not registered.
+    pub(crate) fn subscribe(&self, id: u64, topic: &[u8]) -> Option<bool> {
+        let mut inner = self.write();
+        let handle = inner.by_id.get(&id)?.clone();
+        Some(inner.topics.subscribe(&handle, topic))
+    }
+
+    /// Removes a registered connection from `topic`: `Some(false)` when it was not a
+    /// subscriber, `None` when the id is not registered.
+    pub(crate) fn unsubscribe(&self, id: u64, topic: &[u8]) -> Option<bool> {
+        let mut inner = self.write();
+        inner.by_id.contains_key(&id).then(|| inner.topics.unsubscribe(id, topic))
+    }
+
+    /// The topics of a registered connection, `None` when the id is not registered.
+    pub(crate) fn topics_of(&self, id: u64) -> Option<Vec<Arc<[u8]>>> {
+        let inner = self.read();
+        inner.by_id.contains_key(&id).then(|| inner.topics.topics_of(id))
+    }
+
+    pub(crate) fn subscriber_count(&self, topic: &[u8]) -> usize {
+        self.read().topics.subscriber_count(topic)
+    }
+
+    pub(crate) fn topic_count(&self) -> usize {
+        self.read().topics.topic_count()
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<ConnectionState>> {

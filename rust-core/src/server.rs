@@ -1,5 +1,5 @@
 //! The server: routes, the runtime and its listener, and the calls a consumer makes
-//! (poll, send, broadcast, close, stop). Every method takes `&self` and may be called
+//! (poll, send, broadcast, publish, subscribe, close, stop). Every method takes `&self` and may be called
 //! from any thread.
 
 use std::os::fd::{AsRawFd, RawFd};
@@ -18,6 +18,8 @@ use crate::frames::{self, DataKind};
 use crate::listener;
 use crate::scheduling;
 use crate::server_state::ServerState;
+use crate::stats::Stats;
+use crate::topics::check_topic;
 
 /// Backlog of the listening socket: bursts of thousands of connects are normal.
 const LISTEN_BACKLOG: libc::c_int = 4096;
@@ -134,9 +136,7 @@ impl Server {
     }
 
     fn connection(&self, id: u64) -> Result<Arc<ConnectionState>> {
-        if self.state.stopping.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
+        self.check_running()?;
         self.state.registry.get(id).ok_or(Error::NotFound)
     }
 
@@ -160,7 +160,8 @@ impl Server {
 
     /// Queues a text message for every connection of `route` and returns how many
     /// received it. It is encoded once, and every recipient shares that one frame. A
-    /// recipient over its send limit is closed with 1008.
+    /// recipient over its send limit is closed with 1008 or skipped, as the server's
+    /// `slow_consumer` policy says.
     pub fn broadcast_text(&self, route: u32, data: impl AsRef<[u8]>) -> Result<usize> {
         let data = data.as_ref();
         check_utf8(data)?;
@@ -173,18 +174,85 @@ impl Server {
     }
 
     fn broadcast(&self, route: u32, kind: DataKind, data: &[u8]) -> Result<usize> {
-        if self.state.stopping.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
+        self.check_running()?;
         if route as usize >= self.state.route_count() {
             return Err(Error::NotFound);
         }
         let frame = frames::encode(kind, data);
-        let mut delivered = 0;
-        self.state.registry.for_each_in_route(route, |handle| {
-            delivered += usize::from(handle.offer_broadcast(&frame));
-        });
-        Ok(delivered)
+        Ok(self.state.registry.deliver_to_route(route, &frame, &self.state.fanout))
+    }
+
+    /// Queues a text message for every subscriber of `topic` except `exclude` (a
+    /// connection id) and returns how many received it. Like a broadcast it is encoded
+    /// once, shared by every recipient, and subject to the `slow_consumer` policy; a
+    /// topic without subscribers costs a lookup and nothing else. May be called from
+    /// any thread, before start too (no one is subscribed yet).
+    pub fn publish_text(&self, topic: &[u8], data: impl AsRef<[u8]>, exclude: Option<u64>) -> Result<usize> {
+        let data = data.as_ref();
+        check_utf8(data)?;
+        self.publish(topic, DataKind::Text, data, exclude)
+    }
+
+    /// Binary form of `publish_text`.
+    pub fn publish_binary(
+        &self,
+        topic: &[u8],
+        data: impl AsRef<[u8]>,
+        exclude: Option<u64>,
+    ) -> Result<usize> {
+        self.publish(topic, DataKind::Binary, data.as_ref(), exclude)
+    }
+
+    fn publish(&self, topic: &[u8], kind: DataKind, data: &[u8], exclude: Option<u64>) -> Result<usize> {
+        check_topic(topic)?;
+        self.check_running()?;
+        let encode = || frames::encode(kind, data);
+        Ok(self.state.registry.deliver_to_topic(topic, exclude, encode, &self.state.fanout))
+    }
+
+    /// Makes a connection a subscriber of `topic` (1 to `MAX_TOPIC_LENGTH` bytes, exact
+    /// match). Returns false when it already was one. The connection leaves all its
+    /// topics when it ends.
+    pub fn subscribe(&self, id: u64, topic: &[u8]) -> Result<bool> {
+        check_topic(topic)?;
+        self.check_running()?;
+        self.state.registry.subscribe(id, topic).ok_or(Error::NotFound)
+    }
+
+    /// Removes a connection from `topic`. Returns false when it was not a subscriber.
+    pub fn unsubscribe(&self, id: u64, topic: &[u8]) -> Result<bool> {
+        check_topic(topic)?;
+        self.check_running()?;
+        self.state.registry.unsubscribe(id, topic).ok_or(Error::NotFound)
+    }
+
+    /// The topics a connection is subscribed to.
+    pub fn topics_of(&self, id: u64) -> Result<Vec<Arc<[u8]>>> {
+        self.check_running()?;
+        self.state.registry.topics_of(id).ok_or(Error::NotFound)
+    }
+
+    /// The number of connections subscribed to `topic`.
+    pub fn subscriber_count(&self, topic: &[u8]) -> Result<usize> {
+        check_topic(topic)?;
+        Ok(self.state.registry.subscriber_count(topic))
+    }
+
+    /// The server's counters now.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            connections: self.state.registry.len(),
+            topics: self.state.registry.topic_count(),
+            deliveries_skipped: self.state.fanout.skipped(),
+            slow_consumers_closed: self.state.fanout.closed(),
+        }
+    }
+
+    fn check_running(&self) -> Result<()> {
+        if self.state.stopping.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
     }
 
     /// Closes one connection with `code` and `reason` after the messages already
@@ -197,9 +265,7 @@ impl Server {
     /// Makes a connection a broadcast recipient of its route, for servers created with
     /// `join_broadcast_on_connect` false (for others it already is one).
     pub fn join_broadcast(&self, id: u64) -> Result<()> {
-        if self.state.stopping.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
+        self.check_running()?;
         if self.state.registry.join_route(id) {
             Ok(())
         } else {

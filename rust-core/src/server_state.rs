@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::events::EventQueue;
+use crate::fanout::Fanout;
 use crate::registry::Registry;
 
 /// State shared by the server's calls and its tasks.
@@ -18,6 +19,8 @@ pub(crate) struct ServerState {
     pub(crate) config: Config,
     pub(crate) events: EventQueue,
     pub(crate) registry: Registry,
+    /// Delivers broadcasts and publishes under the slow-consumer policy.
+    pub(crate) fanout: Fanout,
     /// Sockets accepted whose upgrade is not finished (for `max_pending_handshakes`).
     pending_handshakes: AtomicUsize,
     /// Upgraded connections whose task has not ended (for `max_connections`).
@@ -57,10 +60,12 @@ impl Drop for Place {
 
 impl ServerState {
     pub(crate) fn new(config: Config) -> std::io::Result<ServerState> {
+        let fanout = Fanout::new(config.slow_consumer);
         Ok(ServerState {
             config,
             events: EventQueue::new()?,
             registry: Registry::default(),
+            fanout,
             pending_handshakes: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),

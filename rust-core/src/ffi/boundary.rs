@@ -112,6 +112,17 @@ pub(crate) unsafe fn write_out<T>(out: *mut T, value: T, what: &str) -> Result<(
     Ok(())
 }
 
+/// Writes an optional out-parameter: NULL means the caller does not want the value.
+///
+/// # Safety
+/// When non-NULL, `out` must be valid for writing a `T`.
+pub(crate) unsafe fn write_if_wanted<T>(out: *mut T, value: T) {
+    // SAFETY: NULL is skipped; the caller vouches that anything else is writable.
+    if let Some(out) = unsafe { out.as_mut() } {
+        *out = value;
+    }
+}
+
 /// Checks an out-parameter before any work is done, so that nothing happens when the
 /// result could not be reported.
 pub(crate) fn require_out<T>(out: *mut T, what: &str) -> Result<()> {

@@ -7,7 +7,7 @@ mod boundary;
 mod server;
 pub mod types;
 
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
 use crate::config::Config;
@@ -16,7 +16,7 @@ use crate::frames;
 use crate::server::Server;
 use boundary::{
     boundary, bytes, check_extensible_size, lookup, read_extensible, require_out, text, write_extensible,
-    write_out,
+    write_if_wanted, write_out,
 };
 use server::PolledServer;
 pub use types::*;
@@ -100,7 +100,7 @@ pub unsafe extern "C" fn roost_server_new(
             // `size` to the bytes it spans; the first field is readable in any version.
             let size = unsafe { options.cast::<u32>().read_unaligned() } as usize;
             // SAFETY: as above, `options` spans `size` bytes.
-            Config::from(&unsafe { read_extensible(options, size, "roost_options")? })
+            Config::try_from(&unsafe { read_extensible(options, size, "roost_options")? })?
         };
         let server = Server::new(config)?;
         // SAFETY: checked above.
@@ -263,7 +263,8 @@ pub unsafe extern "C" fn roost_connection_send_binary(
 /// Queues one text message for every connection of `route`, copying `data` once and
 /// sharing it among recipients; writes the number of recipients to `*out_recipients`
 /// (may be NULL). A recipient whose send queue is over its limit is closed with 1008
-/// instead. May be called from any thread.
+/// or skipped instead, as the option `slow_consumer` says. May be called from any
+/// thread.
 ///
 /// Returns `ROOST_OK`; `ROOST_NOT_FOUND` for an unknown route; `ROOST_CLOSED` after
 /// stop; `ROOST_INVALID_ARGUMENT` for text that is not UTF-8.
@@ -278,10 +279,8 @@ pub unsafe extern "C" fn roost_server_broadcast_text(
     boundary(|| {
         // SAFETY: forwarded from the caller.
         let n = unsafe { send(server, data, len, |s, data| s.broadcast_text(route, data))? };
-        // SAFETY: NULL is allowed and skipped; otherwise writable.
-        if let Some(out) = unsafe { out_recipients.as_mut() } {
-            *out = n;
-        }
+        // SAFETY: NULL or writable, as the caller promises.
+        unsafe { write_if_wanted(out_recipients, n) };
         Ok(())
     })
 }
@@ -298,10 +297,8 @@ pub unsafe extern "C" fn roost_server_broadcast_binary(
     boundary(|| {
         // SAFETY: forwarded from the caller.
         let n = unsafe { send(server, data, len, |s, data| s.broadcast_binary(route, data))? };
-        // SAFETY: NULL is allowed and skipped; otherwise writable.
-        if let Some(out) = unsafe { out_recipients.as_mut() } {
-            *out = n;
-        }
+        // SAFETY: NULL or writable, as the caller promises.
+        unsafe { write_if_wanted(out_recipients, n) };
         Ok(())
     })
 }
@@ -393,5 +390,201 @@ pub unsafe extern "C" fn roost_server_connection_count(
         let n = lookup(server)?.server.connection_count();
         // SAFETY: `out_count` is checked for NULL inside.
         unsafe { write_out(out_count, n, "out_count") }
+    })
+}
+
+/// The topic at `topic[0..topic_len]`.
+///
+/// # Safety
+/// `topic` points to `topic_len` readable bytes (or is NULL with `topic_len` 0).
+unsafe fn topic<'a>(topic: *const u8, topic_len: usize) -> crate::Result<&'a [u8]> {
+    // SAFETY: forwarded from the caller.
+    unsafe { bytes(topic, topic_len, "topic") }
+}
+
+/// Checks a topic name as the topic functions would (1 to `ROOST_MAX_TOPIC_LENGTH`
+/// bytes), without a server: for consumers that validate before they act.
+///
+/// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` with a message saying what is wrong.
+#[no_mangle]
+pub unsafe extern "C" fn roost_topic_check(topic: *const u8, topic_len: usize) -> roost_status {
+    // SAFETY: forwarded from the caller.
+    boundary(|| crate::topics::check_topic(unsafe { self::topic(topic, topic_len)? }))
+}
+
+/// Makes `connection` a subscriber of the topic `topic[0..topic_len]` (1 to
+/// `ROOST_MAX_TOPIC_LENGTH` bytes, any bytes, exact match) and writes to
+/// `*out_subscribed` (may be NULL) whether it became one now (false: it already was).
+/// A connection leaves all its topics when it ends. May be called from any thread.
+///
+/// Returns `ROOST_OK`; `ROOST_NOT_FOUND` for an unknown or retired id;
+/// `ROOST_CLOSED` after stop; `ROOST_INVALID_ARGUMENT` for an empty or over-long topic.
+#[no_mangle]
+pub unsafe extern "C" fn roost_connection_subscribe(
+    server: *mut roost_server,
+    connection: u64,
+    topic: *const u8,
+    topic_len: usize,
+    out_subscribed: *mut bool,
+) -> roost_status {
+    boundary(|| {
+        // SAFETY: forwarded from the caller.
+        let topic = unsafe { self::topic(topic, topic_len)? };
+        let subscribed = lookup(server)?.server.subscribe(connection, topic)?;
+        // SAFETY: NULL or writable, as the caller promises.
+        unsafe { write_if_wanted(out_subscribed, subscribed) };
+        Ok(())
+    })
+}
+
+/// Removes `connection` from the topic `topic[0..topic_len]` and writes to
+/// `*out_was_subscribed` (may be NULL) whether it was a subscriber. May be called from
+/// any thread.
+///
+/// Returns as `roost_connection_subscribe`.
+#[no_mangle]
+pub unsafe extern "C" fn roost_connection_unsubscribe(
+    server: *mut roost_server,
+    connection: u64,
+    topic: *const u8,
+    topic_len: usize,
+    out_was_subscribed: *mut bool,
+) -> roost_status {
+    boundary(|| {
+        // SAFETY: forwarded from the caller.
+        let topic = unsafe { self::topic(topic, topic_len)? };
+        let was = lookup(server)?.server.unsubscribe(connection, topic)?;
+        // SAFETY: NULL or writable, as the caller promises.
+        unsafe { write_if_wanted(out_was_subscribed, was) };
+        Ok(())
+    })
+}
+
+/// Calls `visit(context, topic, topic_len)` once for each topic `connection` is
+/// subscribed to, on the calling thread, and writes their number to `*out_count` (may
+/// be NULL). The list is taken before the first call, so `visit` may subscribe,
+/// unsubscribe or publish; each `topic` pointer is valid only during its call.
+///
+/// Returns `ROOST_OK`; `ROOST_NOT_FOUND` for an unknown or retired id;
+/// `ROOST_CLOSED` after stop; `ROOST_INVALID_ARGUMENT` for a NULL `visit`.
+#[no_mangle]
+pub unsafe extern "C" fn roost_connection_topics(
+    server: *mut roost_server,
+    connection: u64,
+    visit: roost_topic_visitor,
+    context: *mut c_void,
+    out_count: *mut usize,
+) -> roost_status {
+    boundary(|| {
+        let visit = visit.ok_or_else(|| Error::InvalidArgument("visit is NULL".into()))?;
+        let topics = lookup(server)?.server.topics_of(connection)?;
+        for topic in &topics {
+            // SAFETY: the caller's function, with its own context; the topic lives
+            // until the end of this loop.
+            unsafe { visit(context, topic.as_ptr(), topic.len()) };
+        }
+        // SAFETY: NULL or writable, as the caller promises.
+        unsafe { write_if_wanted(out_count, topics.len()) };
+        Ok(())
+    })
+}
+
+/// Queues one text message (`data[0..len]`, UTF-8) for every subscriber of the topic
+/// `topic[0..topic_len]` except `exclude` (a connection id; `ROOST_NO_CONNECTION`
+/// excludes no one), copying `data` once and sharing it among recipients, and writes
+/// the number of recipients to `*out_recipients` (may be NULL). A recipient over its
+/// send limit is closed with 1008 or skipped, as the option `slow_consumer` says. A
+/// topic without subscribers costs a lookup. May be called from any thread, and from
+/// any number of threads at once.
+///
+/// Returns `ROOST_OK`; `ROOST_CLOSED` after stop; `ROOST_INVALID_ARGUMENT` for an
+/// empty or over-long topic or text that is not UTF-8.
+#[no_mangle]
+pub unsafe extern "C" fn roost_server_publish_text(
+    server: *mut roost_server,
+    topic: *const u8,
+    topic_len: usize,
+    data: *const u8,
+    len: usize,
+    exclude: u64,
+    out_recipients: *mut usize,
+) -> roost_status {
+    boundary(|| {
+        // SAFETY: forwarded from the caller.
+        let topic = unsafe { self::topic(topic, topic_len)? };
+        let exclude = (exclude != ROOST_NO_CONNECTION).then_some(exclude);
+        // SAFETY: forwarded from the caller.
+        let n = unsafe { send(server, data, len, |s, data| s.publish_text(topic, data, exclude))? };
+        // SAFETY: NULL or writable, as the caller promises.
+        unsafe { write_if_wanted(out_recipients, n) };
+        Ok(())
+    })
+}
+
+/// Binary form of `roost_server_publish_text`.
+#[no_mangle]
+pub unsafe extern "C" fn roost_server_publish_binary(
+    server: *mut roost_server,
+    topic: *const u8,
+    topic_len: usize,
+    data: *const u8,
+    len: usize,
+    exclude: u64,
+    out_recipients: *mut usize,
+) -> roost_status {
+    boundary(|| {
+        // SAFETY: forwarded from the caller.
+        let topic = unsafe { self::topic(topic, topic_len)? };
+        let exclude = (exclude != ROOST_NO_CONNECTION).then_some(exclude);
+        // SAFETY: forwarded from the caller.
+        let n = unsafe { send(server, data, len, |s, data| s.publish_binary(topic, data, exclude))? };
+        // SAFETY: NULL or writable, as the caller promises.
+        unsafe { write_if_wanted(out_recipients, n) };
+        Ok(())
+    })
+}
+
+/// Writes the number of connections subscribed to the topic `topic[0..topic_len]` to
+/// `*out_count`.
+///
+/// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` (NULLs, an empty or over-long topic).
+#[no_mangle]
+pub unsafe extern "C" fn roost_server_subscriber_count(
+    server: *mut roost_server,
+    topic: *const u8,
+    topic_len: usize,
+    out_count: *mut usize,
+) -> roost_status {
+    boundary(|| {
+        require_out(out_count, "out_count")?;
+        // SAFETY: forwarded from the caller.
+        let topic = unsafe { self::topic(topic, topic_len)? };
+        let n = lookup(server)?.server.subscriber_count(topic)?;
+        // SAFETY: checked above.
+        unsafe { write_out(out_count, n, "out_count") }
+    })
+}
+
+/// Writes the server's counters to `*out`, a struct of `size` bytes: pass
+/// `sizeof(roost_stats)`. `out->size` is set to `size`; fields a newer header has and
+/// this library lacks are zeroed.
+///
+/// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` (NULLs, `size` smaller than this
+/// library's `roost_stats`).
+#[no_mangle]
+pub unsafe extern "C" fn roost_server_stats(
+    server: *mut roost_server,
+    out: *mut roost_stats,
+    size: usize,
+) -> roost_status {
+    boundary(|| {
+        require_out(out, "out")?;
+        check_extensible_size(size, std::mem::size_of::<roost_stats>(), "roost_stats")?;
+        let mut stats = roost_stats::from(&lookup(server)?.server.stats());
+        stats.size = u32::try_from(size)
+            .map_err(|_| Error::InvalidArgument(format!("roost_stats size {size} is invalid")))?;
+        // SAFETY: `out` is non-NULL and, as the caller promises, `size` bytes long.
+        unsafe { write_extensible(out.cast::<u8>(), size, &stats) };
+        Ok(())
     })
 }

@@ -1,9 +1,10 @@
-//! The plain C types of the ABI: statuses, options, events.
+//! The plain C types of the ABI: statuses, options, events, statistics.
 #![allow(non_camel_case_types)]
 
+use std::ffi::c_void;
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, SlowConsumer};
 use crate::error::Error;
 
 /// A server handle. Opaque: created by `roost_server_new`, released by
@@ -118,7 +119,63 @@ pub struct roost_options {
     /// upgraded. When false, a connection joins with `roost_connection_join_broadcast`
     /// (for a consumer that greets or vets clients first). Default true.
     pub join_broadcast_on_connect: bool,
+    /// What broadcasts and publishes do with a recipient whose send queue is over
+    /// `outbound_queue_bytes`: `ROOST_SLOW_CONSUMER_CLOSE` (0, the default) closes it
+    /// with 1008; `ROOST_SLOW_CONSUMER_SKIP` lets it miss each message that finds it
+    /// over the limit. Either is counted in `roost_stats`.
+    pub slow_consumer: u32,
 }
+
+/// `roost_options.slow_consumer`: close a slow recipient with 1008 (the default).
+pub const ROOST_SLOW_CONSUMER_CLOSE: u32 = 0;
+/// `roost_options.slow_consumer`: a slow recipient misses messages while over its limit.
+pub const ROOST_SLOW_CONSUMER_SKIP: u32 = 1;
+
+/// The longest topic name, in bytes (topics are exact-match byte strings of 1 to this
+/// many bytes).
+pub const ROOST_MAX_TOPIC_LENGTH: u32 = 1024;
+const _: () = assert!(ROOST_MAX_TOPIC_LENGTH as usize == crate::topics::MAX_TOPIC_LENGTH);
+
+/// "No connection": the `exclude` argument of `roost_server_publish_text` that
+/// excludes no one. Connection ids start at 1.
+pub const ROOST_NO_CONNECTION: u64 = 0;
+
+/// A server's counters, filled by `roost_server_stats`. Counts are totals since the
+/// server was created. Like `roost_options` it grows at its end in later versions:
+/// `size` says how many bytes the program's struct has.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct roost_stats {
+    /// `sizeof(roost_stats)` as the program was compiled; set by `roost_server_stats`.
+    pub size: u32,
+    /// Connections upgraded and not yet disconnected.
+    pub connections: u64,
+    /// Topics with at least one subscriber.
+    pub topics: u64,
+    /// Messages of broadcasts and publishes that a recipient over its send limit
+    /// missed (`ROOST_SLOW_CONSUMER_SKIP`).
+    pub deliveries_skipped: u64,
+    /// Recipients of broadcasts and publishes closed with 1008 for being over their
+    /// send limit (`ROOST_SLOW_CONSUMER_CLOSE`).
+    pub slow_consumers_closed: u64,
+}
+
+impl From<&crate::stats::Stats> for roost_stats {
+    fn from(s: &crate::stats::Stats) -> Self {
+        roost_stats {
+            size: std::mem::size_of::<roost_stats>() as u32,
+            connections: s.connections as u64,
+            topics: s.topics as u64,
+            deliveries_skipped: s.deliveries_skipped,
+            slow_consumers_closed: s.slow_consumers_closed,
+        }
+    }
+}
+
+/// Called by `roost_connection_topics` once per topic, with the `context` given to it.
+/// `topic` is valid only during the call.
+pub type roost_topic_visitor =
+    Option<unsafe extern "C" fn(context: *mut c_void, topic: *const u8, topic_len: usize)>;
 
 impl From<&Config> for roost_options {
     fn from(c: &Config) -> Self {
@@ -140,15 +197,30 @@ impl From<&Config> for roost_options {
             max_pending_handshakes: count(c.max_pending_handshakes),
             worker_threads: count(c.worker_threads),
             join_broadcast_on_connect: c.join_broadcast_on_connect,
+            slow_consumer: match c.slow_consumer {
+                SlowConsumer::Close => ROOST_SLOW_CONSUMER_CLOSE,
+                SlowConsumer::Skip => ROOST_SLOW_CONSUMER_SKIP,
+            },
         }
     }
 }
 
-impl From<&roost_options> for Config {
-    fn from(o: &roost_options) -> Self {
+impl TryFrom<&roost_options> for Config {
+    type Error = Error;
+
+    fn try_from(o: &roost_options) -> Result<Self, Error> {
         let ms = |v: u32| Duration::from_millis(u64::from(v));
         let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-        Config {
+        let slow_consumer = match o.slow_consumer {
+            ROOST_SLOW_CONSUMER_CLOSE => SlowConsumer::Close,
+            ROOST_SLOW_CONSUMER_SKIP => SlowConsumer::Skip,
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "slow_consumer {other} is not a ROOST_SLOW_CONSUMER_*"
+                )))
+            }
+        };
+        Ok(Config {
             max_message_size: size(o.max_message_size),
             max_frame_size: (o.max_frame_size > 0).then(|| size(o.max_frame_size)),
             inbound_queue_depth: o.inbound_queue_depth as usize,
@@ -163,7 +235,8 @@ impl From<&roost_options> for Config {
             max_pending_handshakes: o.max_pending_handshakes as usize,
             worker_threads: o.worker_threads as usize,
             join_broadcast_on_connect: o.join_broadcast_on_connect,
-        }
+            slow_consumer,
+        })
     }
 }
 

@@ -1,0 +1,59 @@
+//! Fan-out: one encoded frame offered to many recipients (a route's broadcast, a
+//! topic's publish) under the server's slow-consumer policy, and the counts of what
+//! that policy did.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+
+use crate::config::SlowConsumer;
+use crate::connection_state::{ConnectionState, Offer};
+
+#[derive(Debug)]
+pub(crate) struct Fanout {
+    policy: SlowConsumer,
+    /// Messages not queued for a recipient over its limit (`SlowConsumer::Skip`).
+    skipped: AtomicU64,
+    /// Recipients closed with 1008 for being over their limit (`SlowConsumer::Close`).
+    closed: AtomicU64,
+}
+
+impl Fanout {
+    pub(crate) fn new(policy: SlowConsumer) -> Self {
+        Fanout { policy, skipped: AtomicU64::new(0), closed: AtomicU64::new(0) }
+    }
+
+    /// Offers `frame` to every recipient, each sharing the one frame, and returns how
+    /// many queued it.
+    pub(crate) fn deliver<'a>(
+        &self,
+        frame: &Bytes,
+        recipients: impl IntoIterator<Item = &'a ConnectionState>,
+    ) -> usize {
+        let (mut queued, mut skipped, mut closed) = (0, 0, 0);
+        for recipient in recipients {
+            match recipient.offer_shared(frame, self.policy) {
+                Offer::Queued => queued += 1,
+                Offer::Skipped => skipped += 1,
+                Offer::Closed => closed += 1,
+                Offer::Refused => {}
+            }
+        }
+        // One atomic add per fan-out, not per recipient.
+        if skipped > 0 {
+            self.skipped.fetch_add(skipped, Ordering::Relaxed);
+        }
+        if closed > 0 {
+            self.closed.fetch_add(closed, Ordering::Relaxed);
+        }
+        queued
+    }
+
+    pub(crate) fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn closed(&self) -> u64 {
+        self.closed.load(Ordering::Relaxed)
+    }
+}
