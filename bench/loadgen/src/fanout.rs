@@ -38,6 +38,8 @@ const HEAD: usize = 33;
 const SYNC_EVERY: Duration = Duration::from_millis(100);
 const SYNC_LIMIT: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(1);
+/// How often a sender that gets no copies of its own checks whether its receivers are done.
+const ENDED_POLL: Duration = Duration::from_millis(10);
 const DEFAULT_MESSAGES: u64 = 1000;
 const DEFAULT_WINDOW: u64 = 64;
 
@@ -163,6 +165,8 @@ struct Channel {
     receivers: usize,
     /// Receivers of this channel that have seen a sync message.
     synced: Cell<usize>,
+    /// Receivers of this channel that have ended, with every message or not.
+    ended: Cell<usize>,
     /// Messages handed to the socket so far; a receiver seeing `seq >= sent` got garbage.
     sent: Cell<u64>,
     window: Option<DeliveryWindow>,
@@ -303,6 +307,7 @@ pub async fn run<M: Serialize>(layout: Layout<M>, args: &FanoutArgs) -> Result<O
             group: group.clone(),
             receivers: spec.receivers,
             synced: Cell::new(0),
+            ended: Cell::new(0),
             sent: Cell::new(0),
             window: match pace {
                 Pace::Window(w) => Some(DeliveryWindow::new(w, spec.receivers)),
@@ -481,7 +486,10 @@ enum Stage {
     Sync { next: tokio::time::Instant },
     /// Sending the real messages since `start`.
     Sending { start: Instant },
-    /// All sent; waiting (from `since`) for the sender's own copies.
+    /// All sent; waiting (from `since`, for at most the drain time) for the sender's
+    /// own copies or, where it gets none, for its receivers to end: a sender stays
+    /// connected until its messages are delivered, as a server may drop what a client
+    /// that has left sent last.
     Draining { since: tokio::time::Instant },
 }
 
@@ -605,8 +613,8 @@ async fn send(
                     next_tick
                 }
             }
-            Stage::Draining { since } => {
-                if !group.own_copies || r.own_received >= r.sent {
+            Stage::Draining { since } if group.own_copies => {
+                if r.own_received >= r.sent {
                     break;
                 }
                 if now_t >= *since + drain {
@@ -614,6 +622,13 @@ async fn send(
                     break;
                 }
                 *since + drain
+            }
+            Stage::Draining { since } => {
+                // The receivers report what they lack; the sender only waits for them.
+                if ch.ended.get() >= ch.receivers || now_t >= *since + drain {
+                    break;
+                }
+                (now_t + ENDED_POLL).min(*since + drain)
             }
         };
         if !out.is_empty() {
@@ -710,6 +725,7 @@ async fn window_advanced(window: Option<&DeliveryWindow>) {
 async fn receive(c: Conn, ch: Rc<Channel>, control: watch::Receiver<Control>, expected: usize) -> RecvResult {
     let group = ch.group.clone();
     let r = receive_all(c, &ch, control, expected).await;
+    ch.ended.set(ch.ended.get() + 1);
     if group.start.get().is_none() {
         group.failed.set(group.failed.get() + 1);
     }
