@@ -6,6 +6,12 @@
  * /ws    answers each text message with "Echo: <message>" (binary is echoed as is)
  * /echo  echoes each message unchanged: text as text, binary as binary
  * /chat  broadcasts each message to every /chat client, the sender included
+ * /sub?topic=T  subscribes the client to topic T; what it sends is ignored
+ * /pub?topic=T  publishes each message the client sends to topic T (text as text,
+ *               binary as binary), the sender excluded
+ *
+ * T is taken from the raw query string as is (not percent-decoded), 1 to
+ * ROOST_MAX_TOPIC_LENGTH bytes; a /sub or /pub client without one is closed with 1008.
  *
  * MAX_MESSAGE_SIZE (bytes) raises or lowers both the message and the frame limit of
  * the core (default 1 MiB each); the Autobahn conformance run uses 16 MiB.
@@ -17,6 +23,8 @@
  * ROOST_WOULD_BLOCK. The reply is kept, reading from that client is paused (so at most
  * a few more messages arrive), and the kept replies go out in order on its
  * ROOST_EVENT_WRITABLE event. Nothing is dropped and memory stays bounded.
+ * Broadcasts and publishes never block: a recipient that cannot keep up is closed
+ * with 1008 (the default slow_consumer policy).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -109,6 +117,93 @@ static void flush_pending(roost_server *server, uint64_t connection, int drop) {
     if (!drop && !blocked) roost_connection_pause_reading(server, connection, false);
 }
 
+/* ---- topics --------------------------------------------------------------------- */
+
+/* The value of parameter `name` in a raw query string ("a=1&topic=news"), not
+ * decoded, and its length; NULL when it is absent. */
+static const uint8_t *query_value(const uint8_t *query, size_t len, const char *name,
+                                  size_t *value_len) {
+    size_t name_len = strlen(name);
+    const uint8_t *end = query + len;
+    for (const uint8_t *p = query; p != NULL && p < end;) {
+        const uint8_t *amp = memchr(p, '&', (size_t)(end - p));
+        const uint8_t *stop = amp != NULL ? amp : end;
+        if ((size_t)(stop - p) > name_len && memcmp(p, name, name_len) == 0 && p[name_len] == '=') {
+            *value_len = (size_t)(stop - p) - name_len - 1;
+            return p + name_len + 1;
+        }
+        p = amp != NULL ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* The topic a /pub connection publishes to, kept from its CONNECT to its DISCONNECT
+ * (the query string is only in the CONNECT event). A small hash table by id. */
+typedef struct publisher {
+    struct publisher *next;
+    uint64_t connection;
+    size_t topic_len;
+    uint8_t topic[];
+} publisher;
+
+#define PUBLISHER_BUCKETS 1024
+static publisher *publishers[PUBLISHER_BUCKETS];
+
+/* The link that points to `connection`'s entry, or to the NULL ending its bucket. */
+static publisher **find_publisher(uint64_t connection) {
+    publisher **link = &publishers[connection % PUBLISHER_BUCKETS];
+    while (*link != NULL && (*link)->connection != connection) link = &(*link)->next;
+    return link;
+}
+
+static void forget_publisher(uint64_t connection) {
+    publisher **link = find_publisher(connection);
+    publisher *p = *link;
+    if (p == NULL) return;
+    *link = p->next;
+    free(p);
+}
+
+/* A client connected to /sub or /pub: subscribe it, or remember its topic. */
+static void topic_connect(roost_server *server, const roost_event *ev, int subscriber) {
+    static const char usage[] = "give ?topic=NAME, 1 to 1024 bytes";
+    size_t topic_len = 0;
+    const uint8_t *topic = query_value(ev->query, ev->query_len, "topic", &topic_len);
+    int ok = topic != NULL && topic_len >= 1 && topic_len <= ROOST_MAX_TOPIC_LENGTH;
+    if (ok && subscriber) {
+        /* Anything but ROOST_OK means the client is gone already. */
+        roost_connection_subscribe(server, ev->connection, topic, topic_len, NULL);
+    } else if (ok) {
+        publisher *p = malloc(sizeof *p + topic_len);
+        if (p == NULL) {
+            roost_connection_close(server, ev->connection, 1011, NULL, 0);
+            return;
+        }
+        p->connection = ev->connection;
+        p->topic_len = topic_len;
+        memcpy(p->topic, topic, topic_len);
+        publisher **link = find_publisher(ev->connection);
+        p->next = *link;
+        *link = p;
+    }
+    if (!ok)
+        roost_connection_close(server, ev->connection, 1008, (const uint8_t *)usage, strlen(usage));
+}
+
+/* A /pub client sent a message: publish it to its topic, to everyone but itself. */
+static void publish(roost_server *server, const roost_event *ev) {
+    const publisher *p = *find_publisher(ev->connection);
+    if (p == NULL) return; /* refused at its CONNECT */
+    if (ev->kind == ROOST_EVENT_BINARY)
+        roost_server_publish_binary(server, p->topic, p->topic_len, ev->data, ev->data_len,
+                                    ev->connection, NULL);
+    else
+        roost_server_publish_text(server, p->topic, p->topic_len, ev->data, ev->data_len,
+                                  ev->connection, NULL);
+}
+
+/* ---- the event loop ------------------------------------------------------------- */
+
 /* Sends "prefix + data" to one connection, keeping it for later when the connection's
  * send queue is full (or earlier replies still wait). */
 static void reply(roost_server *server, uint64_t connection, int binary,
@@ -136,24 +231,32 @@ static void reply(roost_server *server, uint64_t connection, int binary,
     keep_pending(connection, binary, prefix, prefix_len, data, len);
 }
 
-static void handle(roost_server *server, const roost_event *ev, uint32_t ws_route,
-                   uint32_t echo_route, uint32_t chat_route) {
+/* Route ids, in the order main adds them. */
+enum { WS_ROUTE, ECHO_ROUTE, CHAT_ROUTE, SUB_ROUTE, PUB_ROUTE };
+
+static void handle(roost_server *server, const roost_event *ev) {
     int binary = ev->kind == ROOST_EVENT_BINARY;
     switch (ev->kind) {
+    case ROOST_EVENT_CONNECT:
+        if (ev->route == SUB_ROUTE || ev->route == PUB_ROUTE)
+            topic_connect(server, ev, ev->route == SUB_ROUTE);
+        break;
     case ROOST_EVENT_TEXT:
     case ROOST_EVENT_BINARY:
-        if (ev->route == chat_route) {
+        if (ev->route == CHAT_ROUTE) {
             /* Broadcast never blocks: a recipient that cannot keep up is closed (1008). */
             if (binary)
-                roost_server_broadcast_binary(server, chat_route, ev->data, ev->data_len, NULL);
+                roost_server_broadcast_binary(server, CHAT_ROUTE, ev->data, ev->data_len, NULL);
             else
-                roost_server_broadcast_text(server, chat_route, ev->data, ev->data_len, NULL);
-        } else if (ev->route == ws_route) {
+                roost_server_broadcast_text(server, CHAT_ROUTE, ev->data, ev->data_len, NULL);
+        } else if (ev->route == WS_ROUTE) {
             const char *prefix = binary ? "" : ECHO_PREFIX;
             reply(server, ev->connection, binary, (const unsigned char *)prefix, strlen(prefix),
                   ev->data, ev->data_len);
-        } else if (ev->route == echo_route) {
+        } else if (ev->route == ECHO_ROUTE) {
             reply(server, ev->connection, binary, NULL, 0, ev->data, ev->data_len);
+        } else if (ev->route == PUB_ROUTE) {
+            publish(server, ev);
         }
         break;
     case ROOST_EVENT_WRITABLE:
@@ -161,6 +264,7 @@ static void handle(roost_server *server, const roost_event *ev, uint32_t ws_rout
         break;
     case ROOST_EVENT_DISCONNECT:
         flush_pending(server, ev->connection, 1);
+        if (ev->route == PUB_ROUTE) forget_publisher(ev->connection);
         break;
     default:
         break;
@@ -206,13 +310,16 @@ int main(int argc, char **argv) {
     status = roost_server_new(&options, &server);
     if (status != ROOST_OK) return fail("roost_server_new", status);
 
-    uint32_t ws_route = 0, echo_route = 0, chat_route = 0;
-    if ((status = roost_server_add_route(server, (const uint8_t *)"/ws", 3, &ws_route)) != ROOST_OK ||
-        (status = roost_server_add_route(server, (const uint8_t *)"/echo", 5, &echo_route)) != ROOST_OK ||
-        (status = roost_server_add_route(server, (const uint8_t *)"/chat", 5, &chat_route)) != ROOST_OK) {
-        int rc = fail("roost_server_add_route", status);
-        roost_server_free(server);
-        return rc;
+    /* Route ids count from 0 in the order added: WS_ROUTE, ECHO_ROUTE, ... */
+    static const char *const paths[] = {"/ws", "/echo", "/chat", "/sub", "/pub"};
+    for (uint32_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        uint32_t route = 0;
+        status = roost_server_add_route(server, (const uint8_t *)paths[i], strlen(paths[i]), &route);
+        if (status != ROOST_OK || route != i) {
+            int rc = fail("roost_server_add_route", status);
+            roost_server_free(server);
+            return rc;
+        }
     }
     uint16_t bound = 0;
     status = roost_server_start(server, (const uint8_t *)host, strlen(host), (uint16_t)port, &bound);
@@ -223,7 +330,8 @@ int main(int argc, char **argv) {
     }
     int fd = -1;
     roost_server_ready_fd(server, &fd);
-    printf("echo_server listening on ws://%s:%u (/ws echo, /echo raw echo, /chat broadcast)\n",
+    printf("echo_server listening on ws://%s:%u (/ws echo, /echo raw echo, /chat broadcast, "
+           "/sub and /pub topics)\n",
            host, bound);
     fflush(stdout);
 
@@ -236,7 +344,7 @@ int main(int argc, char **argv) {
             fail("roost_server_poll", status);
             break;
         }
-        for (size_t i = 0; i < n; i++) handle(server, &events[i], ws_route, echo_route, chat_route);
+        for (size_t i = 0; i < n; i++) handle(server, &events[i]);
         if (n > 0) continue;
         /* The empty poll re-armed the descriptor: sleep until it says "poll me". */
         if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
@@ -253,5 +361,7 @@ int main(int argc, char **argv) {
         free(pending_head);
         pending_head = next;
     }
+    for (size_t i = 0; i < PUBLISHER_BUCKETS; i++)
+        while (publishers[i] != NULL) forget_publisher(publishers[i]->connection);
     return 0;
 }

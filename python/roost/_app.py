@@ -15,7 +15,7 @@ from ._dispatcher import Dispatcher
 from ._endpoint import Endpoint
 from ._native import LimitOptions, Limits, NativeServer
 from ._stats import Stats
-from ._topics import message, topic_name
+from ._topics import check_topic_name, message, topic_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -254,7 +254,10 @@ class App:
         name = topic_name(topic)
         payload, text = message(data, "publish()")
         native = self._native
-        return native.publish(name, payload, text) if native is not None else 0
+        if native is None:
+            check_topic_name(name)
+            return 0
+        return native.publish(name, payload, text)
 
     def subscriber_count(self, topic: str) -> int:
         """Connections subscribed to `topic` now (0 when the app is not serving). Safe
@@ -266,7 +269,10 @@ class App:
         """
         name = topic_name(topic)
         native = self._native
-        return native.subscriber_count(name) if native is not None else 0
+        if native is None:
+            check_topic_name(name)
+            return 0
+        return native.subscriber_count(name)
 
     def stats(self) -> Stats:
         """The core's counters now (all 0 when the app is not serving): open

@@ -13,21 +13,27 @@ Payload = str | bytes | bytearray | memoryview
 
 
 def topic_name(topic: object) -> bytes:
-    """The core's name for `topic`, checked as the core checks it.
+    """The core's name for `topic`. The core checks its length when it gets it.
 
     Raises:
         TypeError: `topic` is not a `str` (bytes included: topics are text in Python).
-        ValueError: `topic` is empty, longer than the core's limit in UTF-8
-            (`lib.ROOST_MAX_TOPIC_LENGTH` bytes) or not encodable (lone surrogates).
+        ValueError: `topic` cannot be encoded (lone surrogates).
     """
     if not isinstance(topic, str):
         raise TypeError(f"topic must be a str, not {type(topic).__name__}")
     try:
-        name = topic.encode("utf-8")
+        return topic.encode("utf-8")
     except UnicodeEncodeError as error:
         raise ValueError(f"topic {topic!r} is not valid text: {error.reason}") from None
+
+
+def check_topic_name(name: bytes) -> None:
+    """Checks a name as the core's topic calls do, for paths that reach none of them.
+
+    Raises:
+        ValueError: `name` is empty or longer than `lib.ROOST_MAX_TOPIC_LENGTH` bytes.
+    """
     check(lib.roost_topic_check(name, len(name)))
-    return name
 
 
 def message(data: object, what: str) -> tuple[bytes, bool]:

@@ -27,7 +27,7 @@ from ._native import (
 from ._query import QueryParams
 from ._roost_ffi import ffi, lib
 from ._signal import Signal
-from ._topics import message, topic_name, topics_of
+from ._topics import check_topic_name, message, topic_name, topics_of
 
 if TYPE_CHECKING:
     from ._endpoint import Endpoint
@@ -380,6 +380,7 @@ class WebSocket:
         """
         name = topic_name(topic)
         if self._closed is not None:
+            check_topic_name(name)
             raise WebSocketDisconnect(self._closed.code, self._closed.reason)
         out = ffi.new("bool *")
         status = lib.roost_connection_subscribe(

@@ -1,8 +1,9 @@
 //! The C ABI under abuse: seeded pseudo-random sequences of `roost_*` calls with random
 //! and stale connection ids, NULL and forged pointers, freed handles, calls after stop
 //! and after free, empty, huge (8 MiB) and absurdly long payloads, invalid UTF-8, bad
-//! close codes, and several threads calling at once while real clients connect, send
-//! and leave over 127.0.0.1.
+//! close codes, empty, over-long and NULL topics, NULL and re-entrant topic visitors,
+//! stats structs of every size, and several threads calling at once while real clients
+//! connect, send and leave over 127.0.0.1.
 //!
 //! The property: every call returns a status its documentation allows (never
 //! ROOST_PANIC), leaves a message in roost_last_error when it fails, writes no
@@ -18,7 +19,7 @@
 //! be closing or gone by the time the call lands).
 
 use std::collections::{HashMap, VecDeque};
-use std::ffi::{c_int, CStr};
+use std::ffi::{c_int, c_void, CStr};
 use std::io::{ErrorKind, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -875,6 +876,7 @@ fn options_with(rng: &mut Rng) -> roost_options {
     o.inbound_queue_depth = *rng.pick(&[1, 4, 16]);
     o.worker_threads = *rng.pick(&[1, 2]);
     o.join_broadcast_on_connect = rng.chance(70);
+    o.slow_consumer = *rng.pick(&[ROOST_SLOW_CONSUMER_CLOSE, ROOST_SLOW_CONSUMER_SKIP]);
     o
 }
 
@@ -899,14 +901,16 @@ fn random_options(rng: &mut Rng) -> (roost_options, bool) {
     // Any non-zero byte is `true` to C; Rust's bool must be 0 or 1, so C's rule is
     // not exercised here.
     o.join_broadcast_on_connect = rng.chance(50);
+    o.slow_consumer = *rng.pick(&[ROOST_SLOW_CONSUMER_CLOSE, ROOST_SLOW_CONSUMER_SKIP, 2, u32::MAX]);
     let valid = o.max_message_size > 0
         && o.inbound_queue_depth > 0
         && o.outbound_queue_bytes > 0
-        && o.read_buffer_size > 0
+        && (1..=16 << 20).contains(&o.read_buffer_size)
         && o.max_connections > 0
         && (1..=256).contains(&o.worker_threads)
         && o.handshake_timeout_ms > 0
-        && (o.ping_interval_ms == 0 || o.ping_timeout_ms > 0);
+        && (o.ping_interval_ms == 0 || o.ping_timeout_ms > 0)
+        && o.slow_consumer <= ROOST_SLOW_CONSUMER_SKIP;
     (o, valid)
 }
 
@@ -988,6 +992,269 @@ fn count(a: &mut Audit, s: *mut roost_server, out: bool, allowed: Set) -> Option
 }
 
 // ---------------------------------------------------------------------------------
+// Topics and stats through the C ABI, each audited
+// ---------------------------------------------------------------------------------
+
+/// What a `bool` out-parameter holds before a call: neither true nor false, so that any
+/// write shows.
+const FLAG_UNSET: u8 = 0x5a;
+
+const TOPIC_NAMES: &[&[u8]] = &[b"room", b"feed", b"r", b"\xff\x00 not text"];
+
+/// `ROOST_MAX_TOPIC_LENGTH + 1` bytes: `[..MAX]` is the longest topic, the whole is one
+/// byte too long.
+static LONG_TOPIC: LazyLock<Vec<u8>> = LazyLock::new(|| vec![b't'; ROOST_MAX_TOPIC_LENGTH as usize + 1]);
+
+/// A topic argument and whether it names a topic (1 to ROOST_MAX_TOPIC_LENGTH bytes, any
+/// bytes). Points to static memory.
+fn topic_arg(rng: &mut Rng) -> (Data, bool) {
+    let max = ROOST_MAX_TOPIC_LENGTH as usize;
+    let data = match rng.below(20) {
+        0 => Data { ptr: null(), len: 0, bad_pointer: false, utf8: true, label: "NULL topic, 0" },
+        1 => Data {
+            ptr: TOPIC_NAMES[0].as_ptr(),
+            len: 0,
+            bad_pointer: false,
+            utf8: true,
+            label: "empty topic",
+        },
+        2 => {
+            let len = rng.range(1, 1 << 40) as usize;
+            Data { ptr: null(), len, bad_pointer: true, utf8: false, label: "NULL topic with a length" }
+        }
+        3 => {
+            let len = (isize::MAX as usize).saturating_add(1 + rng.below(1000) as usize);
+            Data {
+                ptr: LONG_TOPIC.as_ptr(),
+                len,
+                bad_pointer: true,
+                utf8: false,
+                label: "topic length > isize::MAX",
+            }
+        }
+        4 => data_of(&LONG_TOPIC[..max], "longest topic"),
+        5 => data_of(&LONG_TOPIC, "topic one byte too long"),
+        _ => data_of(rng.pick::<&[u8]>(TOPIC_NAMES), "topic"),
+    };
+    let valid = !data.bad_pointer && (1..=max).contains(&data.len);
+    (data, valid)
+}
+
+/// The bytes of a topic argument that `topic_arg` found valid.
+fn topic_bytes(topic: &Data) -> Vec<u8> {
+    // SAFETY: a valid topic points to `len` bytes of static memory.
+    unsafe { view(topic.ptr, topic.len) }.unwrap_or(&[]).to_vec()
+}
+
+/// roost_connection_subscribe (`join`) or roost_connection_unsubscribe: its status, and
+/// the flag it reported when it succeeded with an out-parameter.
+fn join_or_leave(
+    a: &mut Audit,
+    s: *mut roost_server,
+    id: u64,
+    topic: Data,
+    join: bool,
+    out: bool,
+    allowed: impl FnOnce() -> Set,
+) -> (roost_status, Option<bool>) {
+    let mut slot = FLAG_UNSET;
+    let out_ptr = if out { (&mut slot as *mut u8).cast::<bool>() } else { null_mut() };
+    // SAFETY: `topic` valid or a refused bad pointer; `out_ptr` NULL or a live byte.
+    let st = unsafe {
+        if join {
+            roost_connection_subscribe(s, id, topic.ptr, topic.len, out_ptr)
+        } else {
+            roost_connection_unsubscribe(s, id, topic.ptr, topic.len, out_ptr)
+        }
+    };
+    let what = if join { "subscribe" } else { "unsubscribe" };
+    a.record(what, st, allowed(), || format!("connection {id}, topic {}, out {out}", topic.describe()));
+    if st != ROOST_OK && slot != FLAG_UNSET {
+        a.violation(format!("{what} wrote its out-parameter on failure"));
+    }
+    if st == ROOST_OK && out && slot > 1 {
+        a.violation(format!("{what} wrote {slot} to its bool out-parameter"));
+    }
+    (st, (st == ROOST_OK && out).then_some(slot == 1))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    a: &mut Audit,
+    s: *mut roost_server,
+    topic: Data,
+    data: Data,
+    text: bool,
+    exclude: u64,
+    out: bool,
+    allowed: impl FnOnce() -> Set,
+) -> Option<usize> {
+    let mut recipients = OUT_SENTINEL;
+    let out_ptr = if out { &mut recipients as *mut usize } else { null_mut() };
+    // SAFETY: `topic` and `data` valid or refused bad pointers; `out_ptr` NULL or live.
+    let st = unsafe {
+        if text {
+            roost_server_publish_text(s, topic.ptr, topic.len, data.ptr, data.len, exclude, out_ptr)
+        } else {
+            roost_server_publish_binary(s, topic.ptr, topic.len, data.ptr, data.len, exclude, out_ptr)
+        }
+    };
+    a.record(if text { "publish_text" } else { "publish_binary" }, st, allowed(), || {
+        format!("topic {}, data {}, exclude {exclude}", topic.describe(), data.describe())
+    });
+    if st != ROOST_OK && recipients != OUT_SENTINEL {
+        a.violation("publish wrote out_recipients on failure".into());
+    }
+    (st == ROOST_OK && out).then_some(recipients)
+}
+
+fn subscriber_count(
+    a: &mut Audit,
+    s: *mut roost_server,
+    topic: Data,
+    out: bool,
+    allowed: impl FnOnce() -> Set,
+) -> Option<usize> {
+    let mut n = OUT_SENTINEL;
+    let out_ptr = if out { &mut n as *mut usize } else { null_mut() };
+    // SAFETY: `topic` valid or a refused bad pointer; `out_ptr` NULL or live.
+    let st = unsafe { roost_server_subscriber_count(s, topic.ptr, topic.len, out_ptr) };
+    a.record("subscriber_count", st, allowed(), || format!("topic {}, out {out}", topic.describe()));
+    if st != ROOST_OK && n != OUT_SENTINEL {
+        a.violation("subscriber_count wrote out_count on failure".into());
+    }
+    (st == ROOST_OK).then_some(n)
+}
+
+/// What a topic visitor was given, and what it did.
+struct Visits {
+    server: *mut roost_server,
+    id: u64,
+    /// Unsubscribe the connection from each topic as it is visited.
+    unsubscribe: bool,
+    seen: Vec<Vec<u8>>,
+    /// Status, flag byte and (on failure) message of each unsubscribe made from inside
+    /// the visitor.
+    inner: Vec<(roost_status, u8, String)>,
+}
+
+unsafe extern "C" fn visit(context: *mut c_void, topic: *const u8, topic_len: usize) {
+    // SAFETY: `context` is the `Visits` that `topics` passed, alive for the call.
+    let v = unsafe { &mut *context.cast::<Visits>() };
+    // SAFETY: the library passes `topic_len` readable bytes, valid during this call.
+    v.seen.push(unsafe { view(topic, topic_len) }.unwrap_or(&[]).to_vec());
+    if v.unsubscribe {
+        let mut slot = FLAG_UNSET;
+        // SAFETY: the topic as given, and a live byte for the flag.
+        let st = unsafe {
+            roost_connection_unsubscribe(v.server, v.id, topic, topic_len, (&mut slot as *mut u8).cast())
+        };
+        let message = if st == ROOST_OK { String::new() } else { last_error() };
+        v.inner.push((st, slot, message));
+    }
+}
+
+/// roost_connection_topics with no visitor (`visitor` false), or one that collects the
+/// topics and, when `unsubscribe`, unsubscribes the connection from each. Returns what
+/// the visitor saw and the count written, on success. A failed call must visit nothing.
+fn topics(
+    a: &mut Audit,
+    s: *mut roost_server,
+    id: u64,
+    visitor: bool,
+    unsubscribe: bool,
+    out: bool,
+    allowed: impl FnOnce() -> Set,
+) -> Option<(Visits, usize)> {
+    let mut v = Visits { server: s, id, unsubscribe, seen: Vec::new(), inner: Vec::new() };
+    let mut n = OUT_SENTINEL;
+    let out_ptr = if out { &mut n as *mut usize } else { null_mut() };
+    let visit_fn: roost_topic_visitor = if visitor { Some(visit) } else { None };
+    // SAFETY: `v` outlives the call; `out_ptr` NULL or live.
+    let st = unsafe { roost_connection_topics(s, id, visit_fn, (&mut v as *mut Visits).cast(), out_ptr) };
+    a.record("topics", st, allowed(), || format!("connection {id}, visitor {visitor}, out {out}"));
+    if st != ROOST_OK && (n != OUT_SENTINEL || !v.seen.is_empty()) {
+        a.violation(format!("topics failed but wrote out_count or visited {} topics", v.seen.len()));
+    }
+    if st == ROOST_OK && out && n != v.seen.len() {
+        a.violation(format!("topics wrote count {n} after {} visits", v.seen.len()));
+    }
+    (st == ROOST_OK).then_some((v, n))
+}
+
+/// Checks the unsubscribes a visitor made: each gives a status in `allowed` and a
+/// message when it fails; with `exact`, each that succeeds reports a subscription (the
+/// visitor is given only topics the connection had when the call began, true when no
+/// other thread changes its topics meanwhile). Returns the topics they removed.
+fn check_inner(a: &mut Audit, v: &Visits, allowed: Set, exact: bool) -> Vec<Vec<u8>> {
+    let mut removed = Vec::new();
+    for ((st, slot, message), topic) in v.inner.iter().zip(&v.seen) {
+        a.record("unsubscribe (visitor)", *st, allowed, || format!("connection {}", v.id));
+        if *st != ROOST_OK && message.is_empty() {
+            a.violation("unsubscribe in a visitor failed without a message".into());
+        }
+        if *st == ROOST_OK {
+            if *slot > 1 || (exact && *slot != 1) {
+                a.violation(format!("unsubscribe in a visitor reported flag byte {slot} for a topic it had"));
+            }
+            removed.push(topic.clone());
+        }
+    }
+    removed
+}
+
+/// roost_server_stats into a buffer of `size` bytes (`out` false: NULL), checking that a
+/// failure writes nothing and a success writes `size` bytes: the known fields, `size`
+/// in the first, zeros after them.
+fn stats(
+    a: &mut Audit,
+    s: *mut roost_server,
+    size: usize,
+    out: bool,
+    allowed: impl FnOnce() -> Set,
+) -> Option<roost_stats> {
+    const FILL: u8 = 0xa5;
+    let known = std::mem::size_of::<roost_stats>();
+    let mut buf = [0u64; 16];
+    let bytes = std::mem::size_of_val(&buf);
+    assert!(size <= bytes - 8, "stats buffer too small for size {size}");
+    // SAFETY: `buf` is `bytes` bytes of plain integers.
+    unsafe { std::ptr::write_bytes(buf.as_mut_ptr().cast::<u8>(), FILL, bytes) };
+    let out_ptr = if out { buf.as_mut_ptr().cast::<roost_stats>() } else { null_mut() };
+    // SAFETY: `out_ptr` NULL or `bytes` >= `size` writable bytes, aligned for u64.
+    let st = unsafe { roost_server_stats(s, out_ptr, size) };
+    a.record("stats", st, allowed(), || format!("size {size}, out {out}"));
+    // SAFETY: plain bytes.
+    let raw = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), bytes) };
+    if st != ROOST_OK {
+        if raw.iter().any(|b| *b != FILL) {
+            a.violation(format!("stats wrote its struct on failure (size {size})"));
+        }
+        return None;
+    }
+    // SAFETY: the library wrote at least a roost_stats at the start of `buf`.
+    let got = unsafe { buf.as_ptr().cast::<roost_stats>().read() };
+    if got.size as usize != size
+        || raw[known..size].iter().any(|b| *b != 0)
+        || raw[size..].iter().any(|b| *b != FILL)
+    {
+        a.violation(format!("stats of size {size}: size field {}, tail not zeroed or overrun", got.size));
+    }
+    Some(got)
+}
+
+/// A size for roost_server_stats and whether the library must accept it.
+fn stats_size(rng: &mut Rng) -> (usize, bool) {
+    let known = std::mem::size_of::<roost_stats>();
+    match rng.below(6) {
+        0 => (known - 1, false),
+        1 => (rng.below(known as u64) as usize, false),
+        2 => (known + 8 * rng.range(1, 8) as usize, true),
+        _ => (known, true),
+    }
+}
+
+// ---------------------------------------------------------------------------------
 // Test 1: one thread, a model of each server, exact expectations
 // ---------------------------------------------------------------------------------
 
@@ -1010,6 +1277,11 @@ struct Model {
     fd: c_int,
     log: EventLog,
     clients: Vec<Client>,
+    /// The topics of each connection, as this thread's successful calls left them.
+    subs: HashMap<u64, Vec<Vec<u8>>>,
+    /// The slow-consumer counters last read, which never go down.
+    skipped: u64,
+    closed: u64,
 }
 
 const S_IA: Set = Set(1 << ROOST_INVALID_ARGUMENT as u32);
@@ -1078,6 +1350,40 @@ impl Model {
 
     fn routes_set(&self) -> usize {
         self.routes.len()
+    }
+
+    /// The model's subscriptions of connections not known to have ended: what the server
+    /// has, or more (a connection can end before its DISCONNECT is polled).
+    fn subscriptions(&self) -> impl Iterator<Item = (&u64, &Vec<Vec<u8>>)> {
+        self.subs.iter().filter(|(id, _)| self.log.conns.get(id) != Some(&Conn::Retired))
+    }
+
+    /// Mostly a connection with topics, when there is one (for unsubscribes and visits that
+    /// find something); else any id as `choose_id` picks it.
+    fn choose_subscriber(&self, rng: &mut Rng) -> (u64, Option<Conn>, bool) {
+        let with_topics: Vec<u64> =
+            self.subscriptions().filter(|(_, topics)| !topics.is_empty()).map(|(id, _)| *id).collect();
+        if with_topics.is_empty() || rng.chance(40) {
+            return choose_id(rng, &self.log);
+        }
+        let id = *rng.pick(&with_topics);
+        let state = self.log.conns.get(&id).copied();
+        (id, state, state.is_some())
+    }
+
+    /// At least the number of subscribers of `topic` but `exclude` the server has.
+    fn most_subscribers(&self, topic: &[u8], exclude: u64) -> usize {
+        self.subscriptions()
+            .filter(|(id, topics)| **id != exclude && topics.iter().any(|t| t == topic))
+            .count()
+    }
+
+    /// At least the number of topics with a subscriber the server has.
+    fn most_topics(&self) -> usize {
+        let mut all: Vec<&Vec<u8>> = self.subscriptions().flat_map(|(_, topics)| topics).collect();
+        all.sort();
+        all.dedup();
+        all.len()
     }
 }
 
@@ -1200,6 +1506,9 @@ fn sequential_round(seed: u64, round: u64, taken_port: u16, freed: &mut Vec<usiz
         fd,
         log: EventLog::default(),
         clients: Vec::new(),
+        subs: HashMap::new(),
+        skipped: 0,
+        closed: 0,
     };
 
     // Most rounds start right away, so that most calls meet a running server; the
@@ -1231,7 +1540,7 @@ fn sequential_round(seed: u64, round: u64, taken_port: u16, freed: &mut Vec<usiz
         let step_started = Instant::now();
         let (h, h_live) = choose_handle(&mut rng, &m, freed);
         let dead = |valid_args: bool, set: Set| if !h_live || !valid_args { S_IA } else { set };
-        match rng.below(40) {
+        match rng.below(46) {
             0 | 1 => {
                 let (path, syntax_ok, duplicate) = route_path(&mut rng, &mut scratch, &m.routes);
                 let out = !rng.chance(10);
@@ -1447,6 +1756,111 @@ fn sequential_round(seed: u64, round: u64, taken_port: u16, freed: &mut Vec<usiz
                     }
                 }
             }
+            38 | 39 => {
+                let join = rng.chance(60);
+                let (id, state, exact) =
+                    if join { choose_id(&mut rng, &m.log) } else { m.choose_subscriber(&mut rng) };
+                let (topic, topic_ok) = topic_arg(&mut rng);
+                let out = rng.chance(85);
+                let live = Set::of(&[ROOST_OK, ROOST_NOT_FOUND]);
+                let mut want = dead(topic_ok, conn_expectation(m.life, state, live, live));
+                if !exact && h_live && topic_ok && m.life == Life::Running {
+                    want = want.or(live);
+                }
+                let (st, flag) = join_or_leave(a, h, id, topic, join, out, || want);
+                if st == ROOST_OK {
+                    let name = topic_bytes(&topic);
+                    let joined = m.subs.entry(id).or_default();
+                    let had = joined.contains(&name);
+                    if flag.is_some_and(|f| f != (join != had)) {
+                        let what = if join { "subscribe" } else { "unsubscribe" };
+                        a.violation(format!("{what} of {id} reported {flag:?}; it had the topic: {had}"));
+                    }
+                    if join && !had {
+                        joined.push(name);
+                    } else if !join {
+                        joined.retain(|t| *t != name);
+                    }
+                }
+            }
+            40 | 41 => {
+                let (topic, topic_ok) = topic_arg(&mut rng);
+                let data = payload(&mut rng, &mut scratch, &huge_budget);
+                let text = rng.chance(50);
+                let args_ok = topic_ok && !data.bad_pointer && (!text || data.utf8);
+                let exclude = match rng.below(3) {
+                    0 => ROOST_NO_CONNECTION,
+                    1 => choose_id(&mut rng, &m.log).0,
+                    _ => rng.next(),
+                };
+                let want = match m.life {
+                    Life::Created | Life::Running => Set::of(&[ROOST_OK]),
+                    Life::Stopped => Set::of(&[ROOST_CLOSED]),
+                    Life::Freed => S_IA,
+                };
+                let out = rng.chance(80);
+                if let Some(n) = publish(a, h, topic, data, text, exclude, out, || dead(args_ok, want)) {
+                    let most = m.most_subscribers(&topic_bytes(&topic), exclude);
+                    if n > most {
+                        a.violation(format!("publish reached {n} recipients; at most {most} are subscribed"));
+                    }
+                }
+            }
+            42 => {
+                let (topic, topic_ok) = topic_arg(&mut rng);
+                let out = !rng.chance(10);
+                if let Some(n) =
+                    subscriber_count(a, h, topic, out, || dead(topic_ok && out, Set::of(&[ROOST_OK])))
+                {
+                    let most = m.most_subscribers(&topic_bytes(&topic), ROOST_NO_CONNECTION);
+                    if n > most || (m.life == Life::Created && n != 0) {
+                        a.violation(format!(
+                            "subscriber_count {n}; at most {most} subscribed, life {:?}",
+                            m.life
+                        ));
+                    }
+                }
+            }
+            43 => {
+                let (id, state, exact) = m.choose_subscriber(&mut rng);
+                let visitor = !rng.chance(10);
+                let out = rng.chance(80);
+                let live = Set::of(&[ROOST_OK, ROOST_NOT_FOUND]);
+                let mut want = dead(visitor, conn_expectation(m.life, state, live, live));
+                if !exact && h_live && visitor && m.life == Life::Running {
+                    want = want.or(live);
+                }
+                if let Some((v, _)) = topics(a, h, id, visitor, rng.chance(30), out, || want) {
+                    let mut expected = m.subs.get(&id).cloned().unwrap_or_default();
+                    let mut seen = v.seen.clone();
+                    expected.sort();
+                    seen.sort();
+                    if seen != expected {
+                        a.violation(format!("topics of {id}: visited {seen:?}, subscribed {expected:?}"));
+                    }
+                    let removed = check_inner(a, &v, live, true);
+                    if let Some(joined) = m.subs.get_mut(&id) {
+                        joined.retain(|t| !removed.contains(t));
+                    }
+                }
+            }
+            44 => {
+                let (size, size_ok) = stats_size(&mut rng);
+                let out = !rng.chance(10);
+                if let Some(got) = stats(a, h, size, out, || dead(size_ok && out, Set::of(&[ROOST_OK]))) {
+                    let (live, most_topics) = (m.log.live_ids().len() as u64, m.most_topics() as u64);
+                    if got.connections > live || got.topics > most_topics {
+                        a.violation(format!(
+                            "stats: {} connections, {} topics; at most {live} and {most_topics}",
+                            got.connections, got.topics
+                        ));
+                    }
+                    if got.deliveries_skipped < m.skipped || got.slow_consumers_closed < m.closed {
+                        a.violation(format!("stats: counters went down: {got:?}"));
+                    }
+                    (m.skipped, m.closed) = (got.deliveries_skipped, got.slow_consumers_closed);
+                }
+            }
             36 if rng.chance(25) => {
                 let grace = rng.below(100) as u32;
                 let st = roost_server_stop(h, grace);
@@ -1607,7 +2021,19 @@ fn abuser(shared: Arc<Shared>, seed: u64, index: u64) -> Audit {
         let unknown = Set::of(&[ROOST_NOT_FOUND]);
         let before = shared.phase.load(Ordering::Acquire);
         // Each arm returns (what, status, allowed-in-phase function inputs).
-        match rng.below(16) {
+        // The statuses allowed for a call begun in phase `before` (ROOST_INVALID_ARGUMENT
+        // alone unless `args_ok`), as a closure to call once it has returned.
+        let now: &Shared = &shared;
+        let allowed = |args_ok: bool, running: Set, stopped: Set| {
+            move || {
+                if args_ok {
+                    across(before, now.phase.load(Ordering::Acquire), running, stopped)
+                } else {
+                    S_IA
+                }
+            }
+        };
+        match rng.below(22) {
             0..=5 => {
                 let data = payload(&mut rng, &mut scratch, &shared.huge_budget);
                 let text = rng.chance(50);
@@ -1696,6 +2122,51 @@ fn abuser(shared: Arc<Shared>, seed: u64, index: u64) -> Audit {
                 let running = if never_issued { unknown } else { Set::of(&[ROOST_OK, ROOST_NOT_FOUND]) };
                 let want = if h_ok { across(before, after, running, closed_set) } else { S_IA };
                 a.record("join_broadcast", st, want, || format!("connection {id}, phase {before}..{after}"));
+            }
+            13 | 14 => {
+                let (topic, topic_ok) = topic_arg(&mut rng);
+                let running = if never_issued { unknown } else { Set::of(&[ROOST_OK, ROOST_NOT_FOUND]) };
+                let (join, out) = (rng.chance(60), rng.chance(80));
+                join_or_leave(
+                    &mut a,
+                    h,
+                    id,
+                    topic,
+                    join,
+                    out,
+                    allowed(h_ok && topic_ok, running, closed_set),
+                );
+            }
+            15 | 16 => {
+                let (topic, topic_ok) = topic_arg(&mut rng);
+                let data = payload(&mut rng, &mut scratch, &shared.huge_budget);
+                let (text, out) = (rng.chance(50), rng.chance(80));
+                let args_ok = h_ok && topic_ok && !data.bad_pointer && (!text || data.utf8);
+                let want = allowed(args_ok, Set::of(&[ROOST_OK]), closed_set);
+                publish(&mut a, h, topic, data, text, id, out, want);
+            }
+            17 => {
+                let running = if never_issued { unknown } else { Set::of(&[ROOST_OK, ROOST_NOT_FOUND]) };
+                let (visitor, unsubscribe, out) = (rng.chance(90), rng.chance(40), rng.chance(80));
+                let want = allowed(h_ok && visitor, running, closed_set);
+                if let Some((v, _)) = topics(&mut a, h, id, visitor, unsubscribe, out, want) {
+                    // Other threads may unsubscribe the same topics meanwhile, or stop and
+                    // free the server.
+                    let inner = allowed(true, Set::of(&[ROOST_OK, ROOST_NOT_FOUND]), closed_set)();
+                    check_inner(&mut a, &v, inner, false);
+                }
+            }
+            18 => {
+                let (topic, topic_ok) = topic_arg(&mut rng);
+                let out = rng.chance(90);
+                let ok = Set::of(&[ROOST_OK]);
+                subscriber_count(&mut a, h, topic, out, allowed(h_ok && topic_ok && out, ok, ok));
+            }
+            19 => {
+                let (size, size_ok) = stats_size(&mut rng);
+                let out = rng.chance(90);
+                let ok = Set::of(&[ROOST_OK]);
+                stats(&mut a, h, size, out, allowed(h_ok && size_ok && out, ok, ok));
             }
             _ => {
                 let out = rng.chance(90);

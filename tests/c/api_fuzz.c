@@ -2,10 +2,12 @@
  * Seeded random sequences of roost.h calls, misuse included, under AddressSanitizer
  * and LeakSanitizer: NULL and forged handles, freed handles, NULL data with a length,
  * lengths over PTRDIFF_MAX, invalid UTF-8, bad close codes and reasons, empty and
- * 8 MiB payloads, stale and never-issued connection ids, calls after stop and after
- * free; then four threads calling send / broadcast / close / pause / join /
- * connection_count at once while the main thread polls and two threads of raw clients
- * connect, talk (and misbehave) and leave over 127.0.0.1.
+ * 8 MiB payloads, stale and never-issued connection ids, empty, over-long and NULL
+ * topics, NULL and re-entrant topic visitors, stats structs of every size, calls after
+ * stop and after free; then four threads calling send / broadcast / close / pause /
+ * join / connection_count / the topic calls / stats at once while the main thread polls
+ * and two threads of raw clients connect, talk (and misbehave) and leave over
+ * 127.0.0.1.
  *
  * Every call must return a status roost.h documents for it (never ROOST_PANIC), leave a
  * message in roost_last_error when it fails and write no out-parameter then; every
@@ -56,6 +58,7 @@
 #define S_CLOSE_LIVE (S_OK | S_CLOSED | S_NOT_FOUND)
 #define S_ID_LIVE (S_OK | S_NOT_FOUND)
 #define OUT_SENTINEL ((size_t)0xa5a5a5a5u)
+#define FLAG_UNSET 0x5a /* a bool out-parameter's byte before a call: neither true nor false */
 
 typedef unsigned set_t;
 
@@ -92,13 +95,15 @@ static int chance(rng_t *r, unsigned percent) { return below(r, 100) < percent; 
 enum {
     F_OPTIONS_INIT, F_NEW, F_FREE, F_ADD_ROUTE, F_START, F_READY_FD, F_POLL, F_SEND_TEXT,
     F_SEND_BINARY, F_BROADCAST_TEXT, F_BROADCAST_BINARY, F_CLOSE, F_JOIN, F_PAUSE, F_STOP,
-    F_COUNT, F_FUNCTIONS
+    F_COUNT, F_SUBSCRIBE, F_UNSUBSCRIBE, F_TOPICS, F_PUBLISH_TEXT, F_PUBLISH_BINARY, F_SUBSCRIBER_COUNT,
+    F_STATS, F_FUNCTIONS
 };
 
 static const char *const function_names[F_FUNCTIONS] = {
     "options_init", "server_new", "server_free", "add_route", "start", "ready_fd",
     "poll", "send_text", "send_binary", "broadcast_text", "broadcast_binary", "close",
-    "join_broadcast", "pause_reading", "stop", "connection_count"};
+    "join_broadcast", "pause_reading", "stop", "connection_count", "subscribe", "unsubscribe", "topics",
+    "publish_text", "publish_binary", "subscriber_count", "stats"};
 
 typedef struct {
     unsigned long calls;
@@ -207,8 +212,9 @@ static void check_audit(const char *label, const audit_t *a) {
     check(a->contract == 0, "%s: every polled event kept the pointer contract and per-connection order (%lu breaches)",
           label, a->contract);
     check(a->other == 0,
-          "%s: route ids, ready_fd, broadcast recipients and CONNECTs of upgraded clients as expected (%lu not)", label,
-          a->other);
+          "%s: route ids, ready_fd, recipients, counts, visits, stats and CONNECTs of upgraded clients as expected "
+          "(%lu not)",
+          label, a->other);
 }
 
 /* ---- hostile arguments ---------------------------------------------------------------- */
@@ -664,6 +670,7 @@ static roost_options sane_options(rng_t *r) {
     o.inbound_queue_depth = chance(r, 30) ? 1 : 16;
     o.worker_threads = chance(r, 50) ? 1 : 2;
     o.join_broadcast_on_connect = chance(r, 70);
+    o.slow_consumer = chance(r, 50) ? ROOST_SLOW_CONSUMER_SKIP : ROOST_SLOW_CONSUMER_CLOSE;
     return o;
 }
 
@@ -672,6 +679,7 @@ static roost_options random_options(rng_t *r, int *valid) {
     static const uint64_t u64s[] = {1 << 20, 1 << 20, 0, 1, UINT64_MAX};
     static const uint32_t u32s[] = {4096, 4096, 0, 1, UINT32_MAX};
     static const uint32_t threads[] = {1, 2, 0, 256, 257, UINT32_MAX};
+    static const uint32_t policies[] = {ROOST_SLOW_CONSUMER_CLOSE, ROOST_SLOW_CONSUMER_SKIP, 2, UINT32_MAX};
     roost_options o = sane_options(r);
     o.max_message_size = u64s[below(r, 5)];
     o.max_frame_size = u64s[below(r, 5)];
@@ -684,11 +692,190 @@ static roost_options random_options(rng_t *r, int *valid) {
     o.handshake_timeout_ms = u32s[below(r, 5)];
     o.ping_interval_ms = u32s[below(r, 5)];
     o.ping_timeout_ms = u32s[below(r, 5)];
-    *valid = o.max_message_size > 0 && o.inbound_queue_depth > 0 &&
-             o.outbound_queue_bytes > 0 && o.read_buffer_size > 0 && o.max_connections > 0 &&
+    o.slow_consumer = policies[below(r, 4)];
+    *valid = o.max_message_size > 0 && o.inbound_queue_depth > 0 && o.outbound_queue_bytes > 0 &&
+             o.read_buffer_size > 0 && o.read_buffer_size <= (16u << 20) && o.max_connections > 0 &&
              o.worker_threads >= 1 && o.worker_threads <= 256 && o.handshake_timeout_ms > 0 &&
-             (o.ping_interval_ms == 0 || o.ping_timeout_ms > 0);
+             (o.ping_interval_ms == 0 || o.ping_timeout_ms > 0) && o.slow_consumer <= ROOST_SLOW_CONSUMER_SKIP;
     return o;
+}
+
+/* ---- topics and stats ------------------------------------------------------------------ */
+
+static uint8_t long_topic[ROOST_MAX_TOPIC_LENGTH + 1]; /* [..MAX] the longest topic, all of it too long */
+
+/* A topic argument; *valid says whether it names a topic (1 to ROOST_MAX_TOPIC_LENGTH
+ * bytes, any bytes). */
+static data_t topic_arg(rng_t *r, int *valid) {
+    static const data_t names[] = {{BYTES("room"), 4, 0, 1, "topic"},
+                                   {BYTES("feed"), 4, 0, 1, "topic"},
+                                   {BYTES("r"), 1, 0, 1, "topic"},
+                                   {BYTES("\xff\x00 not text"), 11, 0, 0, "topic of bytes"}};
+    data_t d;
+    switch (below(r, 20)) {
+    case 0: d = (data_t){NULL, 0, 0, 1, "NULL topic, 0"}; break;
+    case 1: d = (data_t){BYTES("room"), 0, 0, 1, "empty topic"}; break;
+    case 2: d = (data_t){NULL, 1 + (size_t)below(r, 1000), 1, 0, "NULL topic with a length"}; break;
+    case 3: d = (data_t){long_topic, (size_t)PTRDIFF_MAX + 1, 1, 0, "topic length > PTRDIFF_MAX"}; break;
+    case 4: d = (data_t){long_topic, ROOST_MAX_TOPIC_LENGTH, 0, 1, "longest topic"}; break;
+    case 5: d = (data_t){long_topic, ROOST_MAX_TOPIC_LENGTH + 1, 0, 1, "topic one byte too long"}; break;
+    default: d = names[below(r, COUNT_OF(names))]; break;
+    }
+    *valid = !d.bad_pointer && d.len >= 1 && d.len <= ROOST_MAX_TOPIC_LENGTH;
+    return d;
+}
+
+/* The context of the topic visitor: it reads each topic (ASan checks the pointer) and,
+ * with `unsubscribe`, unsubscribes the connection from it, recording the status. */
+typedef struct {
+    audit_t *audit;
+    roost_server *server;
+    uint64_t id;
+    int unsubscribe;
+    set_t allowed; /* for those unsubscribes */
+    size_t visits;
+    unsigned sum;
+} visit_ctx;
+
+static void visit_topic(void *context, const uint8_t *topic, size_t topic_len) {
+    visit_ctx *v = context;
+    v->visits++;
+    if (topic == NULL || topic_len == 0 || topic_len > ROOST_MAX_TOPIC_LENGTH) {
+        v->audit->contract++;
+        report("topics visited %s topic of %zu bytes", topic == NULL ? "a NULL" : "a", topic_len);
+        return;
+    }
+    for (size_t i = 0; i < topic_len; i++) v->sum += topic[i];
+    if (!v->unsubscribe) return;
+    unsigned char flag = FLAG_UNSET;
+    roost_status st = roost_connection_unsubscribe(v->server, v->id, topic, topic_len, (bool *)&flag);
+    record(v->audit, F_UNSUBSCRIBE, st, v->allowed, "from a visitor, connection %llu", (unsigned long long)v->id);
+    if (st == ROOST_OK && flag > 1) {
+        v->audit->other++;
+        report("unsubscribe wrote %u to its bool out-parameter", flag);
+    }
+}
+
+/* One topic call made by topic_call, for its caller to record. */
+typedef struct {
+    int fn;
+    roost_status st;
+    int args_ok;   /* the arguments are valid, the handle aside */
+    int conn_call; /* subscribe, unsubscribe or topics: the connection id matters */
+    size_t count;  /* on success: recipients, subscriber count or stats.connections; else SIZE_MAX */
+    char what[128];
+} topic_result;
+
+/* Sizes for roost_server_stats, valid and not, into a buffer of 128 bytes. */
+static size_t stats_size(rng_t *r, int *valid) {
+    const size_t known = sizeof(roost_stats);
+    *valid = 1;
+    switch (below(r, 6)) {
+    case 0: *valid = 0; return known - 1;
+    case 1: *valid = 0; return (size_t)below(r, known);
+    case 2: return known + 8 * (1 + (size_t)below(r, 8));
+    default: return known;
+    }
+}
+
+/* roost_server_stats into a buffer filled with a pattern: a failure must leave it
+ * whole; a success writes `size` bytes, `size` in the first field and zeros after the
+ * known ones. */
+static roost_status stats_call(audit_t *a, roost_server *h, size_t size, int out, size_t *connections) {
+    const size_t known = sizeof(roost_stats);
+    uint64_t buf[16];
+    unsigned char *raw = (unsigned char *)buf;
+    memset(buf, 0xa5, sizeof buf);
+    roost_status st = roost_server_stats(h, out ? (roost_stats *)buf : NULL, size);
+    int changed = 0, wrong = 0;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        changed |= raw[i] != 0xa5;
+        if (st == ROOST_OK && i >= known) wrong |= raw[i] != (i < size ? 0 : 0xa5);
+    }
+    if (st != ROOST_OK) {
+        if (changed) out_written(a, "stats");
+        return st;
+    }
+    roost_stats got;
+    memcpy(&got, buf, known);
+    if (wrong || got.size != size) {
+        a->other++;
+        report("stats of size %zu: size field %u, or the bytes after the known fields wrong", size, got.size);
+    }
+    *connections = (size_t)got.connections;
+    return st;
+}
+
+/* Makes one random topic or stats call on `h` (subscribe, unsubscribe, topics with or
+ * without a visitor, publish, subscriber_count, stats), checking what its status cannot
+ * tell: no out-parameter written and nothing visited on failure, counts that agree on
+ * success. `inner` is the set allowed to unsubscribes made from a visitor. */
+static topic_result topic_call(audit_t *a, rng_t *r, roost_server *h, uint64_t id, uint8_t *scratch, set_t inner) {
+    topic_result t;
+    memset(&t, 0, sizeof t);
+    t.count = SIZE_MAX;
+    int topic_ok, out = !chance(r, 15);
+    data_t topic = topic_arg(r, &topic_ok);
+    size_t n = OUT_SENTINEL;
+    unsigned long long cid = (unsigned long long)id;
+    uint64_t kind = below(r, 7);
+    if (kind <= 1) {
+        unsigned char flag = FLAG_UNSET;
+        bool *flagp = out ? (bool *)&flag : NULL;
+        t.fn = kind == 0 ? F_SUBSCRIBE : F_UNSUBSCRIBE;
+        t.st = kind == 0 ? roost_connection_subscribe(h, id, topic.ptr, topic.len, flagp)
+                         : roost_connection_unsubscribe(h, id, topic.ptr, topic.len, flagp);
+        t.args_ok = topic_ok;
+        t.conn_call = 1;
+        if (t.st != ROOST_OK && flag != FLAG_UNSET) out_written(a, function_names[t.fn]);
+        if (t.st == ROOST_OK && out && flag > 1) {
+            a->other++;
+            report("%s wrote %u to its bool out-parameter", function_names[t.fn], flag);
+        }
+        snprintf(t.what, sizeof t.what, "connection %llu, %s (%zu bytes), out %d", cid, topic.label, topic.len, out);
+    } else if (kind <= 3) {
+        int text = chance(r, 50);
+        uint64_t exclude = chance(r, 50) ? id : ROOST_NO_CONNECTION;
+        data_t d = payload(r, scratch);
+        t.fn = text ? F_PUBLISH_TEXT : F_PUBLISH_BINARY;
+        t.st = text ? roost_server_publish_text(h, topic.ptr, topic.len, d.ptr, d.len, exclude, out ? &n : NULL)
+                    : roost_server_publish_binary(h, topic.ptr, topic.len, d.ptr, d.len, exclude, out ? &n : NULL);
+        t.args_ok = topic_ok && !d.bad_pointer && (!text || d.utf8);
+        snprintf(t.what, sizeof t.what, "%s (%zu bytes), %s (%zu bytes), exclude %llu", topic.label, topic.len,
+                 d.label, d.len, (unsigned long long)exclude);
+    } else if (kind == 4) {
+        t.fn = F_SUBSCRIBER_COUNT;
+        t.st = roost_server_subscriber_count(h, topic.ptr, topic.len, out ? &n : NULL);
+        t.args_ok = topic_ok && out;
+        snprintf(t.what, sizeof t.what, "%s (%zu bytes), out %d", topic.label, topic.len, out);
+    } else if (kind == 5) {
+        int visitor = !chance(r, 10);
+        visit_ctx v = {a, h, id, chance(r, 40), inner, 0, 0};
+        t.fn = F_TOPICS;
+        t.st = roost_connection_topics(h, id, visitor ? visit_topic : NULL, &v, out ? &n : NULL);
+        t.args_ok = visitor;
+        t.conn_call = 1;
+        if (t.st != ROOST_OK && (n != OUT_SENTINEL || v.visits > 0)) out_written(a, "topics (or it visited)");
+        if (t.st == ROOST_OK && out && n != v.visits) {
+            a->other++;
+            report("topics wrote count %zu after %zu visits", n, v.visits);
+        }
+        snprintf(t.what, sizeof t.what, "connection %llu, visitor %d (unsubscribing %d), out %d", cid, visitor,
+                 v.unsubscribe, out);
+        return t;
+    } else {
+        int size_ok;
+        size_t size = stats_size(r, &size_ok), connections = 0;
+        t.fn = F_STATS;
+        t.st = stats_call(a, h, size, out, &connections);
+        t.args_ok = size_ok && out;
+        if (t.st == ROOST_OK) t.count = connections;
+        snprintf(t.what, sizeof t.what, "size %zu, out %d", size, out);
+        return t;
+    }
+    if (t.st != ROOST_OK && n != OUT_SENTINEL) out_written(a, function_names[t.fn]);
+    if (t.st == ROOST_OK && out && !t.conn_call) t.count = n;
+    return t;
 }
 
 /* ---- phase 1: one thread, a model of each server ------------------------------------- */
@@ -862,7 +1049,7 @@ static void sequential_round(uint64_t round, uint16_t taken_port, audit_t *a, un
             h_live = 0;
         }
 #define DEAD(args_ok, set) ((!h_live || !(args_ok)) ? S_IA : (set))
-        uint64_t op = below(r, 40);
+        uint64_t op = below(r, 46);
         if (op <= 1) {
             /* add_route: bad paths, duplicates, after start */
             static const char *const paths[] = {"noslash", "/a?b=1", "/a b", "/nbsp\xc2\xa0", "", "/\xff",
@@ -1033,6 +1220,21 @@ static void sequential_round(uint64_t round, uint16_t taken_port, audit_t *a, un
                 m.life = LIFE_FREED;
                 remember_freed(m.handle);
             }
+        } else if (op >= 38 && op <= 44) {
+            int exact;
+            uint64_t id = choose_id(r, &m.log, &exact);
+            topic_result t = topic_call(a, r, h, id, scratch, S_ID_LIVE);
+            set_t want = t.conn_call                                  ? conn_expect(&m, id, exact, S_ID_LIVE, S_ID_LIVE)
+                         : m.life == LIFE_FREED                       ? S_IA
+                         : t.fn == F_SUBSCRIBER_COUNT || t.fn == F_STATS ? S_OK
+                         : m.life == LIFE_STOPPED                     ? S_CLOSED
+                                                                      : S_OK;
+            record(a, t.fn, t.st, DEAD(t.args_ok, want), "%s", t.what);
+            /* Every registered connection's CONNECT was polled: none counts more. */
+            if (t.st == ROOST_OK && t.count != SIZE_MAX && t.count > live_count(&m.log)) {
+                a->other++;
+                report("%s gave %zu with %zu live connections", function_names[t.fn], t.count, live_count(&m.log));
+            }
         } else if (chance(r, 25)) {
             record(a, F_FREE, roost_server_free(NULL), S_OK, "NULL");
         } else {
@@ -1147,7 +1349,7 @@ static void *abuser(void *arg) {
         }
         pthread_mutex_unlock(&shared.lock);
         int before = atomic_load(&shared.phase);
-        uint64_t op = below(r, 16);
+        uint64_t op = below(r, 23);
         roost_status st;
         if (op <= 5) {
             int text = chance(r, 50);
@@ -1193,6 +1395,14 @@ static void *abuser(void *arg) {
             int after = atomic_load(&shared.phase);
             set_t want = h_ok ? across(before, after, never ? S_NOT_FOUND : S_ID_LIVE, S_CLOSED) : S_IA;
             record(a, F_JOIN, st, want, "connection %llu, phase %d..%d", (unsigned long long)id, before, after);
+        } else if (op <= 19) {
+            /* Unsubscribes from a visitor may meet a stop or a free. */
+            topic_result t = topic_call(a, r, h, id, scratch, S_ID_LIVE | S_CLOSED | S_IA);
+            int after = atomic_load(&shared.phase);
+            int any_time = t.fn == F_SUBSCRIBER_COUNT || t.fn == F_STATS;
+            set_t running = t.conn_call ? (never ? S_NOT_FOUND : S_ID_LIVE) : S_OK;
+            set_t want = h_ok && t.args_ok ? across(before, after, running, any_time ? S_OK : S_CLOSED) : S_IA;
+            record(a, t.fn, t.st, want, "%s, phase %d..%d", t.what, before, after);
         } else {
             int out = chance(r, 90);
             size_t n = OUT_SENTINEL;
@@ -1454,6 +1664,7 @@ int main(void) {
     while (!utf8_valid(huge, cut)) cut--; /* end on a character boundary */
     memset(huge + cut, '.', HUGE_LEN - cut);
     huge[HUGE_LEN] = 0xff;
+    memset(long_topic, 't', sizeof long_topic);
 
     /* A port in use on 127.0.0.1, for starts that must fail with ROOST_IO. */
     uint16_t taken_port = 0;

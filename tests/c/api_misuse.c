@@ -2,7 +2,8 @@
  * Every documented way to call roost.h wrongly, and the status each must give: NULL
  * handles and out-parameters, NULL data with a length, freed and forged handles,
  * unknown and retired connection ids, sends to a closing connection, bad UTF-8, bad
- * close codes and reasons, wrong lifecycle order, a port in use, and calls after stop.
+ * close codes and reasons, wrong lifecycle order, a port in use, and calls after stop,
+ * for the topic calls and stats too.
  * Under AddressSanitizer, so "no crash" includes "no invalid memory access".
  *
  * Each error status must also leave a message in roost_last_error().
@@ -56,22 +57,30 @@ static roost_server *started_server(uint16_t *port, int *ready_fd, const char *l
 /* Connects a client on `target` and waits for its CONNECT. Returns the socket (or -1)
  * and writes the connection id. */
 static int connect_client(event_pump *pump, uint16_t port, const char *target, uint64_t *conn, const char *label) {
-    *conn = 0;
-    int fd = ws_connect(port, SOCKET_TIMEOUT_MS);
-    char response[WS_RESPONSE_MAX];
-    int status = fd >= 0 ? ws_handshake(fd, target, NULL, response, sizeof response) : -1;
-    if (!check(status == 101, "%s: client upgraded on %s (HTTP %d)", label, target, status)) {
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    test_event ev;
-    if (!check(pump_wait(pump, ROOST_EVENT_CONNECT, 0, EVENT_TIMEOUT_MS, &ev) == 0, "%s: CONNECT event", label)) {
-        close(fd);
-        return -1;
-    }
-    *conn = ev.connection;
-    test_event_free(&ev);
-    return fd;
+    return pump_connect(pump, port, target, 0, EVENT_TIMEOUT_MS, conn, label);
+}
+
+static void ignore_topic(void *context, const uint8_t *topic, size_t topic_len) {
+    (void)context;
+    (void)topic;
+    (void)topic_len;
+}
+
+/* Calls every topic function and roost_server_stats on `server` with arguments that are
+ * otherwise valid; each must give `want`. */
+static void topic_calls(roost_server *server, roost_status want, const char *label) {
+    bool flag = false;
+    size_t n = 0;
+    roost_stats stats;
+    check_status(roost_connection_subscribe(server, 1, BYTES("t"), 1, &flag), want, "subscribe(%s)", label);
+    check_status(roost_connection_unsubscribe(server, 1, BYTES("t"), 1, &flag), want, "unsubscribe(%s)", label);
+    check_status(roost_connection_topics(server, 1, ignore_topic, NULL, &n), want, "topics(%s)", label);
+    check_status(roost_server_publish_text(server, BYTES("t"), 1, BYTES("x"), 1, ROOST_NO_CONNECTION, &n), want,
+                 "publish_text(%s)", label);
+    check_status(roost_server_publish_binary(server, BYTES("t"), 1, BYTES("x"), 1, ROOST_NO_CONNECTION, &n), want,
+                 "publish_binary(%s)", label);
+    check_status(roost_server_subscriber_count(server, BYTES("t"), 1, &n), want, "subscriber_count(%s)", label);
+    check_status(ROOST_SERVER_STATS(server, &stats), want, "stats(%s)", label);
 }
 
 /* roost_last_error is per thread: a thread that never failed sees "". */
@@ -114,12 +123,14 @@ static void null_arguments(void) {
     check_status(roost_server_stop(null_server, 0), ROOST_INVALID_ARGUMENT, "stop(NULL server)");
     check_status(roost_server_connection_count(null_server, &count), ROOST_INVALID_ARGUMENT,
                  "connection_count(NULL server)");
+    topic_calls(null_server, ROOST_INVALID_ARGUMENT, "NULL server");
     check_status(roost_server_free(NULL), ROOST_OK, "roost_server_free(NULL) does nothing");
 
     /* A forged handle is recognised as unknown, not dereferenced. */
     roost_server *forged = (roost_server *)(uintptr_t)0xdead0;
     check_status(roost_server_connection_count(forged, &count), ROOST_INVALID_ARGUMENT,
                  "connection_count(forged handle)");
+    topic_calls(forged, ROOST_INVALID_ARGUMENT, "forged handle");
     check_status(roost_server_free(forged), ROOST_INVALID_ARGUMENT, "roost_server_free(forged handle)");
 
     int fresh = 0;
@@ -161,6 +172,14 @@ static void null_arguments(void) {
     check_status(roost_server_poll(server, events, 0, sizeof(roost_event), &count), ROOST_INVALID_ARGUMENT, "poll(capacity 0)");
     check_status(roost_server_connection_count(server, NULL), ROOST_INVALID_ARGUMENT,
                  "connection_count(out_count NULL)");
+    check_status(roost_server_subscriber_count(server, BYTES("t"), 1, NULL), ROOST_INVALID_ARGUMENT,
+                 "subscriber_count(out_count NULL)");
+    check_status(roost_server_stats(server, NULL, sizeof(roost_stats)), ROOST_INVALID_ARGUMENT, "stats(out NULL)");
+    check_status(roost_connection_topics(server, 1, NULL, NULL, NULL), ROOST_INVALID_ARGUMENT, "topics(visit NULL)");
+    check_status(roost_connection_subscribe(server, 1, NULL, 1, NULL), ROOST_INVALID_ARGUMENT,
+                 "subscribe(topic NULL, length 1)");
+    check_status(roost_server_publish_text(server, BYTES("t"), 1, NULL, 5, ROOST_NO_CONNECTION, NULL),
+                 ROOST_INVALID_ARGUMENT, "publish_text(data NULL, length 5)");
     check_status(roost_connection_send_text(server, 1, NULL, 5), ROOST_INVALID_ARGUMENT,
                  "send_text(data NULL, length 5)");
     check_status(roost_connection_send_binary(server, 1, NULL, 5), ROOST_INVALID_ARGUMENT,
@@ -174,6 +193,12 @@ static void null_arguments(void) {
     /* Before start there are no connections. */
     check_status(roost_connection_send_text(server, 1, BYTES("x"), 1), ROOST_NOT_FOUND,
                  "send_text before start: no such connection");
+    check_status(roost_connection_subscribe(server, 1, BYTES("t"), 1, NULL), ROOST_NOT_FOUND,
+                 "subscribe before start: no such connection");
+    size_t recipients = 99;
+    check_status(roost_server_publish_text(server, BYTES("t"), 1, BYTES("x"), 1, ROOST_NO_CONNECTION, &recipients),
+                 ROOST_OK, "publish_text before start");
+    check(recipients == 0, "it reached nobody (got %zu)", recipients);
     check_status(roost_server_stop(server, 0), ROOST_OK, "stop of a server never started");
     check_status(roost_server_free(server), ROOST_OK, "roost_server_free");
 
@@ -228,6 +253,7 @@ static void freed_handle(void) {
     check_status(roost_server_stop(server, 0), ROOST_INVALID_ARGUMENT, "stop on a freed handle");
     check_status(roost_server_connection_count(server, &count), ROOST_INVALID_ARGUMENT,
                  "connection_count on a freed handle");
+    topic_calls(server, ROOST_INVALID_ARGUMENT, "freed handle");
     check_status(roost_server_free(server), ROOST_INVALID_ARGUMENT, "roost_server_free a third time");
 
     /* A new server never gets the old handle back. */
@@ -286,6 +312,12 @@ static void connections(void) {
                      "close unknown id %llu", id);
         check_status(roost_connection_pause_reading(server, unknown[i], true), ROOST_NOT_FOUND,
                      "pause_reading unknown id %llu", id);
+        check_status(roost_connection_subscribe(server, unknown[i], BYTES("t"), 1, NULL), ROOST_NOT_FOUND,
+                     "subscribe unknown id %llu", id);
+        check_status(roost_connection_unsubscribe(server, unknown[i], BYTES("t"), 1, NULL), ROOST_NOT_FOUND,
+                     "unsubscribe unknown id %llu", id);
+        check_status(roost_connection_topics(server, unknown[i], ignore_topic, NULL, NULL), ROOST_NOT_FOUND,
+                     "topics of unknown id %llu", id);
     }
     check_status(roost_server_broadcast_text(server, 2, BYTES("x"), 1, &recipients), ROOST_NOT_FOUND,
                  "broadcast_text to unknown route 2");
@@ -414,6 +446,9 @@ static void connections(void) {
     check_status(roost_server_broadcast_binary(server, 0, BYTES("x"), 1, &recipients), ROOST_CLOSED,
                  "broadcast_binary after stop");
     check_status(roost_connection_close(server, last, 1000, NULL, 0), ROOST_CLOSED, "close after stop");
+    check_status(roost_connection_subscribe(server, last, BYTES("t"), 1, NULL), ROOST_CLOSED, "subscribe after stop");
+    check_status(roost_server_publish_text(server, BYTES("t"), 1, BYTES("x"), 1, ROOST_NO_CONNECTION, &recipients),
+                 ROOST_CLOSED, "publish_text after stop");
     if (client >= 0 &&
         check(pump_wait(&pump, ROOST_EVENT_DISCONNECT, last, EVENT_TIMEOUT_MS, &ev) == 0,
               "the DISCONNECT of the unanswered connection is polled after stop")) {

@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "harness.h"
+#include "ws_client.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -333,4 +334,24 @@ void pump_free(event_pump *pump) {
     free(pump->queue);
     pump->queue = NULL;
     pump->len = pump->cap = 0;
+}
+
+int pump_connect(event_pump *pump, uint16_t port, const char *target, int rcvbuf, int timeout_ms, uint64_t *conn,
+                 const char *label) {
+    *conn = 0;
+    int fd = ws_connect_rcvbuf(port, timeout_ms, rcvbuf);
+    char response[WS_RESPONSE_MAX];
+    int status = fd >= 0 ? ws_handshake(fd, target, NULL, response, sizeof response) : -1;
+    if (!check(status == 101, "%s: client upgraded on %s (HTTP %d)", label, target, status)) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    test_event ev;
+    if (!check(pump_wait(pump, ROOST_EVENT_CONNECT, 0, timeout_ms, &ev) == 0, "%s: CONNECT event", label)) {
+        close(fd);
+        return -1;
+    }
+    *conn = ev.connection;
+    test_event_free(&ev);
+    return fd;
 }

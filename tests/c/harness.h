@@ -102,6 +102,13 @@ size_t pump_discard(event_pump *pump, roost_event_kind kind, uint64_t connection
 
 void pump_free(event_pump *pump);
 
+/* Connects a raw client (ws_client.h) to 127.0.0.1:port with `timeout_ms` as its socket
+ * timeout and a receive buffer of `rcvbuf` bytes (0: the system's), upgrades it on
+ * `target` and waits up to `timeout_ms` for its CONNECT event, checking each step.
+ * Returns the socket (or -1) and writes the connection id (0 on failure). */
+int pump_connect(event_pump *pump, uint16_t port, const char *target, int rcvbuf, int timeout_ms, uint64_t *conn,
+                 const char *label);
+
 /* The value of header `name` (case-insensitive) of a CONNECT event, or NULL. */
 const char *test_event_header(const test_event *event, const char *name);
 

@@ -42,6 +42,12 @@ STATIC_ASSERT(sizeof(((roost_event *)0)->connection) == 8, "connection is 64-bit
 STATIC_ASSERT(sizeof(((roost_event *)0)->close_code) == 2, "close_code is 16-bit");
 STATIC_ASSERT(sizeof(((roost_header *)0)->name_len) == sizeof(size_t), "name_len is size_t");
 STATIC_ASSERT(sizeof(((roost_options *)0)->max_message_size) == 8, "max_message_size is 64-bit");
+STATIC_ASSERT(ROOST_SLOW_CONSUMER_CLOSE == 0, "ROOST_SLOW_CONSUMER_CLOSE (the default)");
+STATIC_ASSERT(ROOST_SLOW_CONSUMER_SKIP == 1, "ROOST_SLOW_CONSUMER_SKIP");
+STATIC_ASSERT(ROOST_NO_CONNECTION == 0, "ROOST_NO_CONNECTION");
+STATIC_ASSERT(ROOST_MAX_TOPIC_LENGTH == 1024, "ROOST_MAX_TOPIC_LENGTH");
+STATIC_ASSERT(sizeof(((roost_stats *)0)->size) == 4, "roost_stats.size is 32-bit, like roost_options.size");
+STATIC_ASSERT(sizeof(((roost_stats *)0)->deliveries_skipped) == 8, "stats counters are 64-bit");
 
 /* One pointer per function, typed with the prototype this test expects. */
 struct roost_api {
@@ -63,7 +69,24 @@ struct roost_api {
     roost_status (*connection_pause_reading)(roost_server *, uint64_t, bool);
     roost_status (*server_stop)(roost_server *, uint32_t);
     roost_status (*server_connection_count)(roost_server *, size_t *);
+    roost_status (*connection_subscribe)(roost_server *, uint64_t, const uint8_t *, size_t, bool *);
+    roost_status (*connection_unsubscribe)(roost_server *, uint64_t, const uint8_t *, size_t, bool *);
+    roost_status (*connection_topics)(roost_server *, uint64_t, roost_topic_visitor, void *, size_t *);
+    roost_status (*server_publish_text)(roost_server *, const uint8_t *, size_t, const uint8_t *, size_t, uint64_t,
+                                        size_t *);
+    roost_status (*server_publish_binary)(roost_server *, const uint8_t *, size_t, const uint8_t *, size_t, uint64_t,
+                                          size_t *);
+    roost_status (*server_subscriber_count)(roost_server *, const uint8_t *, size_t, size_t *);
+    roost_status (*server_stats)(roost_server *, roost_stats *, size_t);
 };
+
+/* The visitor's exact type. */
+static void visit(void *context, const uint8_t *topic, size_t topic_len) {
+    (void)context;
+    (void)topic;
+    (void)topic_len;
+}
+static const roost_topic_visitor visitor = visit;
 
 static const struct roost_api api = {
     roost_version,
@@ -83,6 +106,13 @@ static const struct roost_api api = {
     roost_connection_pause_reading,
     roost_server_stop,
     roost_server_connection_count,
+    roost_connection_subscribe,
+    roost_connection_unsubscribe,
+    roost_connection_topics,
+    roost_server_publish_text,
+    roost_server_publish_binary,
+    roost_server_subscriber_count,
+    roost_server_stats,
 };
 
 static int checks = 0;
@@ -150,6 +180,17 @@ int main(void) {
     refused("roost_server_stop(NULL, ...)", api.server_stop(null_server, 0));
     refused("roost_server_connection_count(NULL, ...)",
             api.server_connection_count(null_server, &count));
+    bool flag = false;
+    roost_stats stats;
+    refused("roost_connection_subscribe(NULL, ...)", api.connection_subscribe(null_server, 1, path, 3, &flag));
+    refused("roost_connection_unsubscribe(NULL, ...)", api.connection_unsubscribe(null_server, 1, path, 3, &flag));
+    refused("roost_connection_topics(NULL, ...)", api.connection_topics(null_server, 1, visitor, NULL, &count));
+    refused("roost_server_publish_text(NULL, ...)",
+            api.server_publish_text(null_server, path, 3, path, 3, ROOST_NO_CONNECTION, &count));
+    refused("roost_server_publish_binary(NULL, ...)",
+            api.server_publish_binary(null_server, path, 3, path, 3, ROOST_NO_CONNECTION, &count));
+    refused("roost_server_subscriber_count(NULL, ...)", api.server_subscriber_count(null_server, path, 3, &count));
+    refused("roost_server_stats(NULL, ...)", api.server_stats(null_server, &stats, sizeof stats));
     st = api.server_free(null_server);
     check(st == ROOST_OK, "roost_server_free(NULL) does nothing", st);
 
@@ -163,6 +204,10 @@ int main(void) {
         count = 99;
         st = api.server_poll(server, events, 1, sizeof events[0], &count);
         check(st == ROOST_OK && count == 0, "roost_server_poll before start is empty", st);
+        memset(&stats, 0xff, sizeof stats);
+        st = ROOST_SERVER_STATS(server, &stats);
+        check(st == ROOST_OK && stats.size == sizeof stats && stats.connections == 0 && stats.topics == 0,
+              "ROOST_SERVER_STATS passes the compiled size; nothing counted yet", st);
         st = api.server_free(server);
         check(st == ROOST_OK, "roost_server_free", st);
     }

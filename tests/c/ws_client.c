@@ -45,8 +45,16 @@ static int read_exact(int fd, void *buf, size_t len) {
 }
 
 int ws_connect(uint16_t port, int timeout_ms) {
+    return ws_connect_rcvbuf(port, timeout_ms, 0);
+}
+
+int ws_connect_rcvbuf(uint16_t port, int timeout_ms, int rcvbuf) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
+    if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) != 0) {
+        close(fd);
+        return -1;
+    }
     struct timeval tv;
     tv.tv_sec = timeout_ms / 1000;
     tv.tv_usec = (timeout_ms % 1000) * 1000;

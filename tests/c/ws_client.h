@@ -40,6 +40,11 @@ typedef struct {
  * Returns the socket or -1. */
 int ws_connect(uint16_t port, int timeout_ms);
 
+/* As ws_connect, with the socket's receive buffer set to `rcvbuf` bytes before the
+ * connection is made (so that the window is small from the start): a client that does
+ * not read then pushes back on the server after little data. 0 leaves it as it is. */
+int ws_connect_rcvbuf(uint16_t port, int timeout_ms, int rcvbuf);
+
 /* Sends an upgrade request for `target` (path and optional query) with the sample key
  * and `extra_headers` (complete "Name: value\r\n" lines, or NULL), then reads the
  * response head byte by byte (so that no frame byte is consumed) into `response`

@@ -61,6 +61,44 @@ def test_chat_route_relays_to_every_client_sender_included(server_url):
     run(scenario())
 
 
+async def nothing_arrives(ws) -> None:
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(ws.recv(), timeout=0.3)
+
+
+def test_pub_route_publishes_to_the_subscribers_of_its_topic(server_url):
+    async def scenario():
+        news = [await websockets.connect(f"{server_url}/sub?topic=news") for _ in range(2)]
+        other = await websockets.connect(f"{server_url}/sub?x=1&topic=other")
+        publisher = await websockets.connect(f"{server_url}/pub?topic=news")
+        await asyncio.sleep(0.1)  # let every connect event reach the server loop
+        await publisher.send("headline ✓")
+        await publisher.send(b"\x00\xff")
+        for ws in news:
+            assert await ws.recv() == "headline ✓"
+            assert await ws.recv() == b"\x00\xff"
+        await nothing_arrives(other)
+        await nothing_arrives(publisher)
+        # What a subscriber sends goes nowhere.
+        await news[0].send("ignored")
+        await nothing_arrives(news[1])
+        for ws in [*news, other, publisher]:
+            await ws.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("target", ["/sub", "/pub?topic=", "/sub?topics=x"])
+def test_topic_routes_close_a_client_without_a_topic_with_1008(server_url, target):
+    async def scenario():
+        async with websockets.connect(f"{server_url}{target}") as ws:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+    run(scenario())
+
+
 def test_sigterm_closes_clients_with_1001_and_exits_zero():
     port = free_port()
     proc = subprocess.Popen([str(SERVER), str(port)], stdout=subprocess.PIPE, text=True)

@@ -427,13 +427,9 @@ pub unsafe extern "C" fn roost_connection_subscribe(
     topic_len: usize,
     out_subscribed: *mut bool,
 ) -> roost_status {
-    boundary(|| {
-        // SAFETY: forwarded from the caller.
-        let topic = unsafe { self::topic(topic, topic_len)? };
-        let subscribed = lookup(server)?.server.subscribe(connection, topic)?;
-        // SAFETY: NULL or writable, as the caller promises.
-        unsafe { write_if_wanted(out_subscribed, subscribed) };
-        Ok(())
+    // SAFETY: forwarded from the caller.
+    boundary(|| unsafe {
+        membership(server, connection, (topic, topic_len), out_subscribed, Server::subscribe)
     })
 }
 
@@ -450,14 +446,31 @@ pub unsafe extern "C" fn roost_connection_unsubscribe(
     topic_len: usize,
     out_was_subscribed: *mut bool,
 ) -> roost_status {
-    boundary(|| {
-        // SAFETY: forwarded from the caller.
-        let topic = unsafe { self::topic(topic, topic_len)? };
-        let was = lookup(server)?.server.unsubscribe(connection, topic)?;
-        // SAFETY: NULL or writable, as the caller promises.
-        unsafe { write_if_wanted(out_was_subscribed, was) };
-        Ok(())
+    // SAFETY: forwarded from the caller.
+    boundary(|| unsafe {
+        membership(server, connection, (topic, topic_len), out_was_subscribed, Server::unsubscribe)
     })
+}
+
+/// The shared body of subscribe and unsubscribe: `call` changes the membership and
+/// says whether it changed.
+///
+/// # Safety
+/// `topic` points to `topic_len` readable bytes (or is NULL with length 0); `out` is
+/// NULL or writable.
+unsafe fn membership(
+    server: *mut roost_server,
+    connection: u64,
+    (topic, topic_len): (*const u8, usize),
+    out: *mut bool,
+    call: fn(&Server, u64, &[u8]) -> crate::Result<bool>,
+) -> crate::Result<()> {
+    // SAFETY: forwarded from the caller.
+    let topic = unsafe { self::topic(topic, topic_len)? };
+    let changed = call(&lookup(server)?.server, connection, topic)?;
+    // SAFETY: NULL or writable, as the caller promises.
+    unsafe { write_if_wanted(out, changed) };
+    Ok(())
 }
 
 /// Calls `visit(context, topic, topic_len)` once for each topic `connection` is
@@ -509,16 +522,8 @@ pub unsafe extern "C" fn roost_server_publish_text(
     exclude: u64,
     out_recipients: *mut usize,
 ) -> roost_status {
-    boundary(|| {
-        // SAFETY: forwarded from the caller.
-        let topic = unsafe { self::topic(topic, topic_len)? };
-        let exclude = (exclude != ROOST_NO_CONNECTION).then_some(exclude);
-        // SAFETY: forwarded from the caller.
-        let n = unsafe { send(server, data, len, |s, data| s.publish_text(topic, data, exclude))? };
-        // SAFETY: NULL or writable, as the caller promises.
-        unsafe { write_if_wanted(out_recipients, n) };
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    boundary(|| unsafe { publish(server, (topic, topic_len), (data, len), exclude, out_recipients, true) })
 }
 
 /// Binary form of `roost_server_publish_text`.
@@ -532,16 +537,40 @@ pub unsafe extern "C" fn roost_server_publish_binary(
     exclude: u64,
     out_recipients: *mut usize,
 ) -> roost_status {
-    boundary(|| {
-        // SAFETY: forwarded from the caller.
-        let topic = unsafe { self::topic(topic, topic_len)? };
-        let exclude = (exclude != ROOST_NO_CONNECTION).then_some(exclude);
-        // SAFETY: forwarded from the caller.
-        let n = unsafe { send(server, data, len, |s, data| s.publish_binary(topic, data, exclude))? };
-        // SAFETY: NULL or writable, as the caller promises.
-        unsafe { write_if_wanted(out_recipients, n) };
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    boundary(|| unsafe { publish(server, (topic, topic_len), (data, len), exclude, out_recipients, false) })
+}
+
+/// The shared body of the publish functions: publishes `data` to `topic` as text or
+/// binary.
+///
+/// # Safety
+/// `topic` and `data` point to their lengths' readable bytes (or are NULL with length
+/// 0); `out_recipients` is NULL or writable.
+unsafe fn publish(
+    server: *mut roost_server,
+    (topic, topic_len): (*const u8, usize),
+    (data, len): (*const u8, usize),
+    exclude: u64,
+    out_recipients: *mut usize,
+    text: bool,
+) -> crate::Result<()> {
+    // SAFETY: forwarded from the caller.
+    let topic = unsafe { self::topic(topic, topic_len)? };
+    let exclude = (exclude != ROOST_NO_CONNECTION).then_some(exclude);
+    // SAFETY: forwarded from the caller.
+    let n = unsafe {
+        send(server, data, len, |s, data| {
+            if text {
+                s.publish_text(topic, data, exclude)
+            } else {
+                s.publish_binary(topic, data, exclude)
+            }
+        })?
+    };
+    // SAFETY: NULL or writable, as the caller promises.
+    unsafe { write_if_wanted(out_recipients, n) };
+    Ok(())
 }
 
 /// Writes the number of connections subscribed to the topic `topic[0..topic_len]` to
