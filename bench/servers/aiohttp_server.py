@@ -1,10 +1,12 @@
 """aiohttp: /ws answers "Echo: <msg>", /chat sends each message to every /chat client,
-the sender included."""
+the sender included; /sub?topic=T subscribes to topic T, /pub?topic=T sends each
+message to every subscriber of T (a dict of topic -> set of connections)."""
 
 from _args import parse
 from aiohttp import WSMsgType, web
 
 chat_clients = set()
+subscribers = {}
 
 
 async def echo(request):
@@ -18,22 +20,42 @@ async def echo(request):
     return ws
 
 
-async def chat(request):
+async def relay(request, audience, joins=None):
+    """Sends each text message to every connection in `audience`; the connection
+    belongs to the set `joins` (if any) while it is open."""
     ws = web.WebSocketResponse(compress=False, max_msg_size=1 << 20)
     await ws.prepare(request)
-    chat_clients.add(ws)
+    if joins is not None:
+        joins.add(ws)
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
-                for client in list(chat_clients):
+                for client in list(audience):
                     await client.send_str(msg.data)
     finally:
-        chat_clients.discard(ws)
+        if joins is not None:
+            joins.discard(ws)
     return ws
+
+
+async def chat(request):
+    return await relay(request, chat_clients, joins=chat_clients)
+
+
+async def sub(request):
+    return await relay(
+        request, (), joins=subscribers.setdefault(request.query.get("topic", ""), set())
+    )
+
+
+async def pub(request):
+    return await relay(request, subscribers.setdefault(request.query.get("topic", ""), set()))
 
 
 if __name__ == "__main__":
     args = parse(__doc__)
     app = web.Application()
-    app.add_routes([web.get("/ws", echo), web.get("/chat", chat)])
+    app.add_routes(
+        [web.get("/ws", echo), web.get("/chat", chat), web.get("/sub", sub), web.get("/pub", pub)]
+    )
     web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)

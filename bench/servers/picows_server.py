@@ -1,13 +1,17 @@
 """picows: /ws answers "Echo: <msg>", /chat sends each message to every /chat client,
-the sender included (transport.send is synchronous)."""
+the sender included (transport.send is synchronous); /sub?topic=T subscribes to topic T,
+/pub?topic=T sends each message to every subscriber of T (a dict of topic -> set of
+transports)."""
 
 import asyncio
 import signal
+from urllib.parse import parse_qs, urlsplit
 
 from _args import parse
 from picows import WSListener, WSMsgType, ws_create_server
 
 chat_clients = set()
+subscribers = {}
 
 
 class Echo(WSListener):
@@ -21,17 +25,26 @@ class Echo(WSListener):
             transport.disconnect()
 
 
-class Chat(WSListener):
+class Relay(WSListener):
+    """Sends each text message to every transport in `audience`; the connection belongs
+    to the set `joins` (if any) while it is open."""
+
+    def __init__(self, audience, joins=None):
+        self.audience = audience
+        self.joins = joins
+
     def on_ws_connected(self, transport):
-        chat_clients.add(transport)
+        if self.joins is not None:
+            self.joins.add(transport)
 
     def on_ws_disconnected(self, transport):
-        chat_clients.discard(transport)
+        if self.joins is not None:
+            self.joins.discard(transport)
 
     def on_ws_frame(self, transport, frame):
         if frame.msg_type == WSMsgType.TEXT:
             payload = frame.get_payload_as_bytes()
-            for client in list(chat_clients):
+            for client in list(self.audience):
                 client.send(WSMsgType.TEXT, payload)
         elif frame.msg_type == WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code(), frame.get_close_message())
@@ -42,8 +55,12 @@ def route(request):
     if request.path == b"/ws":
         return Echo()
     if request.path == b"/chat":
-        return Chat()
-    return None
+        return Relay(chat_clients, joins=chat_clients)
+    url = urlsplit(request.path.decode())
+    if url.path not in ("/sub", "/pub"):
+        return None
+    topic = subscribers.setdefault(parse_qs(url.query).get("topic", [""])[0], set())
+    return Relay((), joins=topic) if url.path == "/sub" else Relay(topic)
 
 
 async def main(port):

@@ -1,5 +1,7 @@
 """Robyn: /ws answers "Echo: <msg>", /chat broadcasts each message to every /chat
-client, the sender included. One process, one worker."""
+client, the sender included; /sub?topic=T subscribes to topic T, /pub?topic=T sends each
+message to every subscriber of T. Robyn has no topics: a dict of topic -> set of
+subscribers' websockets, each sent to with its own send_text. One process, one worker."""
 
 import sys
 
@@ -12,6 +14,7 @@ sys.argv = [sys.argv[0], "--processes", "1", "--workers", "1", "--log-level", "W
 from robyn import Robyn  # noqa: E402
 
 app = Robyn(__file__)
+subscribers = {}
 
 
 @app.websocket("/ws")
@@ -25,6 +28,25 @@ async def echo(websocket):
 async def chat(websocket):
     while True:
         await websocket.broadcast(await websocket.receive_text())
+
+
+@app.websocket("/sub")
+async def sub(websocket, topic: str):
+    topic_subscribers = subscribers.setdefault(topic, set())
+    topic_subscribers.add(websocket)
+    try:
+        while True:
+            await websocket.receive_text()
+    finally:
+        topic_subscribers.discard(websocket)
+
+
+@app.websocket("/pub")
+async def pub(websocket, topic: str):
+    while True:
+        msg = await websocket.receive_text()
+        for subscriber in list(subscribers.get(topic, ())):
+            await subscriber.send_text(msg)
 
 
 if __name__ == "__main__":

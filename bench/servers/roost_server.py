@@ -1,5 +1,6 @@
 """Roost (Python handlers): /ws answers "Echo: <msg>", /chat broadcasts each message to
-every /chat client, the sender included."""
+every /chat client, the sender included; /sub?topic=T subscribes to topic T, /pub?topic=T
+publishes each message to the subscribers of T (Roost's topics)."""
 
 from _args import parse
 
@@ -20,6 +21,19 @@ async def echo(websocket):
 async def chat(websocket):
     while True:
         await websocket.broadcast(await websocket.receive_text())
+
+
+@app.websocket("/sub")
+async def sub(websocket, topic: str):
+    websocket.subscribe(topic)
+    while True:
+        await websocket.receive_bytes()
+
+
+@app.websocket("/pub")
+async def pub(websocket, topic: str):
+    while True:
+        await websocket.publish(topic, await websocket.receive_text())
 
 
 if __name__ == "__main__":

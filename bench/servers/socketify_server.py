@@ -1,5 +1,7 @@
 """socketify (uWebSockets): /ws answers "Echo: <msg>", /chat publishes each message to a
-topic every /chat client subscribes to; app.publish reaches the sender too."""
+topic every /chat client subscribes to; app.publish reaches the sender too. /sub?topic=T
+and /pub?topic=T use uWebSockets topics as they are: the upgrade hands the topic to the
+connection, a subscriber subscribes to it on open, a publisher publishes to it."""
 
 import signal
 import sys
@@ -25,6 +27,25 @@ def chat(ws, message, opcode):
     app.publish("chat", message, opcode)
 
 
+def topic_upgrade(res, req, socket_context):
+    res.upgrade(
+        req.get_header("sec-websocket-key"),
+        req.get_header("sec-websocket-protocol"),
+        req.get_header("sec-websocket-extensions"),
+        socket_context,
+        req.get_query("topic") or "",
+    )
+
+
+def sub_open(ws):
+    ws.subscribe(ws.get_user_data())
+
+
+def pub(ws, message, opcode):
+    # socketify's ws.publish is app.publish, to every subscriber; a publisher is none.
+    ws.publish(ws.get_user_data(), message, opcode)
+
+
 # Backpressure limits large enough that a broadcast burst is queued, not dropped.
 LIMITS = {
     "compression": 0,
@@ -34,6 +55,8 @@ LIMITS = {
 }
 app.ws("/ws", {**LIMITS, "message": echo})
 app.ws("/chat", {**LIMITS, "open": chat_open, "message": chat})
+app.ws("/sub", {**LIMITS, "upgrade": topic_upgrade, "open": sub_open})
+app.ws("/pub", {**LIMITS, "upgrade": topic_upgrade, "message": pub})
 
 if __name__ == "__main__":
     args = parse(__doc__)

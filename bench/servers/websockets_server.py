@@ -1,14 +1,18 @@
 """websockets (asyncio implementation): /ws answers "Echo: <msg>", /chat broadcasts each
-message to every /chat client, the sender included (websockets.broadcast)."""
+message to every /chat client, the sender included (websockets.broadcast); /sub?topic=T
+subscribes to topic T, /pub?topic=T broadcasts each message to the subscribers of T (a
+dict of topic -> set of connections)."""
 
 import asyncio
 import signal
+from urllib.parse import parse_qs, urlsplit
 
 import websockets
 from _args import parse
 from websockets.asyncio.server import serve
 
 chat_clients = set()
+subscribers = {}
 
 
 async def handler(ws):
@@ -23,6 +27,20 @@ async def handler(ws):
                 websockets.broadcast(chat_clients, msg)
         finally:
             chat_clients.discard(ws)
+    else:
+        url = urlsplit(path)
+        topic = parse_qs(url.query).get("topic", [""])[0]
+        if url.path == "/sub":
+            topic_subscribers = subscribers.setdefault(topic, set())
+            topic_subscribers.add(ws)
+            try:
+                async for _ in ws:
+                    pass
+            finally:
+                topic_subscribers.discard(ws)
+        elif url.path == "/pub":
+            async for msg in ws:
+                websockets.broadcast(subscribers.get(topic, ()), msg)
 
 
 async def main(port):

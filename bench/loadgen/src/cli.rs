@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::{broadcast, connrate, echo, idle, pingpong};
+use crate::{broadcast, connrate, echo, idle, pingpong, pubsub};
 
 // Wrapped by hand: clap wraps help only with a feature that needs the terminal's size.
 const AFTER_HELP: &str = "\
@@ -50,6 +50,14 @@ pub enum Mode {
     /// instead of a fixed `--messages` count.
     #[command(verbatim_doc_comment, allow_negative_numbers = true)]
     Broadcast(broadcast::BroadcastArgs),
+    /// `topics` publishers, each with `subscribers` subscribers of its own topic
+    ///
+    /// Subscribers connect to URL/sub?topic=tI and publishers to URL/pub?topic=tI; every
+    /// subscriber must get every message of its topic, in order, and publishers get
+    /// none. The publishers send concurrently, each paced as `broadcast`'s sender is
+    /// (`--rate`, `--window`, `--messages` or `--duration` apply to each publisher).
+    #[command(verbatim_doc_comment, allow_negative_numbers = true)]
+    Pubsub(pubsub::PubsubArgs),
     /// Opens connections, holds them idle (answering pings), closes them
     ///
     /// PHASE all_open is printed once every connection is open and PHASE closing when
@@ -70,6 +78,7 @@ impl Mode {
             Mode::Echo(_) => "echo",
             Mode::Pingpong(_) => "pingpong",
             Mode::Broadcast(_) => "broadcast",
+            Mode::Pubsub(_) => "pubsub",
             Mode::Idle(_) => "idle",
             Mode::Connrate(_) => "connrate",
         }

@@ -25,9 +25,20 @@ pub async fn connect_many(
     read_capacity: usize,
     timeout: Duration,
 ) -> (Vec<Option<Conn>>, Vec<String>, Latencies) {
+    connect_each(&vec![target.clone(); n], concurrency, read_capacity, timeout).await
+}
+
+/// Opens one connection to each target, as `connect_many` does.
+pub async fn connect_each(
+    targets: &[Target],
+    concurrency: usize,
+    read_capacity: usize,
+    timeout: Duration,
+) -> (Vec<Option<Conn>>, Vec<String>, Latencies) {
+    let n = targets.len();
     let sem = Rc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
+    for (i, target) in targets.iter().enumerate() {
         let sem = sem.clone();
         let target = target.clone();
         tasks.push(tokio::task::spawn_local(async move {

@@ -5,6 +5,7 @@
 //!   loadgen pingpong  --url ws://127.0.0.1:PORT/ws   --count 10000
 //!   loadgen broadcast --url ws://127.0.0.1:PORT/chat --receivers 100 --messages 1000 --rate 1000
 //!   loadgen broadcast --url ws://127.0.0.1:PORT/chat --receivers 1000 --rate 0 --window 64 --duration 5
+//!   loadgen pubsub    --url ws://127.0.0.1:PORT      --topics 10 --subscribers 100 --rate 0 --duration 5
 //!   loadgen idle      --url ws://127.0.0.1:PORT/ws   --connections 10000 --hold 30
 //!   loadgen connrate  --url ws://127.0.0.1:PORT/ws   --concurrency 16 --duration 5 --warmup 1
 //!
@@ -29,8 +30,10 @@ mod cli;
 mod common;
 mod connrate;
 mod echo;
+mod fanout;
 mod idle;
 mod pingpong;
+mod pubsub;
 mod stats;
 mod window;
 mod ws;
@@ -59,13 +62,16 @@ impl Outcome {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The one rule between flags that clap cannot state: a usage error like the others.
-    if let Mode::Broadcast(args) = &cli.mode {
-        if let Err(e) = args.check() {
-            let mut cmd = Cli::command();
-            cmd.build();
-            let sub = cmd.find_subcommand_mut("broadcast").expect("broadcast is a subcommand");
-            sub.error(clap::error::ErrorKind::ArgumentConflict, e).exit();
-        }
+    let fanout = match &cli.mode {
+        Mode::Broadcast(args) => Some(&args.fanout),
+        Mode::Pubsub(args) => Some(&args.fanout),
+        _ => None,
+    };
+    if let Some(Err(e)) = fanout.map(|f| f.check()) {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let sub = cmd.find_subcommand_mut(cli.mode.name()).expect("every mode is a subcommand");
+        sub.error(clap::error::ErrorKind::ArgumentConflict, e).exit();
     }
     stats::raise_nofile();
 
@@ -80,6 +86,7 @@ fn main() -> ExitCode {
             Mode::Echo(args) => echo::run(args).await,
             Mode::Pingpong(args) => pingpong::run(args).await,
             Mode::Broadcast(args) => broadcast::run(args).await,
+            Mode::Pubsub(args) => pubsub::run(args).await,
             Mode::Idle(args) => idle::run(args).await,
             Mode::Connrate(args) => connrate::run(args).await,
         }

@@ -1,6 +1,7 @@
-//! The broadcast sender's window: how many of its messages every receiver has not yet
-//! got. A ring of per-message delivery counts, shared (single-threaded, `Rc`) between
-//! the receivers' tasks, which count deliveries, and the sender, which waits for room.
+//! A fan-out sender's window (one per channel): how many of its messages every
+//! receiver of its channel has not yet got. A ring of per-message delivery counts,
+//! shared (single-threaded, `Rc`) between the receivers' tasks, which count
+//! deliveries, and the sender, which waits for room.
 //!
 //! Message `seq` lives in slot `seq % size` while it is outstanding. The sender never
 //! has more than `size` messages outstanding, so two outstanding messages never share
