@@ -64,22 +64,6 @@ CONTENDERS = {
     "robyn": python_server("robyn_server.py"),
 }
 PYTHON_NATIVE = ("websockets", "aiohttp", "picows")
-# Routes a scenario needs besides /ws and /chat, which every contender serves.
-SCENARIO_ROUTES = {"pubsub": ("/sub", "/pub")}
-
-
-def left_out(name, scenario):
-    """Why `name` sits out `scenario` (None if it does not): the C example, whose routes
-    are fixed in its source, may not serve the routes the scenario needs yet. A
-    contender left out has no runs in that row; one that serves them and fails has
-    failed runs."""
-    routes = SCENARIO_ROUTES.get(scenario, ())
-    if name != "roost-c" or not routes:
-        return None
-    with open(C_SERVER + ".c") as f:
-        source = f.read()
-    absent = [r for r in routes if f'"{r}"' not in source]
-    return f"examples/c/echo_server.c serves no {' or '.join(absent)}" if absent else None
 
 
 # ---- environment -----------------------------------------------------------------
@@ -370,16 +354,10 @@ def main():
 
     started = time.time()
     runs = {s: {n: [] for n in names} for s in chosen}
-    sitting_out = {s: {n: r for n in names if (r := left_out(n, s))} for s in chosen}
-    for scenario, by_name in sitting_out.items():
-        for name, reason in by_name.items():
-            log(f"left out of {scenario}: {name} ({reason})")
     for round_no in range(1, args.rounds + 1):
         for scenario in chosen:
             loadgen_args, path = all_scenarios[scenario]
             for name in names:
-                if name in sitting_out[scenario]:
-                    continue
                 try:
                     record = run_one(name, scenario, [str(a) for a in loadgen_args], path, logs)
                 except Exception as error:  # a server that cannot start is a failed run
@@ -404,7 +382,6 @@ def main():
         "contenders": names,
         "python_native": [n for n in PYTHON_NATIVE if n in names],
         "runs": runs,
-        "left_out": {s: by_name for s, by_name in sitting_out.items() if by_name},
         "medians": {
             s: {n: report.medians(rs) for n, rs in by_name.items()} for s, by_name in runs.items()
         },

@@ -119,7 +119,7 @@ def markdown(summary):
         for n in names:
             m = summary["medians"][scenario].get(n, {})
             v = value(summary, scenario, key, n)
-            cell = "left out" if n in summary.get("left_out", {}).get(scenario, {}) else fmt(v)
+            cell = fmt(v)
             if m.get("failed"):
                 cell += f" ({m['failed']}/{m['rounds']} failed)"
             cells.append(cell)
@@ -191,9 +191,6 @@ def markdown(summary):
     ]
     if failures:
         lines += ["", "## Failed runs", ""] + [f"- {s} {n}: {e}" for s, n, e in failures]
-    left_out = [(s, n, r) for s, by in summary.get("left_out", {}).items() for n, r in by.items()]
-    if left_out:
-        lines += ["", "## Left out", ""] + [f"- {s} {n}: {r}" for s, n, r in left_out]
     return "\n".join(lines) + "\n"
 
 
@@ -215,17 +212,16 @@ def chart(summary, path):
     fig, axes = plt.subplots(rows, cols, figsize=(13, 2.6 * rows), squeeze=False)
     for ax, (scenario, key, label, unit, higher) in zip(axes.flat, metrics, strict=False):
         values = [value(summary, scenario, key, n) or 0 for n in names]
-        sat_out = summary.get("left_out", {}).get(scenario, {})
         colours = ["#d9480f" if n.startswith("roost") else "#868e96" for n in names]
         bars = ax.barh(names, values, color=colours)
         ax.invert_yaxis()
         ax.set_title(f"{label} ({unit}, {'higher' if higher else 'lower'} is better)", fontsize=9)
         ax.tick_params(labelsize=8)
-        for bar, v, n in zip(bars, values, names, strict=True):
+        for bar, v in zip(bars, values, strict=True):
             ax.text(
                 bar.get_width(),
                 bar.get_y() + bar.get_height() / 2,
-                " " + fmt(v) if v else " left out" if n in sat_out else " failed",
+                " " + fmt(v) if v else " failed",
                 va="center",
                 fontsize=7,
             )
