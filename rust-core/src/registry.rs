@@ -145,3 +145,27 @@ impl Registry {
         self.read().by_id.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SlowConsumer;
+
+    #[test]
+    fn a_publish_that_reaches_no_one_encodes_nothing() {
+        let registry = Registry::default();
+        let fanout = Fanout::new(SlowConsumer::Close);
+        let never = || -> Bytes { panic!("encoded a frame for no recipient") };
+        assert_eq!(registry.deliver_to_topic(b"empty", None, never, &fanout), 0);
+        let only = Arc::new(ConnectionState::new(1, 0, 1 << 20, 16));
+        registry.insert(only.clone(), false);
+        assert!(registry.subscribe(1, b"solo").unwrap());
+        // Its one subscriber is the excluded connection.
+        assert_eq!(registry.deliver_to_topic(b"solo", Some(1), never, &fanout), 0);
+        let frame = || Bytes::from_static(b"\x81\x01x");
+        assert_eq!(registry.deliver_to_topic(b"solo", Some(2), frame, &fanout), 1);
+        registry.remove(1);
+        assert_eq!(registry.subscriber_count(b"solo"), 0);
+        assert!(matches!(registry.subscribe(1, b"solo"), Err(Error::NotFound)));
+    }
+}
