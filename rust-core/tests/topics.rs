@@ -240,6 +240,22 @@ async fn publish_past_a_sleeper(publish: impl Fn(Bytes) -> usize, reader: Ws) ->
     (received, reached, reader)
 }
 
+/// A client that reads and one that never does (with a small receive buffer, and its
+/// id), both subscribed to "feed".
+async fn feed_subscribers(
+    port: u16,
+    events: &mut Events,
+    server: &roost::Server,
+) -> (Ws, (tokio::net::TcpStream, u64)) {
+    let reader = ws_connect(port, "/t").await;
+    let reader_id = events.connect().await.id;
+    let sleeper = raw_upgrade_small_rcvbuf(port, "/t", 16 << 10).await;
+    let sleeper_id = events.connect().await.id;
+    server.subscribe(reader_id, b"feed").unwrap();
+    server.subscribe(sleeper_id, b"feed").unwrap();
+    (reader, (sleeper, sleeper_id))
+}
+
 fn slow_config(policy: SlowConsumer) -> Config {
     Config { outbound_queue_bytes: LIMIT, slow_consumer: policy, ..test_config() }
 }
@@ -249,12 +265,7 @@ fn the_close_policy_closes_a_slow_subscriber_with_1008_and_counts_it() {
     let (h, mut events) = Harness::with_consumer(slow_config(SlowConsumer::Close), &["/t"], record_handler());
     let (port, server) = (h.port, h.server().clone());
     run(30, async move {
-        let reader = ws_connect(port, "/t").await;
-        let reader_id = events.connect().await.id;
-        let _sleeper = raw_upgrade_small_rcvbuf(port, "/t", 16 << 10).await;
-        let sleeper_id = events.connect().await.id;
-        server.subscribe(reader_id, b"feed").unwrap();
-        server.subscribe(sleeper_id, b"feed").unwrap();
+        let (reader, (_sleeper, sleeper_id)) = feed_subscribers(port, &mut events, &server).await;
         let (_, reached, _reader) =
             publish_past_a_sleeper(|m| server.publish_binary(b"feed", m, None).unwrap(), reader).await;
         assert!(reached.iter().skip_while(|&&n| n == 2).all(|&n| n == 1), "{reached:?}");
@@ -270,12 +281,7 @@ fn the_skip_policy_keeps_a_slow_subscriber_and_counts_what_it_missed() {
     let (h, mut events) = Harness::with_consumer(slow_config(SlowConsumer::Skip), &["/t"], record_handler());
     let (port, server) = (h.port, h.server().clone());
     run(30, async move {
-        let reader = ws_connect(port, "/t").await;
-        let reader_id = events.connect().await.id;
-        let mut sleeper = raw_upgrade_small_rcvbuf(port, "/t", 16 << 10).await;
-        let sleeper_id = events.connect().await.id;
-        server.subscribe(reader_id, b"feed").unwrap();
-        server.subscribe(sleeper_id, b"feed").unwrap();
+        let (reader, (mut sleeper, sleeper_id)) = feed_subscribers(port, &mut events, &server).await;
         let (sent, reached, _reader) =
             publish_past_a_sleeper(|m| server.publish_binary(b"feed", m, None).unwrap(), reader).await;
         let missed: usize = reached.iter().map(|n| 2 - n).sum();
