@@ -281,7 +281,7 @@ fn the_skip_policy_keeps_a_slow_subscriber_and_counts_what_it_missed() {
     let (h, mut events) = Harness::with_consumer(slow_config(SlowConsumer::Skip), &["/t"], record_handler());
     let (port, server) = (h.port, h.server().clone());
     run(30, async move {
-        let (reader, (mut sleeper, sleeper_id)) = feed_subscribers(port, &mut events, &server).await;
+        let (reader, (mut sleeper, _)) = feed_subscribers(port, &mut events, &server).await;
         let (sent, reached, _reader) =
             publish_past_a_sleeper(|m| server.publish_binary(b"feed", m, None).unwrap(), reader).await;
         let missed: usize = reached.iter().map(|n| 2 - n).sum();
