@@ -194,10 +194,11 @@ typedef struct roost_server roost_server;
  * times milliseconds.
  *
  * The struct grows at its end in later versions, and `size` says which version a
- * program was compiled with: a library accepts any size from this version's on. A
- * larger struct (from a newer header) is accepted when the fields this library does
- * not know are zero, and refused with `ROOST_INVALID_ARGUMENT` otherwise; later
- * libraries give fields beyond a smaller struct their defaults.
+ * program was compiled with: a library accepts any size from the first version's
+ * (0.1.0, 80 bytes) on. The fields a smaller struct (an older header's) lacks get
+ * their defaults: 0 means the default in every field added since. A larger struct
+ * (from a newer header) is accepted when the fields this library does not know are
+ * zero, and refused with `ROOST_INVALID_ARGUMENT` otherwise.
  */
 typedef struct {
   /**
@@ -277,6 +278,26 @@ typedef struct {
    * over the limit. Either is counted in `roost_stats`.
    */
   uint32_t slow_consumer;
+  /**
+   * The Redis server whose pub/sub carries broadcasts and publishes to the servers
+   * of other processes and hosts: a `redis://[user:password@]host[:port][/db]` URL
+   * of `backplane_url_len` bytes (not NUL-terminated), copied by `roost_server_new`.
+   * NULL or length 0, the default, keeps every message on this server. A URL that
+   * is not one gives `ROOST_INVALID_ARGUMENT` from `roost_server_new`, saying why.
+   * The server connects when it starts and reconnects by itself: an unreachable
+   * Redis never fails a call.
+   */
+  const uint8_t *backplane_url;
+  /**
+   * Length of `backplane_url` in bytes.
+   */
+  size_t backplane_url_len;
+  /**
+   * Messages waiting to be published to the backplane's Redis, above which a
+   * broadcast or publish is delivered on this server only and counted in
+   * `roost_stats.backplane_dropped`. Default 10000; 0 means the default.
+   */
+  uint32_t backplane_queue;
 } roost_options;
 
 /**
@@ -386,7 +407,8 @@ typedef void (*roost_topic_visitor)(void *context, const uint8_t *topic, size_t 
 /**
  * A server's counters, filled by `roost_server_stats`. Counts are totals since the
  * server was created. Like `roost_options` it grows at its end in later versions:
- * `size` says how many bytes the program's struct has.
+ * `size` says how many bytes the program's struct has (at least the first version's,
+ * 40), and a library fills as many of its fields as both know.
  */
 typedef struct {
   /**
@@ -411,6 +433,34 @@ typedef struct {
    * send limit (`ROOST_SLOW_CONSUMER_CLOSE`).
    */
   uint64_t slow_consumers_closed;
+  /**
+   * Broadcasts and publishes Redis took from this server for the other servers
+   * (option `backplane_url`; every backplane count stays 0 without one).
+   */
+  uint64_t backplane_published;
+  /**
+   * Broadcasts and publishes of other servers that arrived through Redis.
+   */
+  uint64_t backplane_received;
+  /**
+   * Broadcasts and publishes that did not go to Redis: the queue was full
+   * (`backplane_queue`), the backplane was out, or the connection failed while they
+   * were on their way (those may have reached Redis).
+   */
+  uint64_t backplane_dropped;
+  /**
+   * Messages on the backplane's channels that were not envelopes this library can
+   * read (another format version, damaged), dropped.
+   */
+  uint64_t backplane_malformed;
+  /**
+   * Times the backplane reconnected after losing Redis.
+   */
+  uint64_t backplane_reconnects;
+  /**
+   * Whether the backplane is connected to Redis and subscribed now.
+   */
+  bool backplane_connected;
 } roost_stats;
 
 #ifdef __cplusplus
@@ -442,7 +492,7 @@ const char *roost_last_error(void);
  * is set to `size`; fields a newer header has and this library lacks are zeroed.
  *
  * Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` when `out` is NULL or `size` is
- * smaller than this library's `roost_options`.
+ * smaller than the first `roost_options` (0.1.0's).
  */
 roost_status roost_options_init(roost_options *out, size_t size);
 
@@ -452,8 +502,9 @@ roost_status roost_options_init(roost_options *out, size_t size);
  * exists from now on. Free it with `roost_server_free`.
  *
  * Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` for a NULL `out`, an option out of
- * range (the message names it) or options of a newer header that set fields this
- * library does not know; `ROOST_IO` when the ready descriptor cannot be made.
+ * range (the message names it), a `backplane_url` that is not a `redis://` URL (the
+ * message says why) or options of a newer header that set fields this library does
+ * not know; `ROOST_IO` when the ready descriptor cannot be made.
  */
 roost_status roost_server_new(const roost_options *options,
                               roost_server **out);
@@ -737,8 +788,8 @@ roost_status roost_server_subscriber_count(roost_server *server,
  * `ROOST_SERVER_STATS(server, &stats)` does. `out->size` is set to `size`; fields a newer header has and
  * this library lacks are zeroed.
  *
- * Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` (NULLs, `size` smaller than this
- * library's `roost_stats`).
+ * Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` (NULLs, `size` smaller than the
+ * first `roost_stats`, 0.1.0's).
  */
 roost_status roost_server_stats(roost_server *server,
                                 roost_stats *out,

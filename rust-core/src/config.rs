@@ -74,6 +74,15 @@ pub struct Config {
     /// Threads of the core's tokio runtime. Default 1: the consumer's event loop runs on
     /// another core, and one thread drives tens of thousands of connections.
     pub worker_threads: usize,
+    /// The Redis server whose pub/sub carries broadcasts and publishes to the servers of
+    /// other processes and hosts, as a `redis://[user:password@]host[:port][/db]` URL
+    /// (the database number does not scope pub/sub: see docs/design.md, "The
+    /// backplane"). `None`, the default, keeps every message on this server.
+    pub backplane: Option<String>,
+    /// Messages waiting to be published to the backplane's Redis. A broadcast or
+    /// publish that finds this many waiting is delivered locally only, and counted as
+    /// `Stats::backplane_dropped`. Default 10,000.
+    pub backplane_queue: usize,
 }
 
 impl Default for Config {
@@ -94,6 +103,8 @@ impl Default for Config {
             join_broadcast_on_connect: true,
             slow_consumer: SlowConsumer::Close,
             worker_threads: 1,
+            backplane: None,
+            backplane_queue: 10_000,
         }
     }
 }
@@ -110,6 +121,7 @@ impl Config {
             ("max_connections", self.max_connections),
             ("max_pending_handshakes", self.max_pending_handshakes),
             ("worker_threads", self.worker_threads),
+            ("backplane_queue", self.backplane_queue),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -128,6 +140,12 @@ impl Config {
         }
         if self.ping_interval.is_some() && self.ping_timeout.is_zero() {
             return Err("ping_timeout must be greater than zero when pings are on".into());
+        }
+        if self.backplane_queue > u32::MAX as usize {
+            return Err(format!("backplane_queue must be at most {}", u32::MAX));
+        }
+        if let Some(url) = &self.backplane {
+            crate::backplane::check_url(url).map(drop)?;
         }
         Ok(())
     }

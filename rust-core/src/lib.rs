@@ -7,6 +7,7 @@
 //! (`include/roost.h`); everything else here is plain Rust.
 #![deny(missing_docs)]
 
+mod backplane;
 pub mod config;
 mod connection;
 mod connection_state;

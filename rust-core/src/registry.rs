@@ -8,10 +8,11 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 
+use crate::backplane::Interest;
 use crate::connection_state::ConnectionState;
 use crate::error::{Error, Result};
 use crate::fanout::Fanout;
-use crate::topics::Topics;
+use crate::topics::{Change, Topics};
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -25,9 +26,30 @@ struct Inner {
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     inner: RwLock<Inner>,
+    /// The backplane's desired set, told under the write lock when a topic gains its
+    /// first subscriber or loses its last, so that it sees those changes in the order
+    /// they happened.
+    interest: Option<Arc<Interest>>,
 }
 
 impl Registry {
+    /// A registry that keeps `interest` (the backplane's, if any) up to date.
+    pub(crate) fn new(interest: Option<Arc<Interest>>) -> Registry {
+        Registry { inner: RwLock::default(), interest }
+    }
+
+    /// Tells the desired set about a topic that came into use (`joined`) or went out of
+    /// it.
+    fn report(&self, change: Change, topic: &[u8], joined: bool) {
+        if let (Change::Topic, Some(interest)) = (change, &self.interest) {
+            if joined {
+                interest.topic_opened(topic);
+            } else {
+                interest.topic_closed(topic);
+            }
+        }
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -69,7 +91,7 @@ impl Registry {
             if let Some(route) = inner.by_route.get_mut(handle.route as usize) {
                 route.remove(&id);
             }
-            inner.topics.leave_all(id);
+            inner.topics.leave_all(id, |topic| self.report(Change::Topic, topic, false));
         }
     }
 
@@ -113,14 +135,21 @@ impl Registry {
             // Nothing more will be sent to it: a subscription would only be undone.
             return Err(Error::Closed);
         }
-        Ok(inner.topics.subscribe(&handle, topic))
+        let change = inner.topics.subscribe(&handle, topic);
+        self.report(change, topic, true);
+        Ok(change.changed())
     }
 
     /// Removes a registered connection from `topic`: `Some(false)` when it was not a
     /// subscriber, `None` when the id is not registered.
     pub(crate) fn unsubscribe(&self, id: u64, topic: &[u8]) -> Option<bool> {
         let mut inner = self.write();
-        inner.by_id.contains_key(&id).then(|| inner.topics.unsubscribe(id, topic))
+        if !inner.by_id.contains_key(&id) {
+            return None;
+        }
+        let change = inner.topics.unsubscribe(id, topic);
+        self.report(change, topic, false);
+        Some(change.changed())
     }
 
     /// The topics of a registered connection, `None` when the id is not registered.
@@ -167,5 +196,25 @@ mod tests {
         registry.remove(1);
         assert_eq!(registry.subscriber_count(b"solo"), 0);
         assert!(matches!(registry.subscribe(1, b"solo"), Err(Error::NotFound)));
+    }
+
+    #[test]
+    fn the_desired_set_hears_of_a_topic_s_first_subscriber_and_its_last_departure() {
+        let interest = Arc::new(Interest::default());
+        let registry = Registry::new(Some(interest.clone()));
+        for id in [1, 2] {
+            registry.insert(Arc::new(ConnectionState::new(id, 0, 1 << 20, 16)), false);
+            registry.subscribe(id, b"room").unwrap();
+        }
+        let mut subscribed = std::collections::HashSet::new();
+        let opened = interest.changes(&subscribed, false);
+        assert_eq!(opened.subscribe, [b"roost:topic:room".to_vec()]);
+        subscribed.extend(opened.subscribe);
+        // One of two leaves: the topic is still in use.
+        assert_eq!(registry.unsubscribe(1, b"room"), Some(true));
+        assert_eq!(interest.changes(&subscribed, false), Default::default());
+        // The last one's connection ends.
+        registry.remove(2);
+        assert_eq!(interest.changes(&subscribed, false).unsubscribe, [b"roost:topic:room".to_vec()]);
     }
 }

@@ -104,8 +104,11 @@ impl Server {
             TcpListener::from_std(listener)?
         };
         let port = listener.local_addr()?.port();
-        let table = routes.drain(..).enumerate().map(|(i, p)| (p, i as u32)).collect();
-        self.state.set_routes(table);
+        let paths = std::mem::take(routes);
+        self.state.set_routes(paths.iter().enumerate().map(|(i, p)| (p.clone(), i as u32)).collect());
+        if let Some(backplane) = &self.state.backplane {
+            backplane.start(self.state.clone(), paths, &runtime);
+        }
         runtime.spawn(listener::accept_loop(listener, self.state.clone()));
         *lifecycle = Lifecycle::Running { runtime, port };
         Ok(port)
@@ -179,7 +182,11 @@ impl Server {
             return Err(Error::NotFound);
         }
         let frame = frames::encode(kind, data);
-        Ok(self.state.registry.deliver_to_route(route, &frame, &self.state.fanout))
+        let delivered = self.state.registry.deliver_to_route(route, &frame, &self.state.fanout);
+        if let Some(backplane) = &self.state.backplane {
+            backplane.broadcast(route, kind, data);
+        }
+        Ok(delivered)
     }
 
     /// Queues a text message for every subscriber of `topic` except `exclude` (a
@@ -207,7 +214,11 @@ impl Server {
         check_topic(topic)?;
         self.check_running()?;
         let encode = || frames::encode(kind, data);
-        Ok(self.state.registry.deliver_to_topic(topic, exclude, encode, &self.state.fanout))
+        let delivered = self.state.registry.deliver_to_topic(topic, exclude, encode, &self.state.fanout);
+        if let Some(backplane) = &self.state.backplane {
+            backplane.publish(topic, kind, data, exclude);
+        }
+        Ok(delivered)
     }
 
     /// Makes a connection a subscriber of `topic` (1 to `MAX_TOPIC_LENGTH` bytes, exact
@@ -240,12 +251,17 @@ impl Server {
 
     /// The server's counters now.
     pub fn stats(&self) -> Stats {
-        Stats {
+        let mut stats = Stats {
             connections: self.state.registry.len(),
             topics: self.state.registry.topic_count(),
             deliveries_skipped: self.state.fanout.skipped(),
             slow_consumers_closed: self.state.fanout.closed(),
+            ..Stats::default()
+        };
+        if let Some(backplane) = &self.state.backplane {
+            backplane.fill(&mut stats);
         }
+        stats
     }
 
     fn check_running(&self) -> Result<()> {

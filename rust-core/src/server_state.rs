@@ -8,7 +8,9 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Notify;
 
+use crate::backplane::Backplane;
 use crate::config::Config;
+use crate::error::{Error, Result};
 use crate::events::EventQueue;
 use crate::fanout::Fanout;
 use crate::registry::Registry;
@@ -21,6 +23,8 @@ pub(crate) struct ServerState {
     pub(crate) registry: Registry,
     /// Delivers broadcasts and publishes under the slow-consumer policy.
     pub(crate) fanout: Fanout,
+    /// The link to the other servers through Redis, when `Config::backplane` is set.
+    pub(crate) backplane: Option<Arc<Backplane>>,
     /// Sockets accepted whose upgrade is not finished (for `max_pending_handshakes`).
     pending_handshakes: AtomicUsize,
     /// Upgraded connections whose task has not ended (for `max_connections`).
@@ -59,13 +63,20 @@ impl Drop for Place {
 }
 
 impl ServerState {
-    pub(crate) fn new(config: Config) -> std::io::Result<ServerState> {
+    pub(crate) fn new(config: Config) -> Result<ServerState> {
         let fanout = Fanout::new(config.slow_consumer);
+        let backplane = match &config.backplane {
+            Some(url) => {
+                Some(Arc::new(Backplane::new(url, config.backplane_queue).map_err(Error::InvalidArgument)?))
+            }
+            None => None,
+        };
         Ok(ServerState {
-            config,
             events: EventQueue::new()?,
-            registry: Registry::default(),
+            registry: Registry::new(backplane.as_ref().map(|b| b.interest())),
+            config,
             fanout,
+            backplane,
             pending_handshakes: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),

@@ -13,4 +13,20 @@ pub struct Stats {
     /// Recipients of broadcasts and publishes closed with 1008 for being over their
     /// send limit (slow-consumer policy `Close`).
     pub slow_consumers_closed: u64,
+    /// Broadcasts and publishes Redis took from this server for the other servers
+    /// (`Config::backplane`; all the backplane's counts stay 0 without one).
+    pub backplane_published: u64,
+    /// Broadcasts and publishes of other servers that arrived through Redis.
+    pub backplane_received: u64,
+    /// Broadcasts and publishes that did not go to Redis: the queue was full
+    /// (`Config::backplane_queue`), or the backplane was out, or the connection failed
+    /// while they were on their way (those may have reached Redis).
+    pub backplane_dropped: u64,
+    /// Messages on the backplane's channels that were not envelopes this server can
+    /// read (another format version, damaged), dropped.
+    pub backplane_malformed: u64,
+    /// Times the backplane reconnected after losing Redis.
+    pub backplane_reconnects: u64,
+    /// Whether the backplane is connected to Redis and subscribed now.
+    pub backplane_connected: bool,
 }

@@ -26,6 +26,25 @@ pub(crate) fn check_topic(topic: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// What a subscribe or unsubscribe changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Nothing: the connection already was a subscriber, or was not one.
+    None,
+    /// The connection joined or left a topic that has other subscribers.
+    Member,
+    /// The connection was the topic's first subscriber, or its last: the topic came into
+    /// use or went out of it (what the backplane subscribes to).
+    Topic,
+}
+
+impl Change {
+    /// Whether the connection's membership changed.
+    pub(crate) fn changed(self) -> bool {
+        self != Change::None
+    }
+}
+
 /// Subscribers by topic, and topics by connection. A topic exists while it has a
 /// subscriber, and a connection is listed while it has a topic, so the table holds
 /// nothing for the connections and topics that are not in use.
@@ -38,48 +57,53 @@ pub(crate) struct Topics {
 }
 
 impl Topics {
-    /// Adds `connection` to `topic`. Returns false when it already was a subscriber.
-    pub(crate) fn subscribe(&mut self, connection: &Arc<ConnectionState>, topic: &[u8]) -> bool {
+    /// Adds `connection` to `topic`.
+    pub(crate) fn subscribe(&mut self, connection: &Arc<ConnectionState>, topic: &[u8]) -> Change {
         let joined = self.of_connection.entry(connection.id).or_default();
         if joined.iter().any(|t| **t == *topic) {
-            return false;
+            return Change::None;
         }
         // One allocation per topic name, shared by every subscriber's list.
-        let name = match self.subscribers.get_key_value(topic) {
-            Some((name, _)) => name.clone(),
-            None => Arc::from(topic),
+        let (name, change) = match self.subscribers.get_key_value(topic) {
+            Some((name, _)) => (name.clone(), Change::Member),
+            None => (Arc::from(topic), Change::Topic),
         };
         joined.push(name.clone());
         self.subscribers.entry(name).or_default().insert(connection.id, connection.clone());
-        true
+        change
     }
 
-    /// Removes `connection` from `topic`. Returns false when it was not a subscriber.
-    pub(crate) fn unsubscribe(&mut self, connection: u64, topic: &[u8]) -> bool {
-        let Some(joined) = self.of_connection.get_mut(&connection) else { return false };
-        let Some(at) = joined.iter().position(|t| **t == *topic) else { return false };
+    /// Removes `connection` from `topic`.
+    pub(crate) fn unsubscribe(&mut self, connection: u64, topic: &[u8]) -> Change {
+        let Some(joined) = self.of_connection.get_mut(&connection) else { return Change::None };
+        let Some(at) = joined.iter().position(|t| **t == *topic) else { return Change::None };
         joined.swap_remove(at);
         if joined.is_empty() {
             self.of_connection.remove(&connection);
         }
-        self.leave(connection, topic);
-        true
+        self.leave(connection, topic)
     }
 
-    /// Removes `connection` from every topic it joined.
-    pub(crate) fn leave_all(&mut self, connection: u64) {
+    /// Removes `connection` from every topic it joined, and calls `closed` with each
+    /// topic it was the last subscriber of.
+    pub(crate) fn leave_all(&mut self, connection: u64, mut closed: impl FnMut(&[u8])) {
         for topic in self.of_connection.remove(&connection).unwrap_or_default() {
-            self.leave(connection, &topic);
-        }
-    }
-
-    fn leave(&mut self, connection: u64, topic: &[u8]) {
-        if let Some(members) = self.subscribers.get_mut(topic) {
-            members.remove(&connection);
-            if members.is_empty() {
-                self.subscribers.remove(topic);
+            if self.leave(connection, &topic) == Change::Topic {
+                closed(&topic);
             }
         }
+    }
+
+    fn leave(&mut self, connection: u64, topic: &[u8]) -> Change {
+        let Some(members) = self.subscribers.get_mut(topic) else { return Change::None };
+        if members.remove(&connection).is_none() {
+            return Change::None;
+        }
+        if members.is_empty() {
+            self.subscribers.remove(topic);
+            return Change::Topic;
+        }
+        Change::Member
     }
 
     /// The subscribers of `topic`.
@@ -124,16 +148,17 @@ mod tests {
     fn subscribing_twice_counts_once_and_unsubscribing_a_stranger_changes_nothing() {
         let mut topics = Topics::default();
         let (a, b) = (connection(1), connection(2));
-        assert!(topics.subscribe(&a, b"room"));
-        assert!(!topics.subscribe(&a, b"room"));
-        assert!(topics.subscribe(&b, b"room"));
+        assert_eq!(topics.subscribe(&a, b"room"), Change::Topic, "the first subscriber opens it");
+        assert_eq!(topics.subscribe(&a, b"room"), Change::None);
+        assert_eq!(topics.subscribe(&b, b"room"), Change::Member);
         assert_eq!(ids(&topics, b"room"), [1, 2]);
-        assert!(!topics.unsubscribe(3, b"room"));
-        assert!(!topics.unsubscribe(1, b"other"));
-        assert!(topics.unsubscribe(1, b"room"));
-        assert!(!topics.unsubscribe(1, b"room"));
+        assert_eq!(topics.unsubscribe(3, b"room"), Change::None);
+        assert_eq!(topics.unsubscribe(1, b"other"), Change::None);
+        assert_eq!(topics.unsubscribe(1, b"room"), Change::Member);
+        assert_eq!(topics.unsubscribe(1, b"room"), Change::None);
         assert_eq!(ids(&topics, b"room"), [2]);
         assert_eq!(topics.subscriber_count(b"room"), 1);
+        assert_eq!(topics.unsubscribe(2, b"room"), Change::Topic, "the last one closes it");
     }
 
     #[test]
@@ -145,7 +170,10 @@ mod tests {
         }
         topics.subscribe(&b, b"y");
         assert_eq!(topics.topics_of(1).iter().map(|t| &t[..]).collect::<Vec<_>>(), [b"x", b"y", b"z"]);
-        topics.leave_all(1);
+        let mut closed = Vec::new();
+        topics.leave_all(1, |t| closed.push(t.to_vec()));
+        closed.sort();
+        assert_eq!(closed, [b"x", b"z"], "y keeps a subscriber");
         assert!(topics.topics_of(1).is_empty());
         assert_eq!(topics.topic_count(), 1);
         assert_eq!(ids(&topics, b"y"), [2]);

@@ -1,6 +1,7 @@
 //! The C ABI's room to grow: roost_options and roost_event carry the size a program was
-//! compiled with, a larger struct with unknown fields set is refused, events are
-//! written at the caller's stride, and the version macros match the library.
+//! compiled with, a larger struct with unknown fields set is refused, a program built
+//! with the first header is served (its structs read and written at their size), events
+//! are written at the caller's stride, and the version macros match the library.
 
 mod common;
 
@@ -64,17 +65,54 @@ fn a_larger_struct_is_accepted_while_its_unknown_fields_are_zero_and_refused_oth
     assert!(server.is_null());
 }
 
+/// `sizeof(roost_options)` and `sizeof(roost_stats)` in the first header (0.1.0).
+const FIRST_OPTIONS_SIZE: usize = 80;
+const FIRST_STATS_SIZE: usize = 40;
+
 #[test]
-fn a_struct_smaller_than_this_version_is_refused() {
+fn a_struct_smaller_than_the_first_version_is_refused() {
     let mut o = newer_options();
     // SAFETY: `o` is writable; the size is what is wrong.
-    let status = unsafe { roost_options_init(&mut o.known, size_of::<roost_options>() - 1) };
+    let status = unsafe { roost_options_init(&mut o.known, FIRST_OPTIONS_SIZE - 1) };
     assert_eq!(status, ROOST_INVALID_ARGUMENT);
-    assert!(last_error().contains("at least"));
-    o.known.size = 8;
+    assert!(last_error().contains("at least 80"), "{}", last_error());
+    o.known.size = (FIRST_OPTIONS_SIZE - 1) as u32;
     let mut server = null_mut();
     // SAFETY: `o` is readable; its declared size is too small.
     assert_eq!(unsafe { roost_server_new(&o.known, &mut server) }, ROOST_INVALID_ARGUMENT);
+    o.known.size = 8;
+    // SAFETY: as above.
+    assert_eq!(unsafe { roost_server_new(&o.known, &mut server) }, ROOST_INVALID_ARGUMENT);
+}
+
+#[test]
+fn a_program_compiled_with_the_first_header_is_served_with_the_defaults_of_later_fields() {
+    // The first header's roost_options is this one's first 80 bytes; what follows them
+    // in the program's memory is not its own and must be neither read nor written.
+    let mut raw = [0xEEu8; size_of::<roost_options>() + 16];
+    // SAFETY: `raw` has 80 writable bytes (and more) at its start.
+    let status = unsafe { roost_options_init(raw.as_mut_ptr().cast(), FIRST_OPTIONS_SIZE) };
+    assert_eq!(status, ROOST_OK);
+    assert!(raw[FIRST_OPTIONS_SIZE..].iter().all(|&b| b == 0xEE), "init wrote past the program's struct");
+    assert_eq!(u32::from_ne_bytes(raw[..4].try_into().unwrap()) as usize, FIRST_OPTIONS_SIZE);
+    let mut server = null_mut();
+    // SAFETY: `raw` holds a first-version roost_options (its size field says 80); the
+    // library reads no further.
+    let status = unsafe { roost_server_new(raw.as_ptr().cast(), &mut server) };
+    assert_eq!(status, ROOST_OK, "{}", last_error());
+
+    // Its roost_stats is 40 bytes: filled, and nothing after them touched.
+    let mut stats = [0xEEu8; size_of::<roost_stats>() + 16];
+    // SAFETY: `stats` has 40 writable bytes (and more).
+    let status = unsafe { roost_server_stats(server, stats.as_mut_ptr().cast(), FIRST_STATS_SIZE) };
+    assert_eq!(status, ROOST_OK);
+    assert_eq!(u32::from_ne_bytes(stats[..4].try_into().unwrap()) as usize, FIRST_STATS_SIZE);
+    assert!(stats[8..FIRST_STATS_SIZE].iter().all(|&b| b == 0), "no connections, no topics yet");
+    assert!(stats[FIRST_STATS_SIZE..].iter().all(|&b| b == 0xEE), "stats wrote past the program's struct");
+    // SAFETY: as above, the size is what is wrong.
+    let status = unsafe { roost_server_stats(server, stats.as_mut_ptr().cast(), FIRST_STATS_SIZE - 1) };
+    assert_eq!(status, ROOST_INVALID_ARGUMENT);
+    assert_eq!(roost_server_free(server), ROOST_OK);
 }
 
 #[test]

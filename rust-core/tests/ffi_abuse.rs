@@ -902,7 +902,13 @@ fn random_options(rng: &mut Rng) -> (roost_options, bool) {
     // not exercised here.
     o.join_broadcast_on_connect = rng.chance(50);
     o.slow_consumer = *rng.pick(&[ROOST_SLOW_CONSUMER_CLOSE, ROOST_SLOW_CONSUMER_SKIP, 2, u32::MAX]);
-    let valid = o.max_message_size > 0
+    // Never a reachable backplane (every server would try to connect), only bad URLs.
+    let urls: [&'static [u8]; 5] = [b"", b"", b"", b"http://127.0.0.1:1", b"redis://[::1"];
+    let bad_url = urls[rng.below(5) as usize];
+    o.backplane_url = bad_url.as_ptr();
+    o.backplane_url_len = bad_url.len();
+    let valid = bad_url.is_empty()
+        && o.max_message_size > 0
         && o.inbound_queue_depth > 0
         && o.outbound_queue_bytes > 0
         && (1..=16 << 20).contains(&o.read_buffer_size)
@@ -1225,7 +1231,7 @@ fn stats(
 ) -> Option<roost_stats> {
     const FILL: u8 = 0xa5;
     let known = std::mem::size_of::<roost_stats>();
-    let mut buf = [0u64; 16];
+    let mut buf = [0u64; 32];
     let bytes = std::mem::size_of_val(&buf);
     assert!(size <= bytes - 8, "stats buffer too small for size {size}");
     // SAFETY: `buf` is `bytes` bytes of plain integers.
@@ -1242,10 +1248,19 @@ fn stats(
         }
         return None;
     }
-    // SAFETY: the library wrote at least a roost_stats at the start of `buf`.
-    let got = unsafe { buf.as_ptr().cast::<roost_stats>().read() };
+    // The fields the library wrote; those a smaller (older) struct lacks stay zero.
+    let mut got = roost_stats::default();
+    // SAFETY: `raw` has at least `size` bytes, `got` is `known` writable bytes, and the
+    // bytes written are a valid roost_stats prefix.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            raw.as_ptr(),
+            (&mut got as *mut roost_stats).cast::<u8>(),
+            size.min(known),
+        )
+    };
     if got.size as usize != size
-        || raw[known..size].iter().any(|b| *b != 0)
+        || raw[known.min(size)..size].iter().any(|b| *b != 0)
         || raw[size..].iter().any(|b| *b != FILL)
     {
         a.violation(format!("stats of size {size}: size field {}, tail not zeroed or overrun", got.size));
@@ -1253,13 +1268,17 @@ fn stats(
     Some(got)
 }
 
+/// `sizeof(roost_stats)` in the first header (0.1.0): the smallest size accepted.
+const FIRST_STATS_SIZE: usize = 40;
+
 /// A size for roost_server_stats and whether the library must accept it.
 fn stats_size(rng: &mut Rng) -> (usize, bool) {
     let known = std::mem::size_of::<roost_stats>();
-    match rng.below(6) {
-        0 => (known - 1, false),
-        1 => (rng.below(known as u64) as usize, false),
+    match rng.below(7) {
+        0 => (FIRST_STATS_SIZE - 1, false),
+        1 => (rng.below(FIRST_STATS_SIZE as u64) as usize, false),
         2 => (known + 8 * rng.range(1, 8) as usize, true),
+        3 => (FIRST_STATS_SIZE + rng.below((known - FIRST_STATS_SIZE) as u64) as usize, true),
         _ => (known, true),
     }
 }
@@ -2003,7 +2022,7 @@ fn abuser(shared: Arc<Shared>, seed: u64, index: u64) -> Audit {
     let mut ops = 0u64;
     while !shared.done.load(Ordering::Acquire) {
         ops += 1;
-        if ops % 16 == 0 {
+        if ops.is_multiple_of(16) {
             std::thread::sleep(Duration::from_micros(500));
         }
         // Mostly the real handle; sometimes NULL or forged.

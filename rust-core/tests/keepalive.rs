@@ -173,7 +173,7 @@ fn slow_but_steady_reader_of_a_saturating_stream_is_not_closed_by_keepalive() {
                 match ws.next().await {
                     Some(Ok(Message::Binary(_))) => {
                         messages += 1;
-                        if messages % 4 == 0 {
+                        if messages.is_multiple_of(4) {
                             tokio::time::sleep(Duration::from_millis(2)).await;
                         }
                     }

@@ -28,6 +28,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -768,31 +769,36 @@ typedef struct {
     char what[128];
 } topic_result;
 
-/* Sizes for roost_server_stats, valid and not, into a buffer of 128 bytes. */
+/* The first roost_stats (0.1.0's, through slow_consumers_closed): the smallest size
+ * roost_server_stats accepts, from a program compiled with that header. */
+#define STATS_FIRST_SIZE offsetof(roost_stats, backplane_published)
+
+/* Sizes for roost_server_stats, valid and not, into a buffer of 256 bytes. */
 static size_t stats_size(rng_t *r, int *valid) {
     const size_t known = sizeof(roost_stats);
     *valid = 1;
-    switch (below(r, 6)) {
-    case 0: *valid = 0; return known - 1;
-    case 1: *valid = 0; return (size_t)below(r, known);
+    switch (below(r, 7)) {
+    case 0: *valid = 0; return STATS_FIRST_SIZE - 1;
+    case 1: *valid = 0; return (size_t)below(r, STATS_FIRST_SIZE);
     case 2: return known + 8 * (1 + (size_t)below(r, 8));
+    case 3: return STATS_FIRST_SIZE + (size_t)below(r, known - STATS_FIRST_SIZE);
     default: return known;
     }
 }
 
 /* roost_server_stats into a buffer filled with a pattern: a failure must leave it
- * whole; a success writes `size` bytes, `size` in the first field and zeros after the
- * known ones. */
+ * whole; a success writes `size` bytes, `size` in the first field, zeros after the
+ * known fields and nothing past `size`. */
 static roost_status stats_call(audit_t *a, roost_server *h, size_t size, int out, size_t *connections) {
     const size_t known = sizeof(roost_stats);
-    uint64_t buf[16];
+    uint64_t buf[32];
     unsigned char *raw = (unsigned char *)buf;
     memset(buf, 0xa5, sizeof buf);
     roost_status st = roost_server_stats(h, out ? (roost_stats *)buf : NULL, size);
     int changed = 0, wrong = 0;
     for (size_t i = 0; i < sizeof buf; i++) {
         changed |= raw[i] != 0xa5;
-        if (st == ROOST_OK && i >= known) wrong |= raw[i] != (i < size ? 0 : 0xa5);
+        if (st == ROOST_OK && (i >= known || i >= size)) wrong |= raw[i] != (i < size ? 0 : 0xa5);
     }
     if (st != ROOST_OK) {
         if (changed) out_written(a, "stats");

@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -475,13 +476,19 @@ static void bad_arguments(void) {
                  ROOST_OK, "publish_text(NULL, 0): an empty message");
     expect_frame(fd, WS_OP_TEXT, "", 0, "the subscriber reads the empty message");
 
-    /* The stats struct: too small, NULL, and larger than this header's. */
+    /* The stats struct: too small, the first header's (0.1.0, through
+     * slow_consumers_closed), NULL, and larger than this header's. */
+    const size_t first_size = offsetof(roost_stats, backplane_published);
     roost_stats stats, untouched;
     memset(&stats, 0xAB, sizeof stats);
     memcpy(&untouched, &stats, sizeof stats);
-    check_status(roost_server_stats(server, &stats, sizeof stats - 1), ROOST_INVALID_ARGUMENT,
-                 "roost_server_stats(size one byte short)");
+    check_status(roost_server_stats(server, &stats, first_size - 1), ROOST_INVALID_ARGUMENT,
+                 "roost_server_stats(size one byte short of the first roost_stats)");
     check(memcmp(&stats, &untouched, sizeof stats) == 0, "it left the struct alone");
+    check_status(roost_server_stats(server, &stats, first_size), ROOST_OK, "roost_server_stats(the first size)");
+    check(stats.size == first_size, "it set the size to the first size (got %u)", stats.size);
+    check(memcmp((char *)&stats + first_size, (char *)&untouched + first_size, sizeof stats - first_size) == 0,
+          "and nothing past them");
     check_status(roost_server_stats(server, NULL, sizeof stats), ROOST_INVALID_ARGUMENT, "roost_server_stats(NULL)");
     struct {
         roost_stats known;

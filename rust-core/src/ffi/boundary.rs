@@ -132,54 +132,82 @@ pub(crate) fn require_out<T>(out: *mut T, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Copies a struct that grows at its end (`roost_options`) from the caller, who
-/// compiled it with `size` bytes: `size` must be at least this version's size, and any
-/// bytes beyond it (fields of a newer header) must be zero, since this library cannot
-/// honour them. The rule of Linux's extensible system-call structs (openat2, clone3).
-///
-/// # Safety
-/// When non-NULL, `src` must point to `size` readable bytes holding a struct whose
-/// first `size_of::<T>()` bytes are a valid `T`.
-pub(crate) unsafe fn read_extensible<T: Copy>(src: *const T, size: usize, what: &str) -> Result<T> {
-    let known = std::mem::size_of::<T>();
-    if src.is_null() {
-        return Err(Error::InvalidArgument(format!("{what} is NULL")));
-    }
-    check_extensible_size(size, known, what)?;
-    // SAFETY: `src` is non-NULL and holds `size` >= `known` readable bytes.
-    let tail = unsafe { std::slice::from_raw_parts(src.cast::<u8>().add(known), size - known) };
-    if let Some(at) = tail.iter().position(|&b| b != 0) {
-        return Err(Error::InvalidArgument(format!(
-            "{what} sets a field at byte {} that this library (version {}) does not know; \
-             it was compiled with a newer roost.h",
-            known + at,
-            env!("CARGO_PKG_VERSION")
-        )));
-    }
-    // SAFETY: the first `known` bytes are a valid `T`, possibly unaligned.
-    Ok(unsafe { src.read_unaligned() })
+/// A struct that crosses the boundary with the size the program compiled it with, and
+/// grows at its end from one version to the next (docs/design.md, "The C ABI grows
+/// without breaking programs").
+pub(crate) trait Extensible: Copy {
+    /// Its size in the first header that published it: the smallest a program may pass.
+    /// Programs compiled with any later header pass more.
+    const FIRST_SIZE: usize;
+    /// Its name in messages.
+    const NAME: &'static str;
 }
 
-/// Writes `value` into a caller's struct of `size` bytes (at least this version's
-/// size), zeroing what lies beyond the fields this library knows.
+/// Copies a struct that grows at its end (`roost_options`) from the caller, who
+/// compiled it with `size` bytes: the rule of Linux's extensible system-call structs
+/// (openat2, clone3). `size` must be at least `T::FIRST_SIZE`. The fields of a smaller
+/// struct (an older header's) are read, and the ones it lacks are zero, which means
+/// their default; the bytes of a larger struct (fields of a newer header) beyond this
+/// version's must be zero, since this library cannot honour them.
+///
+/// # Safety
+/// When non-NULL, `src` must point to `size` readable bytes holding the first `size`
+/// bytes of a `T`, and a `T` whose fields past `T::FIRST_SIZE` are all zero must be
+/// valid.
+pub(crate) unsafe fn read_extensible<T: Extensible>(src: *const T, size: usize) -> Result<T> {
+    let known = std::mem::size_of::<T>();
+    if src.is_null() {
+        return Err(Error::InvalidArgument(format!("{} is NULL", T::NAME)));
+    }
+    check_extensible_size::<T>(size)?;
+    if size > known {
+        // SAFETY: `src` is non-NULL and holds `size` > `known` readable bytes.
+        let tail = unsafe { std::slice::from_raw_parts(src.cast::<u8>().add(known), size - known) };
+        if let Some(at) = tail.iter().position(|&b| b != 0) {
+            return Err(Error::InvalidArgument(format!(
+                "{} sets a field at byte {} that this library (version {}) does not know; \
+                 it was compiled with a newer roost.h",
+                T::NAME,
+                known + at,
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
+    }
+    let mut value = std::mem::MaybeUninit::<T>::zeroed();
+    // SAFETY: `src` holds at least `size.min(known)` readable bytes, `value` is `known`
+    // writable bytes, and the two never overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.cast::<u8>(), value.as_mut_ptr().cast::<u8>(), size.min(known))
+    };
+    // SAFETY: the bytes copied are the caller's `T`, and those not copied (past
+    // `FIRST_SIZE`) are zero, which the caller vouches is valid.
+    Ok(unsafe { value.assume_init() })
+}
+
+/// Writes `value` into a caller's struct of `size` bytes (at least `T::FIRST_SIZE`):
+/// the fields of this version that fit, and zero in what lies beyond them.
 ///
 /// # Safety
 /// `dst` must be non-NULL and point to `size` writable bytes.
-pub(crate) unsafe fn write_extensible<T: Copy>(dst: *mut u8, size: usize, value: &T) {
+pub(crate) unsafe fn write_extensible<T: Extensible>(dst: *mut u8, size: usize, value: &T) {
     let known = std::mem::size_of::<T>();
-    // SAFETY: the caller provides `size` >= `known` writable bytes at `dst`; a `T` is
-    // `known` readable bytes, and the two never overlap.
+    // SAFETY: the caller provides `size` writable bytes at `dst`; a `T` is `known`
+    // readable bytes; the copy takes the smaller of the two and they never overlap.
     unsafe {
-        std::ptr::copy_nonoverlapping((value as *const T).cast::<u8>(), dst, known);
-        std::ptr::write_bytes(dst.add(known), 0, size - known);
+        std::ptr::copy_nonoverlapping((value as *const T).cast::<u8>(), dst, size.min(known));
+        if size > known {
+            std::ptr::write_bytes(dst.add(known), 0, size - known);
+        }
     }
 }
 
 /// Checks the size a caller compiled an extensible struct with.
-pub(crate) fn check_extensible_size(size: usize, known: usize, what: &str) -> Result<()> {
-    if size < known || size > isize::MAX as usize {
+pub(crate) fn check_extensible_size<T: Extensible>(size: usize) -> Result<()> {
+    if size < T::FIRST_SIZE || size > isize::MAX as usize {
         return Err(Error::InvalidArgument(format!(
-            "{what} size {size} is invalid: this library needs at least {known} (compile with its roost.h)"
+            "{} size {size} is invalid: this library needs at least {} (compile with its roost.h)",
+            T::NAME,
+            T::FIRST_SIZE
         )));
     }
     Ok(())

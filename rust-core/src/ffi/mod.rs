@@ -64,12 +64,12 @@ pub extern "C" fn roost_last_error() -> *const c_char {
 /// is set to `size`; fields a newer header has and this library lacks are zeroed.
 ///
 /// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` when `out` is NULL or `size` is
-/// smaller than this library's `roost_options`.
+/// smaller than the first `roost_options` (0.1.0's).
 #[no_mangle]
 pub unsafe extern "C" fn roost_options_init(out: *mut roost_options, size: usize) -> roost_status {
     boundary(|| {
         require_out(out, "out")?;
-        check_extensible_size(size, std::mem::size_of::<roost_options>(), "roost_options")?;
+        check_extensible_size::<roost_options>(size)?;
         let mut defaults = roost_options::from(&Config::default());
         defaults.size = u32::try_from(size)
             .map_err(|_| Error::InvalidArgument(format!("roost_options size {size} is invalid")))?;
@@ -84,8 +84,9 @@ pub unsafe extern "C" fn roost_options_init(out: *mut roost_options, size: usize
 /// exists from now on. Free it with `roost_server_free`.
 ///
 /// Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` for a NULL `out`, an option out of
-/// range (the message names it) or options of a newer header that set fields this
-/// library does not know; `ROOST_IO` when the ready descriptor cannot be made.
+/// range (the message names it), a `backplane_url` that is not a `redis://` URL (the
+/// message says why) or options of a newer header that set fields this library does
+/// not know; `ROOST_IO` when the ready descriptor cannot be made.
 #[no_mangle]
 pub unsafe extern "C" fn roost_server_new(
     options: *const roost_options,
@@ -99,13 +100,33 @@ pub unsafe extern "C" fn roost_server_new(
             // SAFETY: a non-NULL `options` was filled by `roost_options_init`, which set
             // `size` to the bytes it spans; the first field is readable in any version.
             let size = unsafe { options.cast::<u32>().read_unaligned() } as usize;
-            // SAFETY: as above, `options` spans `size` bytes.
-            Config::try_from(&unsafe { read_extensible(options, size, "roost_options")? })?
+            // SAFETY: as above, `options` spans `size` bytes; every field past the first
+            // version's is a number or a pointer, valid when zero.
+            let options = unsafe { read_extensible(options, size)? };
+            let mut config = Config::try_from(&options)?;
+            // SAFETY: `backplane_url` points to `backplane_url_len` bytes or is NULL, as
+            // the caller promises.
+            config.backplane = unsafe { backplane_url(&options)? };
+            config
         };
         let server = Server::new(config)?;
         // SAFETY: checked above.
         unsafe { write_out(out, boundary::register(PolledServer::new(server)), "out") }
     })
+}
+
+/// The backplane URL of `options`: `None` when its length is 0.
+///
+/// # Safety
+/// `options.backplane_url` points to `options.backplane_url_len` readable bytes, or is
+/// NULL.
+unsafe fn backplane_url(options: &roost_options) -> crate::Result<Option<String>> {
+    if options.backplane_url_len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: forwarded from the caller.
+    let url = unsafe { text(options.backplane_url, options.backplane_url_len, "backplane_url")? };
+    Ok(Some(url.to_string()))
 }
 
 /// Stops the server if it runs (as `roost_server_stop` with no grace period) and
@@ -214,7 +235,7 @@ pub unsafe extern "C" fn roost_server_poll(
         if events.is_null() || capacity == 0 {
             return Err(Error::InvalidArgument("events must be non-NULL with capacity > 0".into()));
         }
-        check_extensible_size(event_size, std::mem::size_of::<roost_event>(), "roost_event")?;
+        check_extensible_size::<roost_event>(event_size)?;
         if capacity.checked_mul(event_size).is_none_or(|total| total > isize::MAX as usize) {
             return Err(Error::InvalidArgument("capacity * event_size is too large".into()));
         }
@@ -603,8 +624,8 @@ pub unsafe extern "C" fn roost_server_subscriber_count(
 /// `ROOST_SERVER_STATS(server, &stats)` does. `out->size` is set to `size`; fields a newer header has and
 /// this library lacks are zeroed.
 ///
-/// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` (NULLs, `size` smaller than this
-/// library's `roost_stats`).
+/// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` (NULLs, `size` smaller than the
+/// first `roost_stats`, 0.1.0's).
 #[no_mangle]
 pub unsafe extern "C" fn roost_server_stats(
     server: *mut roost_server,
@@ -613,7 +634,7 @@ pub unsafe extern "C" fn roost_server_stats(
 ) -> roost_status {
     boundary(|| {
         require_out(out, "out")?;
-        check_extensible_size(size, std::mem::size_of::<roost_stats>(), "roost_stats")?;
+        check_extensible_size::<roost_stats>(size)?;
         let mut stats = roost_stats::from(&lookup(server)?.server.stats());
         stats.size = u32::try_from(size)
             .map_err(|_| Error::InvalidArgument(format!("roost_stats size {size} is invalid")))?;

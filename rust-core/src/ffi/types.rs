@@ -4,6 +4,7 @@
 use std::ffi::c_void;
 use std::time::Duration;
 
+use super::boundary::Extensible;
 use crate::config::{Config, SlowConsumer};
 use crate::error::Error;
 
@@ -73,10 +74,11 @@ pub const ROOST_MAX_CLOSE_REASON: u32 = 123;
 /// times milliseconds.
 ///
 /// The struct grows at its end in later versions, and `size` says which version a
-/// program was compiled with: a library accepts any size from this version's on. A
-/// larger struct (from a newer header) is accepted when the fields this library does
-/// not know are zero, and refused with `ROOST_INVALID_ARGUMENT` otherwise; later
-/// libraries give fields beyond a smaller struct their defaults.
+/// program was compiled with: a library accepts any size from the first version's
+/// (0.1.0, 80 bytes) on. The fields a smaller struct (an older header's) lacks get
+/// their defaults: 0 means the default in every field added since. A larger struct
+/// (from a newer header) is accepted when the fields this library does not know are
+/// zero, and refused with `ROOST_INVALID_ARGUMENT` otherwise.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct roost_options {
@@ -125,7 +127,28 @@ pub struct roost_options {
     /// with 1008; `ROOST_SLOW_CONSUMER_SKIP` lets it miss each message that finds it
     /// over the limit. Either is counted in `roost_stats`.
     pub slow_consumer: u32,
+    /// The Redis server whose pub/sub carries broadcasts and publishes to the servers
+    /// of other processes and hosts: a `redis://[user:password@]host[:port][/db]` URL
+    /// of `backplane_url_len` bytes (not NUL-terminated), copied by `roost_server_new`.
+    /// NULL or length 0, the default, keeps every message on this server. A URL that
+    /// is not one gives `ROOST_INVALID_ARGUMENT` from `roost_server_new`, saying why.
+    /// The server connects when it starts and reconnects by itself: an unreachable
+    /// Redis never fails a call.
+    pub backplane_url: *const u8,
+    /// Length of `backplane_url` in bytes.
+    pub backplane_url_len: usize,
+    /// Messages waiting to be published to the backplane's Redis, above which a
+    /// broadcast or publish is delivered on this server only and counted in
+    /// `roost_stats.backplane_dropped`. Default 10000; 0 means the default.
+    pub backplane_queue: u32,
 }
+
+impl Extensible for roost_options {
+    /// Through `slow_consumer`, in version 0.1.0.
+    const FIRST_SIZE: usize = 80;
+    const NAME: &'static str = "roost_options";
+}
+const _: () = assert!(roost_options::FIRST_SIZE == std::mem::offset_of!(roost_options, backplane_url));
 
 /// `roost_options.slow_consumer`: close a slow recipient with 1008 (the default).
 pub const ROOST_SLOW_CONSUMER_CLOSE: u32 = 0;
@@ -143,7 +166,8 @@ pub const ROOST_NO_CONNECTION: u64 = 0;
 
 /// A server's counters, filled by `roost_server_stats`. Counts are totals since the
 /// server was created. Like `roost_options` it grows at its end in later versions:
-/// `size` says how many bytes the program's struct has.
+/// `size` says how many bytes the program's struct has (at least the first version's,
+/// 40), and a library fills as many of its fields as both know.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct roost_stats {
@@ -159,7 +183,30 @@ pub struct roost_stats {
     /// Recipients of broadcasts and publishes closed with 1008 for being over their
     /// send limit (`ROOST_SLOW_CONSUMER_CLOSE`).
     pub slow_consumers_closed: u64,
+    /// Broadcasts and publishes Redis took from this server for the other servers
+    /// (option `backplane_url`; every backplane count stays 0 without one).
+    pub backplane_published: u64,
+    /// Broadcasts and publishes of other servers that arrived through Redis.
+    pub backplane_received: u64,
+    /// Broadcasts and publishes that did not go to Redis: the queue was full
+    /// (`backplane_queue`), the backplane was out, or the connection failed while they
+    /// were on their way (those may have reached Redis).
+    pub backplane_dropped: u64,
+    /// Messages on the backplane's channels that were not envelopes this library can
+    /// read (another format version, damaged), dropped.
+    pub backplane_malformed: u64,
+    /// Times the backplane reconnected after losing Redis.
+    pub backplane_reconnects: u64,
+    /// Whether the backplane is connected to Redis and subscribed now.
+    pub backplane_connected: bool,
 }
+
+impl Extensible for roost_stats {
+    /// Through `slow_consumers_closed`, in version 0.1.0.
+    const FIRST_SIZE: usize = 40;
+    const NAME: &'static str = "roost_stats";
+}
+const _: () = assert!(roost_stats::FIRST_SIZE == std::mem::offset_of!(roost_stats, backplane_published));
 
 impl From<&crate::stats::Stats> for roost_stats {
     fn from(s: &crate::stats::Stats) -> Self {
@@ -169,6 +216,12 @@ impl From<&crate::stats::Stats> for roost_stats {
             topics: s.topics as u64,
             deliveries_skipped: s.deliveries_skipped,
             slow_consumers_closed: s.slow_consumers_closed,
+            backplane_published: s.backplane_published,
+            backplane_received: s.backplane_received,
+            backplane_dropped: s.backplane_dropped,
+            backplane_malformed: s.backplane_malformed,
+            backplane_reconnects: s.backplane_reconnects,
+            backplane_connected: s.backplane_connected,
         }
     }
 }
@@ -202,6 +255,10 @@ impl From<&Config> for roost_options {
                 SlowConsumer::Close => ROOST_SLOW_CONSUMER_CLOSE,
                 SlowConsumer::Skip => ROOST_SLOW_CONSUMER_SKIP,
             },
+            // The URL is the program's own memory; `roost_options_init` gives none.
+            backplane_url: std::ptr::null(),
+            backplane_url_len: 0,
+            backplane_queue: count(c.backplane_queue),
         }
     }
 }
@@ -237,6 +294,12 @@ impl TryFrom<&roost_options> for Config {
             worker_threads: o.worker_threads as usize,
             join_broadcast_on_connect: o.join_broadcast_on_connect,
             slow_consumer,
+            // Read from `backplane_url` by `roost_server_new`, which may dereference it.
+            backplane: None,
+            backplane_queue: match o.backplane_queue {
+                0 => Config::default().backplane_queue,
+                n => n as usize,
+            },
         })
     }
 }
@@ -314,6 +377,12 @@ pub struct roost_event {
     pub peer: *const u8,
     /// Length of `peer`.
     pub peer_len: usize,
+}
+
+impl Extensible for roost_event {
+    /// Events have not grown yet.
+    const FIRST_SIZE: usize = std::mem::size_of::<roost_event>();
+    const NAME: &'static str = "roost_event";
 }
 
 impl roost_event {
