@@ -4,7 +4,7 @@ CC ?= cc
 CFLAGS_EXAMPLE = -O2 -Wall -Werror -pedantic -std=c11 -Irust-core/include
 LIBS_STATIC = build/lib/libroost.a -lpthread -ldl -lm
 
-.PHONY: all build examples python test test-deps test-rust test-c test-examples test-packaging test-python typecheck demo check-header install clean lint
+.PHONY: all build examples python test test-deps test-rust test-c test-examples test-packaging test-python typecheck demo check-header install clean lint redis-server
 
 all: build examples
 
@@ -68,7 +68,12 @@ demo: python
 	@echo
 	cd examples/python && python3 chat.py --port $${PORT:-8080}
 
-test-rust:
+# The backplane's tests run real redis-server processes: installed (Debian's package)
+# when the machine lacks one.
+redis-server:
+	sh tests/install-redis.sh
+
+test-rust: redis-server
 	cd rust-core && cargo test --profile ci --locked --features fault-injection
 
 # The lint gates: rustfmt and clippy (warnings denied, with the unsafe-code lints that

@@ -3,6 +3,8 @@
 //! frame encoder/decoder, and process measurements (RSS, CPU time).
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use std::future::Future;
 use std::os::fd::RawFd;
 use std::sync::Arc;
