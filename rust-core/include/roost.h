@@ -194,10 +194,11 @@ typedef struct roost_server roost_server;
  * times milliseconds.
  *
  * The struct grows at its end in later versions, and `size` says which version a
- * program was compiled with: a library accepts any size from this version's on. A
- * larger struct (from a newer header) is accepted when the fields this library does
- * not know are zero, and refused with `ROOST_INVALID_ARGUMENT` otherwise; later
- * libraries give fields beyond a smaller struct their defaults.
+ * program was compiled with: a library accepts any size from the first published
+ * layout's (80 bytes, up to `slow_consumer`) on, and gives the fields beyond a
+ * smaller struct (an older header's) their defaults. A larger struct (from a newer
+ * header) is accepted when the fields this library does not know are zero, and
+ * refused with `ROOST_INVALID_ARGUMENT` otherwise.
  */
 typedef struct {
   /**
@@ -277,6 +278,16 @@ typedef struct {
    * over the limit. Either is counted in `roost_stats`.
    */
   uint32_t slow_consumer;
+  /**
+   * Whether the listening socket gets `SO_REUSEPORT` before it is bound (Linux), so
+   * that several processes, each with its own server, listen on the same host and
+   * port and the kernel spreads new connections over them. Every server sharing
+   * the port must set it (and run as the same user); without it, starting on a port
+   * in use gives `ROOST_IO`. Each process keeps its own connections: broadcasts and
+   * publishes reach the clients of the server they are called on only. Default
+   * false.
+   */
+  bool reuse_port;
 } roost_options;
 
 /**
@@ -439,10 +450,11 @@ const char *roost_last_error(void);
 /**
  * Writes the default options to `*out`, a struct of `size` bytes: pass
  * `sizeof(roost_options)` (the macro `ROOST_OPTIONS_INIT(&options)` does). `out->size`
- * is set to `size`; fields a newer header has and this library lacks are zeroed.
+ * is set to `size`; fields a newer header has and this library lacks are zeroed, and
+ * a struct of an older header gets the fields it has.
  *
  * Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` when `out` is NULL or `size` is
- * smaller than this library's `roost_options`.
+ * smaller than the first published `roost_options`.
  */
 roost_status roost_options_init(roost_options *out, size_t size);
 

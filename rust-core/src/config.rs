@@ -74,6 +74,13 @@ pub struct Config {
     /// Threads of the core's tokio runtime. Default 1: the consumer's event loop runs on
     /// another core, and one thread drives tens of thousands of connections.
     pub worker_threads: usize,
+    /// Whether the listening socket is bound with `SO_REUSEPORT` (Linux), so that
+    /// several processes, each with its own server, can listen on the same host and
+    /// port; the kernel spreads new connections over them. Every socket of such a group
+    /// must set it (and belong to the same user); without it a second bind of a port in
+    /// use fails with `Error::Io`. Each process keeps its own connections: a broadcast
+    /// or publish reaches only the clients of the server it is called on. Default false.
+    pub reuse_port: bool,
 }
 
 impl Default for Config {
@@ -94,6 +101,7 @@ impl Default for Config {
             join_broadcast_on_connect: true,
             slow_consumer: SlowConsumer::Close,
             worker_threads: 1,
+            reuse_port: false,
         }
     }
 }

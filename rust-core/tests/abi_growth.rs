@@ -1,6 +1,7 @@
 //! The C ABI's room to grow: roost_options and roost_event carry the size a program was
-//! compiled with, a larger struct with unknown fields set is refused, events are
-//! written at the caller's stride, and the version macros match the library.
+//! compiled with, a larger struct with unknown fields set is refused, a smaller one of
+//! an older header gets the defaults of the fields it lacks, events are written at the
+//! caller's stride, and the version macros match the library.
 
 mod common;
 
@@ -64,17 +65,79 @@ fn a_larger_struct_is_accepted_while_its_unknown_fields_are_zero_and_refused_oth
     assert!(server.is_null());
 }
 
+/// The size of roost_options as first published, before `reuse_port`.
+const FIRST_OPTIONS_SIZE: usize = std::mem::offset_of!(roost_options, reuse_port);
+
 #[test]
-fn a_struct_smaller_than_this_version_is_refused() {
+fn a_struct_smaller_than_the_first_published_one_is_refused() {
+    assert_eq!(FIRST_OPTIONS_SIZE, 80);
     let mut o = newer_options();
     // SAFETY: `o` is writable; the size is what is wrong.
-    let status = unsafe { roost_options_init(&mut o.known, size_of::<roost_options>() - 1) };
+    let status = unsafe { roost_options_init(&mut o.known, FIRST_OPTIONS_SIZE - 1) };
     assert_eq!(status, ROOST_INVALID_ARGUMENT);
     assert!(last_error().contains("at least"));
     o.known.size = 8;
     let mut server = null_mut();
     // SAFETY: `o` is readable; its declared size is too small.
     assert_eq!(unsafe { roost_server_new(&o.known, &mut server) }, ROOST_INVALID_ARGUMENT);
+}
+
+/// A server made from `o`, started on 127.0.0.1:`port`: the status of the start, the
+/// server (free it) and the port bound.
+fn start_with(o: *const roost_options, port: u16) -> (roost_status, *mut roost_server, u16) {
+    let mut server = null_mut();
+    // SAFETY: the callers' `o` spans the size it declares; `server` is writable.
+    assert_eq!(unsafe { roost_server_new(o, &mut server) }, ROOST_OK);
+    let (mut route, mut bound) = (0u32, 0u16);
+    // SAFETY: valid buffers and out-pointers.
+    let status = unsafe {
+        assert_eq!(roost_server_add_route(server, b"/ws".as_ptr(), 3, &mut route), ROOST_OK);
+        roost_server_start(server, b"127.0.0.1".as_ptr(), 9, port, &mut bound)
+    };
+    (status, server, bound)
+}
+
+#[test]
+fn a_struct_of_an_older_header_gets_the_newer_fields_defaults() {
+    // An older program's struct ends before reuse_port: init writes only its bytes,
+    // and the library reads only them. What lies beyond (here 0xAB, which as
+    // reuse_port would be no valid bool) is neither written nor read.
+    let mut o = std::mem::MaybeUninit::<roost_options>::uninit();
+    // SAFETY: `o` is `size_of::<roost_options>()` writable bytes.
+    unsafe { o.as_mut_ptr().cast::<u8>().write_bytes(0xAB, size_of::<roost_options>()) };
+    // SAFETY: as above, and at least FIRST_OPTIONS_SIZE bytes long.
+    let status = unsafe { roost_options_init(o.as_mut_ptr(), FIRST_OPTIONS_SIZE) };
+    assert_eq!(status, ROOST_OK);
+    // SAFETY: every byte of `o` is initialised (0xAB or init's).
+    let raw = unsafe { std::slice::from_raw_parts(o.as_ptr().cast::<u8>(), size_of::<roost_options>()) };
+    assert!(raw[FIRST_OPTIONS_SIZE..].iter().all(|&b| b == 0xAB), "init wrote past the older struct");
+    assert_eq!(u32::from_ne_bytes(raw[..4].try_into().unwrap()) as usize, FIRST_OPTIONS_SIZE);
+
+    // reuse_port takes its default, false: a second server on the same port fails.
+    let (status, first, port) = start_with(o.as_ptr(), 0);
+    assert_eq!(status, ROOST_OK);
+    let (status, second, _) = start_with(o.as_ptr(), port);
+    assert_eq!(status, ROOST_IO);
+    assert_eq!(roost_server_free(second), ROOST_OK);
+    assert_eq!(roost_server_free(first), ROOST_OK);
+}
+
+#[test]
+fn reuse_port_lets_two_servers_start_on_one_port() {
+    let mut o = std::mem::MaybeUninit::<roost_options>::uninit();
+    // SAFETY: `o` is a writable roost_options, which init fills.
+    let mut o = unsafe {
+        assert_eq!(roost_options_init(o.as_mut_ptr(), size_of::<roost_options>()), ROOST_OK);
+        o.assume_init()
+    };
+    assert!(!o.reuse_port, "off by default");
+    o.reuse_port = true;
+    let (status, first, port) = start_with(&o, 0);
+    assert_eq!(status, ROOST_OK);
+    let (status, second, bound) = start_with(&o, port);
+    assert_eq!((status, bound), (ROOST_OK, port));
+    assert_eq!(roost_server_free(second), ROOST_OK);
+    assert_eq!(roost_server_free(first), ROOST_OK);
 }
 
 #[test]

@@ -133,53 +133,72 @@ pub(crate) fn require_out<T>(out: *mut T, what: &str) -> Result<()> {
 }
 
 /// Copies a struct that grows at its end (`roost_options`) from the caller, who
-/// compiled it with `size` bytes: `size` must be at least this version's size, and any
-/// bytes beyond it (fields of a newer header) must be zero, since this library cannot
-/// honour them. The rule of Linux's extensible system-call structs (openat2, clone3).
+/// compiled it with `size` bytes: `size` must be at least `first_size` (the struct's
+/// first published layout). Fields beyond a smaller struct (an older header) keep
+/// their value in `defaults`; bytes beyond this version's struct (fields of a newer
+/// header) must be zero, since this library cannot honour them. The rule of Linux's
+/// extensible system-call structs (openat2, clone3).
 ///
 /// # Safety
-/// When non-NULL, `src` must point to `size` readable bytes holding a struct whose
-/// first `size_of::<T>()` bytes are a valid `T`.
-pub(crate) unsafe fn read_extensible<T: Copy>(src: *const T, size: usize, what: &str) -> Result<T> {
+/// When non-NULL, `src` must point to `size` readable bytes holding the first
+/// `min(size, size_of::<T>())` bytes of a valid `T`.
+pub(crate) unsafe fn read_extensible<T: Copy>(
+    src: *const T,
+    size: usize,
+    first_size: usize,
+    defaults: T,
+    what: &str,
+) -> Result<T> {
     let known = std::mem::size_of::<T>();
     if src.is_null() {
         return Err(Error::InvalidArgument(format!("{what} is NULL")));
     }
-    check_extensible_size(size, known, what)?;
-    // SAFETY: `src` is non-NULL and holds `size` >= `known` readable bytes.
-    let tail = unsafe { std::slice::from_raw_parts(src.cast::<u8>().add(known), size - known) };
-    if let Some(at) = tail.iter().position(|&b| b != 0) {
-        return Err(Error::InvalidArgument(format!(
-            "{what} sets a field at byte {} that this library (version {}) does not know; \
-             it was compiled with a newer roost.h",
-            known + at,
-            env!("CARGO_PKG_VERSION")
-        )));
+    check_extensible_size(size, first_size, what)?;
+    if size > known {
+        // SAFETY: `src` is non-NULL and holds `size` > `known` readable bytes.
+        let tail = unsafe { std::slice::from_raw_parts(src.cast::<u8>().add(known), size - known) };
+        if let Some(at) = tail.iter().position(|&b| b != 0) {
+            return Err(Error::InvalidArgument(format!(
+                "{what} sets a field at byte {} that this library (version {}) does not know; \
+                 it was compiled with a newer roost.h",
+                known + at,
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
     }
-    // SAFETY: the first `known` bytes are a valid `T`, possibly unaligned.
-    Ok(unsafe { src.read_unaligned() })
+    let mut value = defaults;
+    // SAFETY: `src` holds at least `min(size, known)` readable bytes, which are the
+    // start of a valid `T`; `value` is a `T` of `known` writable bytes; the caller's
+    // memory and this local never overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.cast::<u8>(), (&mut value as *mut T).cast::<u8>(), size.min(known))
+    };
+    Ok(value)
 }
 
-/// Writes `value` into a caller's struct of `size` bytes (at least this version's
-/// size), zeroing what lies beyond the fields this library knows.
+/// Writes `value` into a caller's struct of `size` bytes: as much of it as the
+/// caller's struct holds (an older header's is shorter), zeroing what lies beyond the
+/// fields this library knows (a newer header's is longer).
 ///
 /// # Safety
 /// `dst` must be non-NULL and point to `size` writable bytes.
 pub(crate) unsafe fn write_extensible<T: Copy>(dst: *mut u8, size: usize, value: &T) {
     let known = std::mem::size_of::<T>();
-    // SAFETY: the caller provides `size` >= `known` writable bytes at `dst`; a `T` is
-    // `known` readable bytes, and the two never overlap.
+    let copied = size.min(known);
+    // SAFETY: the caller provides `size` writable bytes at `dst`; a `T` is `known`
+    // readable bytes; `copied` is within both, and the two never overlap.
     unsafe {
-        std::ptr::copy_nonoverlapping((value as *const T).cast::<u8>(), dst, known);
-        std::ptr::write_bytes(dst.add(known), 0, size - known);
+        std::ptr::copy_nonoverlapping((value as *const T).cast::<u8>(), dst, copied);
+        std::ptr::write_bytes(dst.add(copied), 0, size - copied);
     }
 }
 
-/// Checks the size a caller compiled an extensible struct with.
-pub(crate) fn check_extensible_size(size: usize, known: usize, what: &str) -> Result<()> {
-    if size < known || size > isize::MAX as usize {
+/// Checks the size a caller compiled an extensible struct with against the struct's
+/// first published size.
+pub(crate) fn check_extensible_size(size: usize, first_size: usize, what: &str) -> Result<()> {
+    if size < first_size || size > isize::MAX as usize {
         return Err(Error::InvalidArgument(format!(
-            "{what} size {size} is invalid: this library needs at least {known} (compile with its roost.h)"
+            "{what} size {size} is invalid: this library needs at least {first_size} (compile with its roost.h)"
         )));
     }
     Ok(())

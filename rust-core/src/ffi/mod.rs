@@ -61,15 +61,16 @@ pub extern "C" fn roost_last_error() -> *const c_char {
 
 /// Writes the default options to `*out`, a struct of `size` bytes: pass
 /// `sizeof(roost_options)` (the macro `ROOST_OPTIONS_INIT(&options)` does). `out->size`
-/// is set to `size`; fields a newer header has and this library lacks are zeroed.
+/// is set to `size`; fields a newer header has and this library lacks are zeroed, and
+/// a struct of an older header gets the fields it has.
 ///
 /// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` when `out` is NULL or `size` is
-/// smaller than this library's `roost_options`.
+/// smaller than the first published `roost_options`.
 #[no_mangle]
 pub unsafe extern "C" fn roost_options_init(out: *mut roost_options, size: usize) -> roost_status {
     boundary(|| {
         require_out(out, "out")?;
-        check_extensible_size(size, std::mem::size_of::<roost_options>(), "roost_options")?;
+        check_extensible_size(size, ROOST_OPTIONS_FIRST_SIZE, "roost_options")?;
         let mut defaults = roost_options::from(&Config::default());
         defaults.size = u32::try_from(size)
             .map_err(|_| Error::InvalidArgument(format!("roost_options size {size} is invalid")))?;
@@ -99,8 +100,12 @@ pub unsafe extern "C" fn roost_server_new(
             // SAFETY: a non-NULL `options` was filled by `roost_options_init`, which set
             // `size` to the bytes it spans; the first field is readable in any version.
             let size = unsafe { options.cast::<u32>().read_unaligned() } as usize;
+            let defaults = roost_options::from(&Config::default());
             // SAFETY: as above, `options` spans `size` bytes.
-            Config::try_from(&unsafe { read_extensible(options, size, "roost_options")? })?
+            let given = unsafe {
+                read_extensible(options, size, ROOST_OPTIONS_FIRST_SIZE, defaults, "roost_options")?
+            };
+            Config::try_from(&given)?
         };
         let server = Server::new(config)?;
         // SAFETY: checked above.

@@ -73,10 +73,11 @@ pub const ROOST_MAX_CLOSE_REASON: u32 = 123;
 /// times milliseconds.
 ///
 /// The struct grows at its end in later versions, and `size` says which version a
-/// program was compiled with: a library accepts any size from this version's on. A
-/// larger struct (from a newer header) is accepted when the fields this library does
-/// not know are zero, and refused with `ROOST_INVALID_ARGUMENT` otherwise; later
-/// libraries give fields beyond a smaller struct their defaults.
+/// program was compiled with: a library accepts any size from the first published
+/// layout's (80 bytes, up to `slow_consumer`) on, and gives the fields beyond a
+/// smaller struct (an older header's) their defaults. A larger struct (from a newer
+/// header) is accepted when the fields this library does not know are zero, and
+/// refused with `ROOST_INVALID_ARGUMENT` otherwise.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct roost_options {
@@ -125,7 +126,20 @@ pub struct roost_options {
     /// with 1008; `ROOST_SLOW_CONSUMER_SKIP` lets it miss each message that finds it
     /// over the limit. Either is counted in `roost_stats`.
     pub slow_consumer: u32,
+    /// Whether the listening socket gets `SO_REUSEPORT` before it is bound (Linux), so
+    /// that several processes, each with its own server, listen on the same host and
+    /// port and the kernel spreads new connections over them. Every server sharing
+    /// the port must set it (and run as the same user); without it, starting on a port
+    /// in use gives `ROOST_IO`. Each process keeps its own connections: broadcasts and
+    /// publishes reach the clients of the server they are called on only. Default
+    /// false.
+    pub reuse_port: bool,
 }
+
+/// The size of `roost_options` as first published (the fields up to `slow_consumer`):
+/// the smallest a library accepts.
+pub(crate) const ROOST_OPTIONS_FIRST_SIZE: usize = std::mem::offset_of!(roost_options, reuse_port);
+const _: () = assert!(ROOST_OPTIONS_FIRST_SIZE == 80);
 
 /// `roost_options.slow_consumer`: close a slow recipient with 1008 (the default).
 pub const ROOST_SLOW_CONSUMER_CLOSE: u32 = 0;
@@ -202,6 +216,7 @@ impl From<&Config> for roost_options {
                 SlowConsumer::Close => ROOST_SLOW_CONSUMER_CLOSE,
                 SlowConsumer::Skip => ROOST_SLOW_CONSUMER_SKIP,
             },
+            reuse_port: c.reuse_port,
         }
     }
 }
@@ -237,6 +252,7 @@ impl TryFrom<&roost_options> for Config {
             worker_threads: o.worker_threads as usize,
             join_broadcast_on_connect: o.join_broadcast_on_connect,
             slow_consumer,
+            reuse_port: o.reuse_port,
         })
     }
 }
