@@ -16,6 +16,7 @@ from ._endpoint import Endpoint
 from ._native import LimitOptions, Limits, NativeServer
 from ._stats import Stats
 from ._topics import check_topic_name, message, topic_name
+from ._workers import Supervisor, WorkerLink, reserve_port, worker_count
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -112,41 +113,116 @@ class App:
         return register
 
     def start(
-        self, host: str | None = None, port: int | None = None, *, backend: str | None = None
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        backend: str | None = None,
+        workers: int | None = None,
     ) -> None:
         """Serves until SIGINT or SIGTERM, then stops gracefully (every client gets
         close 1001). Blocks; runs its own event loop.
+
+        With `workers` > 1 (Linux only) the process forks that many worker processes,
+        each serving the same host and port with its own core and event loop; the
+        kernel spreads connections over them. Each worker has its own connections:
+        `broadcast`, `publish` and `connection_count` reach only its own clients. This
+        process supervises them: a worker that dies is replaced (5 deaths within 10 s
+        stop the program with status 1), and SIGINT or SIGTERM stop them all. Call it
+        before starting threads: a process with threads cannot be forked safely.
 
         Args:
             host: Address to bind; default `$ROOST_HOST` or 127.0.0.1.
             port: Port to bind (0 picks one); default `$ROOST_PORT` or 8080.
             backend: "asyncio" or "trio"; default `$ROOST_BACKEND` or "asyncio".
+            workers: Processes serving the port; default `$ROOST_WORKERS` or 1 (this
+                process serves, no fork).
 
         Raises:
-            ValueError: unknown backend.
-            SystemExit: the address cannot be bound (exit status 1, message on stderr).
+            TypeError: `workers` is not an int.
+            ValueError: unknown backend, or `workers` (or `$ROOST_WORKERS`) below 1.
+            RuntimeError: no route is registered, the app is already serving, or
+                `workers` > 1 outside Linux.
+            SystemExit: the address cannot be bound (exit status 1, message on stderr);
+                with workers, also when they keep dying (status 1) or when a handler
+                raised SystemExit (its status).
         """
         chosen = backend or os.environ.get("ROOST_BACKEND") or "asyncio"
         if chosen not in BACKENDS:
             raise ValueError(f"unknown backend {chosen!r}: expected one of {', '.join(BACKENDS)}")
+        count = worker_count(workers)
         try:
-            anyio.run(self._serve_until_signal, host, port, chosen, backend=chosen)
+            if count == 1:
+                anyio.run(self._serve_until_signal, host, port, chosen, None, backend=chosen)
+                return
+            status = self._supervise(self._host(host), self._port(port), chosen, count)
         except OSError as error:
             print(f"roost: {error}", file=sys.stderr)
             raise SystemExit(1) from None
+        if status != 0:
+            raise SystemExit(status)
 
-    async def _serve_until_signal(self, host: str | None, port: int | None, backend: str) -> None:
-        native = self._bind(host, port)
-        print(
-            f"Roost serving on ws://{self._host(host)}:{self.port} ({backend}); Ctrl+C stops",
-            flush=True,
-        )
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    def _supervise(self, host: str, port: int, backend: str, count: int) -> int:
+        """The parent of `count` workers (see `_workers`); returns the exit status."""
+        # Refuse what a worker would refuse (no route, limits the core rejects) here,
+        # once; no core thread starts in this process.
+        self._new_native(reuse_port=True).free()
+        reservation = reserve_port(host, port)
+        try:
+            bound = reservation.getsockname()[1]
+
+            def serve_as_worker(link: WorkerLink) -> None:
+                anyio.run(self._serve_until_signal, host, bound, backend, link, backend=backend)
+
+            def announce() -> None:
+                print(
+                    f"Roost serving on ws://{host}:{bound} ({backend}, {count} workers); "
+                    "Ctrl+C stops",
+                    flush=True,
+                )
+
+            supervisor = Supervisor(
+                count, serve_as_worker, announce, self.shutdown_grace, [reservation]
+            )
+            return supervisor.run()
+        finally:
+            reservation.close()
+
+    async def _serve_until_signal(
+        self, host: str | None, port: int | None, backend: str, worker: WorkerLink | None
+    ) -> None:
+        """Serves until a stop signal: SIGINT or SIGTERM, or for a worker SIGTERM only
+        (its parent decides on Ctrl+C); a worker tells its parent when it serves
+        instead of printing the serving line."""
+        native = self._bind(host, port, reuse_port=worker is not None)
+        stop_signals = (signal.SIGINT, signal.SIGTERM) if worker is None else (signal.SIGTERM,)
+        with anyio.open_signal_receiver(*stop_signals) as signals:
+            if worker is None:
+                print(
+                    f"Roost serving on ws://{self._host(host)}:{self.port} ({backend}); "
+                    "Ctrl+C stops",
+                    flush=True,
+                )
+            else:
+                worker.ready()
+            exit_request: list[BaseException] = []
+
+            async def run() -> None:
+                # A handler's SystemExit or KeyboardInterrupt leaves this task group
+                # as itself, not inside an exception group.
+                try:
+                    await self._run(native, anyio.TASK_STATUS_IGNORED)
+                except (SystemExit, KeyboardInterrupt) as request:
+                    exit_request.append(request)
+                    tasks.cancel_scope.cancel()
+
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(self._run, native, anyio.TASK_STATUS_IGNORED)
+                tasks.start_soon(run)
                 async for _ in signals:
                     self.stop()
                     break
+        if exit_request:
+            raise exit_request[0]
 
     async def serve(
         self,
@@ -176,18 +252,31 @@ class App:
     def _host(host: str | None) -> str:
         return host or os.environ.get("ROOST_HOST") or DEFAULT_HOST
 
-    def _bind(self, host: str | None, port: int | None) -> NativeServer:
+    @staticmethod
+    def _port(port: int | None) -> int:
+        return int(os.environ.get("ROOST_PORT", DEFAULT_PORT)) if port is None else port
+
+    def _new_native(self, *, reuse_port: bool) -> NativeServer:
+        """A core server with this app's limits and routes, not started."""
         if not self._endpoints:
             raise RuntimeError("no WebSocket route: decorate a handler with @app.websocket(path)")
         if self._stop_requested is not None:
             raise RuntimeError("this app is already serving")
-        if port is None:
-            port = int(os.environ.get("ROOST_PORT", DEFAULT_PORT))
-        native = NativeServer(self.limits)
+        native = NativeServer(self.limits, reuse_port=reuse_port)
         try:
             for endpoint in self._endpoints.values():
                 native.add_route(endpoint.path)
-            self.port = native.start(self._host(host), port)
+        except BaseException:
+            native.free()
+            raise
+        return native
+
+    def _bind(
+        self, host: str | None, port: int | None, *, reuse_port: bool = False
+    ) -> NativeServer:
+        native = self._new_native(reuse_port=reuse_port)
+        try:
+            self.port = native.start(self._host(host), self._port(port))
         except BaseException:
             native.free()
             raise

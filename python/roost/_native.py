@@ -232,9 +232,12 @@ class NativeServer:
     and `stats` may also be called from other threads, even while the loop frees it
     (the core recognises a freed handle, so such a call finds the server gone)."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, *, reuse_port: bool = False) -> None:
+        options = limits.to_options()
+        # Several processes serving one port (App.start(workers=N)) each bind it so.
+        options.reuse_port = reuse_port
         out = ffi.new("roost_server **")
-        check(lib.roost_server_new(limits.to_options(), out))
+        check(lib.roost_server_new(options, out))
         self.ptr: Any = out[0]
         self._freed = False
 

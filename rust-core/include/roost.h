@@ -298,6 +298,16 @@ typedef struct {
    * `roost_stats.backplane_dropped`. Default 10000; 0 means the default.
    */
   uint32_t backplane_queue;
+  /**
+   * Whether the listening socket gets `SO_REUSEPORT` before it is bound (Linux), so
+   * that several processes, each with its own server, listen on the same host and
+   * port and the kernel spreads new connections over them. Every server sharing
+   * the port must set it (and run as the same user); without it, starting on a port
+   * in use gives `ROOST_IO`. Each process keeps its own connections: broadcasts and
+   * publishes reach the clients of other servers only through the backplane.
+   * Default false.
+   */
+  bool reuse_port;
 } roost_options;
 
 /**
@@ -489,7 +499,8 @@ const char *roost_last_error(void);
 /**
  * Writes the default options to `*out`, a struct of `size` bytes: pass
  * `sizeof(roost_options)` (the macro `ROOST_OPTIONS_INIT(&options)` does). `out->size`
- * is set to `size`; fields a newer header has and this library lacks are zeroed.
+ * is set to `size`; fields a newer header has and this library lacks are zeroed, and
+ * a struct of an older header gets the fields it has.
  *
  * Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` when `out` is NULL or `size` is
  * smaller than the first `roost_options` (0.1.0's).

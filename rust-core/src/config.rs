@@ -83,6 +83,14 @@ pub struct Config {
     /// publish that finds this many waiting is delivered locally only, and counted as
     /// `Stats::backplane_dropped`. Default 10,000.
     pub backplane_queue: usize,
+    /// Whether the listening socket is bound with `SO_REUSEPORT` (Linux), so that
+    /// several processes, each with its own server, can listen on the same host and
+    /// port; the kernel spreads new connections over them. Every socket of such a group
+    /// must set it (and belong to the same user); without it a second bind of a port in
+    /// use fails with `Error::Io`. Each process keeps its own connections: a broadcast
+    /// or publish reaches the clients of other servers only through the `backplane`.
+    /// Default false.
+    pub reuse_port: bool,
 }
 
 impl Default for Config {
@@ -105,6 +113,7 @@ impl Default for Config {
             worker_threads: 1,
             backplane: None,
             backplane_queue: 10_000,
+            reuse_port: false,
         }
     }
 }

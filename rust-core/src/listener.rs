@@ -2,17 +2,54 @@
 //! already has `max_pending_handshakes` upgrades in progress; then it gets HTTP 503 at
 //! once, so that silent sockets cannot hold back real clients nor grow without bound.
 //! Refusals are bounded too: past as many refusals in progress as handshakes, a socket
-//! is closed without an answer.
+//! is closed without an answer. Also the listening socket itself (`bind`).
 
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 use tokio::net::TcpListener;
 
 use crate::connection;
 use crate::handshake::{self, Refusal};
 use crate::server_state::{Limit, ServerState};
+
+/// Backlog of the listening socket: bursts of thousands of connects are normal.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A non-blocking listening socket on the first address `host` resolves to that can be
+/// bound, as `std::net::TcpListener::bind` would (with `SO_REUSEADDR`, so a restarted
+/// server does not wait out its old connections' TIME_WAIT), and with `SO_REUSEPORT`
+/// when `reuse_port` is set: every server of a group bound that way to one address
+/// listens on it, and the kernel spreads new connections over them.
+pub(crate) fn bind(host: &str, port: u16, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    let mut last_error = None;
+    for address in (host, port).to_socket_addrs()? {
+        match bind_one(address, reuse_port) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{host} resolves to no address"))
+    }))
+}
+
+fn bind_one(address: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
 
 /// Accepts until the server stops accepting.
 pub(crate) async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) {

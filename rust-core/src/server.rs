@@ -2,7 +2,7 @@
 //! (poll, send, broadcast, publish, subscribe, close, stop). Every method takes `&self` and may be called
 //! from any thread.
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,9 +20,6 @@ use crate::scheduling;
 use crate::server_state::ServerState;
 use crate::stats::Stats;
 use crate::topics::check_topic;
-
-/// Backlog of the listening socket: bursts of thousands of connects are normal.
-const LISTEN_BACKLOG: libc::c_int = 4096;
 
 #[derive(Debug)]
 enum Lifecycle {
@@ -79,7 +76,8 @@ impl Server {
     }
 
     /// Binds `host:port` (port 0 picks a free port), starts the runtime and accepts
-    /// connections. Returns the bound port.
+    /// connections. Returns the bound port. With `Config::reuse_port` the port may be
+    /// shared with other servers (other processes) that set it too.
     pub fn start(&self, host: &str, port: u16) -> Result<u16> {
         let mut lifecycle = self.lifecycle();
         let Lifecycle::Created { routes } = &mut *lifecycle else {
@@ -96,12 +94,7 @@ impl Server {
             .build()?;
         let listener = {
             let _context = runtime.enter();
-            let listener = std::net::TcpListener::bind((host, port))?;
-            // Raise std's backlog of 128; calling listen again only updates it.
-            // SAFETY: the descriptor belongs to the live listener.
-            unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) };
-            listener.set_nonblocking(true)?;
-            TcpListener::from_std(listener)?
+            TcpListener::from_std(listener::bind(host, port, self.state.config.reuse_port)?)?
         };
         let port = listener.local_addr()?.port();
         let paths = std::mem::take(routes);

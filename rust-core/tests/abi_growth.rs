@@ -115,6 +115,64 @@ fn a_program_compiled_with_the_first_header_is_served_with_the_defaults_of_later
     assert_eq!(roost_server_free(server), ROOST_OK);
 }
 
+/// A server made from `o`, started on 127.0.0.1:`port`: the status of the start, the
+/// server (free it) and the port bound.
+fn start_with(o: *const roost_options, port: u16) -> (roost_status, *mut roost_server, u16) {
+    let mut server = null_mut();
+    // SAFETY: the callers' `o` spans the size it declares; `server` is writable.
+    assert_eq!(unsafe { roost_server_new(o, &mut server) }, ROOST_OK);
+    let (mut route, mut bound) = (0u32, 0u16);
+    // SAFETY: valid buffers and out-pointers.
+    let status = unsafe {
+        assert_eq!(roost_server_add_route(server, b"/ws".as_ptr(), 3, &mut route), ROOST_OK);
+        roost_server_start(server, b"127.0.0.1".as_ptr(), 9, port, &mut bound)
+    };
+    (status, server, bound)
+}
+
+#[test]
+fn a_struct_of_an_older_header_gets_the_newer_fields_defaults() {
+    // An older program's struct ends before reuse_port: init writes only its bytes,
+    // and the library reads only them. What lies beyond (here 0xAB, which as
+    // reuse_port would be no valid bool) is neither written nor read.
+    let mut o = std::mem::MaybeUninit::<roost_options>::uninit();
+    // SAFETY: `o` is `size_of::<roost_options>()` writable bytes.
+    unsafe { o.as_mut_ptr().cast::<u8>().write_bytes(0xAB, size_of::<roost_options>()) };
+    // SAFETY: as above, and at least FIRST_OPTIONS_SIZE bytes long.
+    let status = unsafe { roost_options_init(o.as_mut_ptr(), FIRST_OPTIONS_SIZE) };
+    assert_eq!(status, ROOST_OK);
+    // SAFETY: every byte of `o` is initialised (0xAB or init's).
+    let raw = unsafe { std::slice::from_raw_parts(o.as_ptr().cast::<u8>(), size_of::<roost_options>()) };
+    assert!(raw[FIRST_OPTIONS_SIZE..].iter().all(|&b| b == 0xAB), "init wrote past the older struct");
+    assert_eq!(u32::from_ne_bytes(raw[..4].try_into().unwrap()) as usize, FIRST_OPTIONS_SIZE);
+
+    // reuse_port takes its default, false: a second server on the same port fails.
+    let (status, first, port) = start_with(o.as_ptr(), 0);
+    assert_eq!(status, ROOST_OK);
+    let (status, second, _) = start_with(o.as_ptr(), port);
+    assert_eq!(status, ROOST_IO);
+    assert_eq!(roost_server_free(second), ROOST_OK);
+    assert_eq!(roost_server_free(first), ROOST_OK);
+}
+
+#[test]
+fn reuse_port_lets_two_servers_start_on_one_port() {
+    let mut o = std::mem::MaybeUninit::<roost_options>::uninit();
+    // SAFETY: `o` is a writable roost_options, which init fills.
+    let mut o = unsafe {
+        assert_eq!(roost_options_init(o.as_mut_ptr(), size_of::<roost_options>()), ROOST_OK);
+        o.assume_init()
+    };
+    assert!(!o.reuse_port, "off by default");
+    o.reuse_port = true;
+    let (status, first, port) = start_with(&o, 0);
+    assert_eq!(status, ROOST_OK);
+    let (status, second, bound) = start_with(&o, port);
+    assert_eq!((status, bound), (ROOST_OK, port));
+    assert_eq!(roost_server_free(second), ROOST_OK);
+    assert_eq!(roost_server_free(first), ROOST_OK);
+}
+
 #[test]
 fn events_are_written_at_the_callers_stride_and_unknown_tails_zeroed() {
     // A server, a route, a client, and a poll with a larger stride.

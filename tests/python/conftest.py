@@ -19,7 +19,7 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -448,6 +448,29 @@ def status_of(response_head: str) -> int:
 # Programs run as a user would run them
 
 SERVING_PREFIX = "Roost serving on ws://"
+
+
+@contextlib.contextmanager
+def occupied_port() -> Iterator[int]:
+    """A port of 127.0.0.1 that another socket listens on (without SO_REUSEPORT)."""
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+async def run_to_end(
+    args: Sequence[str], *, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Runs a Python program that is expected to end by itself (within 15 s); its
+    stdin is a pipe nobody writes to, so that a prompt would hang until the timeout."""
+    with anyio.fail_after(15):
+        return await anyio.run_process(
+            [sys.executable, *args],
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.PIPE,
+            check=False,
+        )
 
 
 @dataclass

@@ -4,16 +4,22 @@
 from __future__ import annotations
 
 import signal
-import socket
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import anyio
 import pytest
 
-from conftest import EXAMPLES, HOST, SERVING_PREFIX, eventually, running_program, serving
+from conftest import (
+    EXAMPLES,
+    HOST,
+    SERVING_PREFIX,
+    eventually,
+    occupied_port,
+    run_to_end,
+    running_program,
+    serving,
+)
 from roost import App
 
 pytestmark = pytest.mark.anyio
@@ -45,17 +51,8 @@ async def test_a_signal_closes_every_client_with_1001_and_exits_0(
 
 
 async def test_an_occupied_port_is_a_clear_error_and_a_non_zero_exit(anyio_backend) -> None:
-    with socket.socket() as taken:
-        taken.bind((HOST, 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        # stdin is a pipe nobody writes to: a prompt would hang until the timeout.
-        with anyio.fail_after(15):
-            result = await anyio.run_process(
-                [sys.executable, ECHO, "--port", str(port), "--backend", anyio_backend],
-                stdin=subprocess.PIPE,
-                check=False,
-            )
+    with occupied_port() as port:
+        result = await run_to_end([ECHO, "--port", str(port), "--backend", anyio_backend])
     assert result.returncode != 0
     errors = result.stderr.decode()
     assert str(port) in errors
@@ -273,10 +270,7 @@ async def test_serve_on_an_occupied_port_raises_os_error_and_the_app_stays_usabl
     async def handler(websocket):
         await websocket.send_text("served")
 
-    with socket.socket() as taken:
-        taken.bind((HOST, 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with occupied_port() as port:
         with pytest.raises(OSError, match=str(port)):
             await app.serve(HOST, port)
     async with serving(app) as url:

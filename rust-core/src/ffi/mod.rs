@@ -61,7 +61,8 @@ pub extern "C" fn roost_last_error() -> *const c_char {
 
 /// Writes the default options to `*out`, a struct of `size` bytes: pass
 /// `sizeof(roost_options)` (the macro `ROOST_OPTIONS_INIT(&options)` does). `out->size`
-/// is set to `size`; fields a newer header has and this library lacks are zeroed.
+/// is set to `size`; fields a newer header has and this library lacks are zeroed, and
+/// a struct of an older header gets the fields it has.
 ///
 /// Returns `ROOST_OK`, or `ROOST_INVALID_ARGUMENT` when `out` is NULL or `size` is
 /// smaller than the first `roost_options` (0.1.0's).

@@ -141,6 +141,14 @@ pub struct roost_options {
     /// broadcast or publish is delivered on this server only and counted in
     /// `roost_stats.backplane_dropped`. Default 10000; 0 means the default.
     pub backplane_queue: u32,
+    /// Whether the listening socket gets `SO_REUSEPORT` before it is bound (Linux), so
+    /// that several processes, each with its own server, listen on the same host and
+    /// port and the kernel spreads new connections over them. Every server sharing
+    /// the port must set it (and run as the same user); without it, starting on a port
+    /// in use gives `ROOST_IO`. Each process keeps its own connections: broadcasts and
+    /// publishes reach the clients of other servers only through the backplane.
+    /// Default false.
+    pub reuse_port: bool,
 }
 
 impl Extensible for roost_options {
@@ -259,6 +267,7 @@ impl From<&Config> for roost_options {
             backplane_url: std::ptr::null(),
             backplane_url_len: 0,
             backplane_queue: count(c.backplane_queue),
+            reuse_port: c.reuse_port,
         }
     }
 }
@@ -300,6 +309,7 @@ impl TryFrom<&roost_options> for Config {
                 0 => Config::default().backplane_queue,
                 n => n as usize,
             },
+            reuse_port: o.reuse_port,
         })
     }
 }

@@ -1,0 +1,30 @@
+"""Answers each connection with the pid of the worker process serving it, for
+tests/python/test_workers.py. Then echoes; "crash" ends the worker at once (as a crash
+would), "exit N" asks the program to end with status N (sys.exit in a handler).
+
+    python worker_pids.py [WORKERS]    host, port and backend from ROOST_HOST,
+                                        ROOST_PORT and ROOST_BACKEND; workers from
+                                        the argument, else ROOST_WORKERS
+"""
+
+import os
+import sys
+
+from roost import App
+
+app = App(__file__, shutdown_grace=2.0)
+
+
+@app.websocket("/pid")
+async def pid(websocket):
+    await websocket.send_text(str(os.getpid()))
+    async for message in websocket:
+        if message == "crash":
+            os._exit(3)
+        if message.startswith("exit "):
+            sys.exit(int(message.split()[1]))
+        await websocket.send_text(message)
+
+
+if __name__ == "__main__":
+    app.start(workers=int(sys.argv[1]) if len(sys.argv) > 1 else None)
