@@ -44,7 +44,7 @@ test-python: $(addprefix test-python-,$(PYTHONS))
 # three times over would be a fifth of the CI run. ROOST_LEAK_CYCLES overrides both.
 PRIMARY_PYTHON := $(shell python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
-test-python-%: build
+test-python-%: build redis-server
 	@echo "== tests/python on Python $*"
 	py="$$(python3 tests/pythons.py env $*)" && \
 	  $(if $(filter $(PRIMARY_PYTHON),$*),,ROOST_LEAK_CYCLES=$${ROOST_LEAK_CYCLES:-20000}) \

@@ -31,6 +31,12 @@ class App:
     Args:
         file_path: Accepted for compatibility with `Robyn(__file__)`; unused.
         shutdown_grace: Seconds a graceful stop waits for connections to close.
+        backplane: A Redis URL, `redis://[user:password@]host[:port][/db]` (default
+            `$ROOST_BACKPLANE`, else none): every broadcast and publish also goes
+            through that Redis's pub/sub to the app's other processes and hosts, and
+            theirs come to this one's clients. Local delivery never waits for Redis:
+            when it is unreachable, messages reach this process's clients only, and
+            the core reconnects by itself (`stats()` counts all of it).
         **limits: The core's limits, each defaulting to the core's own value
             (`roost.Limits.defaults()`; the header roost.h documents them):
 
@@ -55,6 +61,8 @@ class App:
             - max_pending_handshakes: Upgrades in progress above which a new client
               gets HTTP 503 at once (silent sockets never take a client's place).
             - worker_threads: Threads of the core's I/O runtime.
+            - backplane_queue: Messages waiting to go to the backplane's Redis, over
+              which a broadcast or publish reaches this process's clients only.
             - slow_consumer: What a broadcast or publish does with a slow recipient
               (one over outbound_queue_bytes): "close" it with 1008 (the default: it
               misses nothing, or is gone), or "skip" the message for it while it is
@@ -71,10 +79,22 @@ class App:
         file_path: str | None = None,
         *,
         shutdown_grace: float = 5.0,
+        backplane: str | None = None,
         **limits: Unpack[LimitOptions],
     ) -> None:
         self.file_path = file_path
         self.limits = Limits.resolve(limits)
+        if backplane is None:
+            backplane = os.environ.get("ROOST_BACKPLANE") or None
+        if backplane is not None and not isinstance(backplane, str):
+            raise TypeError(f"backplane must be a str URL, not {type(backplane).__name__}")
+        #: The Redis URL whose pub/sub carries broadcasts and publishes to the app's
+        #: other processes and hosts, or None.
+        self.backplane = backplane
+        if backplane is not None:
+            # The core checks the URL (and says what is wrong) when a server is made;
+            # making one starts no thread.
+            NativeServer(self.limits, backplane=backplane).free()
         #: SystemExit or KeyboardInterrupt raised by a handler: the server stops
         #: gracefully, then `start` / `serve` raise it.
         self._exit_request: BaseException | None = None
@@ -262,7 +282,7 @@ class App:
             raise RuntimeError("no WebSocket route: decorate a handler with @app.websocket(path)")
         if self._stop_requested is not None:
             raise RuntimeError("this app is already serving")
-        native = NativeServer(self.limits, reuse_port=reuse_port)
+        native = NativeServer(self.limits, reuse_port=reuse_port, backplane=self.backplane)
         try:
             for endpoint in self._endpoints.values():
                 native.add_route(endpoint.path)

@@ -92,6 +92,7 @@ class LimitOptions(TypedDict, total=False):
     max_pending_handshakes: int
     worker_threads: int
     slow_consumer: str
+    backplane_queue: int
 
 
 #: Limits counted in bytes or items: the same number in Python and in roost_options.
@@ -105,6 +106,7 @@ _COUNTS = (
     "max_connections",
     "max_pending_handshakes",
     "worker_threads",
+    "backplane_queue",
 )
 #: Limits in seconds here and in milliseconds in roost_options.
 _SECONDS = {
@@ -152,6 +154,9 @@ class Limits:
     #: What a broadcast or publish does with a recipient over `outbound_queue_bytes`:
     #: "close" it with 1008, or "skip" the message for it (counted in `App.stats()`).
     slow_consumer: str
+    #: Messages waiting to go to the backplane's Redis; over it a broadcast or publish
+    #: reaches this process's clients only (counted in `App.stats()`).
+    backplane_queue: int
 
     @classmethod
     def defaults(cls) -> Limits:
@@ -232,10 +237,16 @@ class NativeServer:
     and `stats` may also be called from other threads, even while the loop frees it
     (the core recognises a freed handle, so such a call finds the server gone)."""
 
-    def __init__(self, limits: Limits, *, reuse_port: bool = False) -> None:
+    def __init__(
+        self, limits: Limits, *, reuse_port: bool = False, backplane: str | None = None
+    ) -> None:
         options = limits.to_options()
         # Several processes serving one port (App.start(workers=N)) each bind it so.
         options.reuse_port = reuse_port
+        # The core copies the URL in roost_server_new; `url` keeps it alive until then.
+        url = ffi.new("uint8_t[]", backplane.encode("utf-8")) if backplane else ffi.NULL
+        options.backplane_url = url
+        options.backplane_url_len = len(url) if backplane else 0
         out = ffi.new("roost_server **")
         check(lib.roost_server_new(options, out))
         self.ptr: Any = out[0]

@@ -18,14 +18,34 @@ class Stats:
             its send limit missed (`slow_consumer="skip"`).
         slow_consumers_closed: Recipients of broadcasts and publishes closed with 1008
             for being over their send limit (`slow_consumer="close"`).
+        backplane_published: Broadcasts and publishes this process sent to the
+            backplane's Redis (`App(backplane=...)`; every backplane count is 0
+            without one).
+        backplane_received: Broadcasts and publishes of other processes received
+            from Redis.
+        backplane_dropped: Broadcasts and publishes that reached only this process's
+            clients: the queue towards Redis was full (`backplane_queue`), or Redis
+            was out.
+        backplane_malformed: Messages on the backplane's channels that were not
+            Roost's, ignored.
+        backplane_reconnects: Times the backplane reconnected after losing Redis.
+        backplane_connected: Whether the backplane is connected to Redis now.
     """
 
     connections: int = 0
     topics: int = 0
     deliveries_skipped: int = 0
     slow_consumers_closed: int = 0
+    backplane_published: int = 0
+    backplane_received: int = 0
+    backplane_dropped: int = 0
+    backplane_malformed: int = 0
+    backplane_reconnects: int = 0
+    backplane_connected: bool = False
 
     @classmethod
     def from_core(cls, stats: Any) -> Stats:
         """From a `roost_stats` the core filled."""
-        return cls(**{name: int(getattr(stats, name)) for name in cls.__dataclass_fields__})
+        counts = {name: int(getattr(stats, name)) for name in cls.__dataclass_fields__}
+        connected = bool(counts.pop("backplane_connected"))
+        return cls(**counts, backplane_connected=connected)

@@ -1,6 +1,8 @@
 """Answers each connection with the pid of the worker process serving it, for
 tests/python/test_workers.py. Then echoes; "crash" ends the worker at once (as a crash
-would), "exit N" asks the program to end with status N (sys.exit in a handler).
+would), "exit N" asks the program to end with status N (sys.exit in a handler). /chat
+broadcasts each message to every /chat client of every worker, through the backplane
+that ROOST_BACKPLANE names (tests/python/test_backplane.py).
 
     python worker_pids.py [WORKERS]    host, port and backend from ROOST_HOST,
                                         ROOST_PORT and ROOST_BACKEND; workers from
@@ -24,6 +26,12 @@ async def pid(websocket):
         if message.startswith("exit "):
             sys.exit(int(message.split()[1]))
         await websocket.send_text(message)
+
+
+@app.websocket("/chat")
+async def chat(websocket):
+    async for message in websocket:
+        await websocket.broadcast(message)
 
 
 if __name__ == "__main__":
