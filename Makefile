@@ -21,7 +21,7 @@ test: all check-header test-rust test-c test-examples test-packaging test-python
 test-deps:
 	python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
-test-examples: examples test-deps
+test-examples: examples test-deps redis-server
 	python3 -m pytest -q tests/examples
 
 # Installs the Python package from this tree (its cffi extension links build's libroost.a).
@@ -68,8 +68,8 @@ demo: python
 	@echo
 	cd examples/python && python3 chat.py --port $${PORT:-8080}
 
-# The backplane's tests run real redis-server processes: installed (Debian's package)
-# when the machine lacks one.
+# The backplane's tests (rust-core's and the C example's) run real redis-server
+# processes: installed (Debian's package) when the machine lacks one.
 redis-server:
 	sh tests/install-redis.sh
 

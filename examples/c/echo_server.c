@@ -16,6 +16,13 @@
  * MAX_MESSAGE_SIZE (bytes) raises or lowers both the message and the frame limit of
  * the core (default 1 MiB each); the Autobahn conformance run uses 16 MiB.
  *
+ * Two environment variables spread the server over several processes or hosts:
+ *   ROOST_BACKPLANE=redis://host:port  carries /chat broadcasts and /pub publishes to
+ *                                      every server using that Redis (pub/sub); a URL
+ *                                      the core refuses exits with status 1
+ *   ROOST_REUSE_PORT=1                 listens with SO_REUSEPORT, so that several
+ *                                      servers share PORT (each with its own clients)
+ *
  * One thread: poll(2) on the server's ready descriptor, drain events, repeat.
  * SIGINT or SIGTERM stops the server gracefully (every client gets close 1001).
  *
@@ -306,6 +313,13 @@ int main(int argc, char **argv) {
     if (max_message_size > 0) {
         options.max_message_size = max_message_size;
     }
+    const char *backplane = getenv("ROOST_BACKPLANE");
+    if (backplane != NULL && *backplane != '\0') {
+        options.backplane_url = (const uint8_t *)backplane;
+        options.backplane_url_len = strlen(backplane);
+    }
+    const char *reuse_port = getenv("ROOST_REUSE_PORT");
+    options.reuse_port = reuse_port != NULL && strcmp(reuse_port, "1") == 0;
     roost_server *server = NULL;
     status = roost_server_new(&options, &server);
     if (status != ROOST_OK) return fail("roost_server_new", status);

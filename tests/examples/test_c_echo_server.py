@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -21,16 +24,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server_url():
-    port = free_port()
-    proc = subprocess.Popen([str(SERVER), str(port)], stdout=subprocess.PIPE, text=True)
+def start_server(port: int, **env: str) -> subprocess.Popen[str]:
+    """An echo_server on `port`, with `env` added to its environment, once it listens."""
+    proc = subprocess.Popen(
+        [str(SERVER), str(port)], stdout=subprocess.PIPE, text=True, env={**os.environ, **env}
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert f"ws://127.0.0.1:{port}" in line, line
-    yield f"ws://127.0.0.1:{port}"
+    return proc
+
+
+def stop_server(proc: subprocess.Popen[str]) -> None:
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=10) == 0
+
+
+@pytest.fixture
+def server_url():
+    port = free_port()
+    proc = start_server(port)
+    yield f"ws://127.0.0.1:{port}"
+    stop_server(proc)
 
 
 def run(coro):
@@ -129,3 +144,111 @@ def test_occupied_port_is_a_clear_error():
     assert result.returncode != 0
     assert "roost_server_start failed" in result.stderr
     assert "in use" in result.stderr.lower()
+
+
+# ---- several processes: the Redis backplane and a shared port ---------------------
+
+
+def redis_cli(port: int, *args: str) -> str:
+    return subprocess.run(
+        ["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=10
+    ).stdout
+
+
+@pytest.fixture
+def redis_port():
+    """A redis-server of this test's own, without persistence, on a free port."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.fail("redis-server (and redis-cli) not found: run `make redis-server`")
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while redis_cli(port, "PING").strip() != "PONG":
+            assert proc.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "redis-server did not answer PING"
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def wait_for_subscribers(redis: int, channel: str, count: int) -> None:
+    """Until `count` servers are subscribed to `channel` in Redis."""
+    deadline = time.monotonic() + 10
+    while True:
+        numsub = redis_cli(redis, "PUBSUB", "NUMSUB", channel).split()
+        if numsub[1:] == [str(count)]:
+            return
+        assert time.monotonic() < deadline, f"{channel}: {numsub}"
+        time.sleep(0.05)
+
+
+def test_backplane_carries_publishes_and_broadcasts_between_servers(redis_port):
+    ports = [free_port(), free_port()]
+    backplane = f"redis://127.0.0.1:{redis_port}"
+    servers = [start_server(port, ROOST_BACKPLANE=backplane) for port in ports]
+    urls = [f"ws://127.0.0.1:{port}" for port in ports]
+    try:
+
+        async def scenario():
+            subscribers = [await websockets.connect(f"{url}/sub?topic=news") for url in urls]
+            publisher = await websockets.connect(f"{urls[0]}/pub?topic=news")
+            chat = [await websockets.connect(f"{url}/chat") for url in urls]
+            await asyncio.to_thread(wait_for_subscribers, redis_port, "roost:topic:news", 2)
+            await asyncio.to_thread(wait_for_subscribers, redis_port, "roost:route:/chat", 2)
+            for message in ["one", "two ✓", b"\x00\xff"]:
+                await publisher.send(message)
+            for ws in subscribers:
+                assert [await ws.recv() for _ in range(3)] == ["one", "two ✓", b"\x00\xff"]
+            await chat[0].send("hello from server 1")
+            for ws in chat:
+                assert await ws.recv() == "hello from server 1"
+            # Exactly once: nothing more, and nothing to the publisher.
+            for ws in [*subscribers, publisher, *chat]:
+                await nothing_arrives(ws)
+            for ws in [*subscribers, publisher, *chat]:
+                await ws.close()
+
+        run(scenario())
+    finally:
+        for proc in servers:
+            stop_server(proc)
+
+
+def test_bad_backplane_url_exits_1_with_the_core_message():
+    result = subprocess.run(
+        [str(SERVER), str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env={**os.environ, "ROOST_BACKPLANE": "http://127.0.0.1:6379"},
+    )
+    assert result.returncode == 1
+    assert "roost_server_new failed" in result.stderr
+    assert "backplane must be a redis://" in result.stderr, result.stderr
+
+
+def test_reuse_port_lets_two_servers_share_a_port():
+    port = free_port()
+    first, second = (start_server(port, ROOST_REUSE_PORT="1") for _ in range(2))
+
+    async def answered(count: int) -> None:
+        for i in range(count):
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                await ws.send(f"hi {i}")
+                assert await ws.recv() == f"Echo: hi {i}"
+
+    try:
+        run(answered(8))
+        # The second server listens on its own: the port still answers without the first.
+        stop_server(first)
+        run(answered(4))
+    finally:
+        for proc in (first, second):
+            if proc.poll() is None:
+                stop_server(proc)
