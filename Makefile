@@ -69,7 +69,7 @@ demo: python
 	cd examples/python && python3 chat.py --port $${PORT:-8080}
 
 # The backplane's tests run real redis-server processes: installed (Debian's package)
-# when the machine lacks one.
+# when the machine lacks one, with iproute2 when `ip` is missing (test_hosts.py).
 redis-server:
 	sh tests/install-redis.sh
 
