@@ -68,8 +68,9 @@ demo: python
 	@echo
 	cd examples/python && python3 chat.py --port $${PORT:-8080}
 
-# The backplane's tests (rust-core's and the C example's) run real redis-server
-# processes: installed (Debian's package) when the machine lacks one.
+# The backplane's tests (rust-core's, the C example's, the Python suite's) run real
+# redis-server processes: installed (Debian's package) when the machine lacks one,
+# with iproute2 when `ip` is missing (tests/python/test_hosts.py).
 redis-server:
 	sh tests/install-redis.sh
 

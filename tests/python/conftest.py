@@ -86,6 +86,11 @@ def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/", 1)[0])
 
 
+def host_of(url: str) -> str:
+    """The IPv4 address of a ws:// URL."""
+    return url.split("://", 1)[1].rsplit(":", 1)[0]
+
+
 async def eventually(
     predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
 ) -> None:
@@ -288,15 +293,15 @@ def close_payload(code: int, reason: str = "") -> bytes:
     return struct.pack("!H", code) + reason.encode("utf-8")
 
 
-async def open_socket(port: int, *, rcvbuf: int | None = None) -> SocketStream:
-    """A TCP stream to 127.0.0.1:port; `rcvbuf` shrinks the receive buffer before
-    connecting so that a client that does not read pushes back quickly."""
+async def open_socket(port: int, *, rcvbuf: int | None = None, host: str = HOST) -> SocketStream:
+    """A TCP stream to host:port (127.0.0.1 by default); `rcvbuf` shrinks the receive
+    buffer before connecting so that a client that does not read pushes back quickly."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         if rcvbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.settimeout(WAIT)
-        sock.connect((HOST, port))  # loopback: immediate
+        sock.connect((host, port))
         sock.setblocking(False)
         return await SocketStream.from_socket(sock)
     except BaseException:
@@ -317,11 +322,12 @@ class RawClient:
     async def open(
         cls, url: str, path: str = "/ws", *, rcvbuf: int | None = None, expect_status: int = 101
     ) -> RawClient:
-        stream = await open_socket(port_of(url), rcvbuf=rcvbuf)
+        host = host_of(url)
+        stream = await open_socket(port_of(url), rcvbuf=rcvbuf, host=host)
         client = cls(stream)
         key = base64.b64encode(os.urandom(16)).decode()
         await client.send_raw(
-            f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
             "Sec-WebSocket-Version: 13\r\n\r\n".encode()
         )
@@ -515,14 +521,16 @@ async def running_program(
     cwd: Path | None = None,
     stop_signal: int = signal.SIGINT,
     expect_exit: int | None = 0,
+    prefix: Sequence[str] = (),
 ) -> AsyncIterator[Program]:
     """Runs a Python program that calls app.start() and prints Roost's serving line;
-    yields it with the bound port. At the end sends `stop_signal` (unless the body
+    yields it with the bound port. `prefix` goes before the interpreter on the command
+    line (`ip netns exec NS`, which execs the interpreter: signals still reach it). At the end sends `stop_signal` (unless the body
     sent one with `program.send_signal`) and checks the exit status. `program.output`
     and `program.errors` give the rest of its stdout and its stderr."""
     full_env = {**os.environ, **(env or {})}
     process = await anyio.open_process(
-        [sys.executable, *args], env=full_env, cwd=cwd, stdin=subprocess.DEVNULL
+        [*prefix, sys.executable, *args], env=full_env, cwd=cwd, stdin=subprocess.DEVNULL
     )
     out, err = bytearray(), bytearray()
     try:

@@ -1,5 +1,5 @@
-"""A real redis-server for the backplane's tests, on a free port of 127.0.0.1, stopped
-at the end. `make redis-server` installs Debian's package when the machine lacks it."""
+"""A real redis-server for the backplane's tests, on a free port of 127.0.0.1 (and of
+any other addresses given to `redis_server`), stopped at the end. `make redis-server` installs Debian's package when the machine lacks it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 
@@ -18,7 +18,11 @@ class Redis:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
+        return self.url_on("127.0.0.1")
+
+    def url_on(self, address: str) -> str:
+        """Its URL through one of the addresses it is bound to."""
+        return f"redis://{address}:{self.port}"
 
     def command(self, *args: str) -> str:
         """One command through redis-cli; its reply as text."""
@@ -44,7 +48,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[Redis]:
+def redis_server(bind: Sequence[str] = ("127.0.0.1",)) -> Iterator[Redis]:
+    """Bound to the addresses of `bind`; the first one must be 127.0.0.1 (redis-cli
+    and the free port use it). Clients of other addresses are let in: protected mode
+    would refuse them, as no password is set."""
+    assert bind and bind[0] == "127.0.0.1", bind
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         raise AssertionError("redis-server is not installed: run `make redis-server`")
     port = free_port()
@@ -54,7 +62,9 @@ def redis_server() -> Iterator[Redis]:
             "--port",
             str(port),
             "--bind",
-            "127.0.0.1",
+            " ".join(bind),
+            "--protected-mode",
+            "no" if len(bind) > 1 else "yes",
             "--save",
             "",
             "--appendonly",

@@ -42,6 +42,17 @@ async def channel_has(redis, channel: str, subscribers: int) -> None:
     )
 
 
+async def hears_everything_once(client: RawClient, messages: list[str]) -> None:
+    """`client` receives `messages` as text frames, in order, and nothing after them."""
+    for message in messages:
+        frame = await client.recv_frame()
+        assert frame is not None and frame.opcode == OP_TEXT
+        assert frame.payload.decode() == message
+    with anyio.move_on_after(0.3):
+        extra = await client.recv_frame(timeout=1)
+        raise AssertionError(f"a broadcast arrived twice: {extra}")
+
+
 async def test_publishes_and_broadcasts_reach_the_clients_of_both_apps_once(connect) -> None:
     with redis_server() as redis:
         a, b = news_app(redis.url), news_app(redis.url)
@@ -106,18 +117,8 @@ async def test_four_workers_carry_one_broadcast_to_1000_clients(anyio_backend) -
             messages = [f"message {i}" for i in range(10)]
             for message in messages:
                 await speaker.send_frame(OP_TEXT, message.encode())
-
-            async def hears_everything_once(client: RawClient) -> None:
-                for message in messages:
-                    frame = await client.recv_frame()
-                    assert frame is not None and frame.opcode == OP_TEXT
-                    assert frame.payload.decode() == message
-                with anyio.move_on_after(0.3):
-                    extra = await client.recv_frame(timeout=1)
-                    raise AssertionError(f"a broadcast arrived twice: {extra}")
-
             async with anyio.create_task_group() as tg:
                 for client in clients:
-                    tg.start_soon(hears_everything_once, client)
+                    tg.start_soon(hears_everything_once, client, messages)
             for client in clients:
                 await client.aclose()
