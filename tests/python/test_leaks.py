@@ -1,15 +1,12 @@
-"""Leaks: connect / subscribe / publish / close cycles against one in-process server
-leave nothing behind. 32 clients run cycles concurrently; after the first 10,000
-cycles the process's RSS is read, then the cycles go on to ROOST_LEAK_CYCLES in total
-(default 100,000): RSS must stay within 5 % of that figure, the core must count no
-connection and no topic, on_close must have run once per cycle, and the descriptors
-must be back.
+"""Leaks: connect / message / close cycles against one in-process server leave
+nothing behind. 32 clients run cycles concurrently; after the first 10,000 cycles the
+process's RSS is read, then the cycles go on to ROOST_LEAK_CYCLES in total (default
+100,000): RSS must stay within 5 % of that figure, the core must count no
+connection, on_close must have run once per cycle, and the descriptors must be back.
 
 Each cycle is a raw client (the websockets library would cost more than the server):
 the upgrade request with a text frame right behind it, the echo, a close frame, the
-server's close frame and the end of the TCP connection. The server subscribes each
-connection to a topic of its own (a new name every cycle) and to one all share, and
-echoes by publishing to its own topic.
+server's close frame and the end of the TCP connection.
 
 The test is synchronous and runs its own event loop (anyio.run) for each backend, so
 that its time bound is its own (scaled to the number of cycles), not conftest's.
@@ -85,17 +82,10 @@ async def soak(figures: dict[str, float]) -> None:
     app = App(__file__)
     closes = 0
 
-    connections = 0
-
     @app.websocket("/ws")
     async def echo(websocket):
-        nonlocal connections
-        connections += 1
-        own = f"connection {connections}"
-        websocket.subscribe(own)
-        websocket.subscribe("everyone")
         async for message in websocket:
-            await websocket.publish(own, message, include_self=True)
+            await websocket.send(message)
 
     @echo.on_close
     def on_close(websocket):
@@ -132,8 +122,6 @@ async def soak(figures: dict[str, float]) -> None:
                 await anyio.sleep(0.01)
             figures["rss at the end"] = rss_mib()
             figures["connection count"] = app.connection_count()
-            figures["topics"] = app.stats().topics
-            figures["subscribers of the shared topic"] = app.subscriber_count("everyone")
             figures["on_close calls"] = closes
             app.stop()
         while open_fds() > fds_before:  # the server's sockets are gone with it
@@ -142,7 +130,7 @@ async def soak(figures: dict[str, float]) -> None:
 
 @pytest.mark.timeout(LIMIT + 30)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_connect_subscribe_publish_close_cycles_leak_nothing(backend: str) -> None:
+def test_connect_message_close_cycles_leak_nothing(backend: str) -> None:
     figures: dict[str, float] = {}
     anyio.run(soak, figures, backend=backend)
     after_warmup, end = figures["rss after warm-up"], figures["rss at the end"]
@@ -156,7 +144,5 @@ def test_connect_subscribe_publish_close_cycles_leak_nothing(backend: str) -> No
     )
     print(report)
     assert figures["connection count"] == 0, report
-    assert figures["topics"] == 0, report
-    assert figures["subscribers of the shared topic"] == 0, report
     assert figures["on_close calls"] == CYCLES, report
     assert growth <= TOLERANCE, report
