@@ -103,14 +103,22 @@ clean:
 	rm -rf build examples/c/echo_server tests/c/out
 
 # Benchmarks (bench/): the load generator is a crate of its own in bench/loadgen.
-.PHONY: bench bench-c idle-memory bench-python-vs-c
+.PHONY: bench bench-scale-out bench-c idle-memory bench-python-vs-c
 
 # Roost against robyn, websockets, picows, aiohttp and socketify (bench/compare.py):
 # table (results.md) and chart (chart.png) in bench/results/, and beside them the raw
 # data (results.json), which git ignores. BENCH_ARGS="--quick --rounds 1" for a smoke run.
+# Then the scale-out runs (bench/scale_out.py): one broadcast to 1,000 receivers over one
+# process, two processes and two hosts (network namespaces; root) joined by Redis, and
+# Robyn's multi-process mode; scale-out.md beside results.md. SCALE_OUT_ARGS as BENCH_ARGS.
 bench: all
 	cd bench/loadgen && cargo build --release --locked
 	python3 bench/compare.py $(BENCH_ARGS)
+	$(MAKE) bench-scale-out SCALE_OUT_ARGS="$(SCALE_OUT_ARGS) --no-setup"
+
+bench-scale-out: all redis-server
+	cd bench/loadgen && cargo build --release --locked
+	python3 bench/scale_out.py $(SCALE_OUT_ARGS)
 
 bench-c: examples
 	cd bench/loadgen && cargo build --release --locked

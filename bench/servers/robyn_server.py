@@ -1,15 +1,17 @@
 """Robyn: /ws answers "Echo: <msg>", /chat broadcasts each message to every /chat
 client, the sender included; /sub?topic=T subscribes to topic T, /pub?topic=T sends each
 message to every subscriber of T. Robyn has no topics: a dict of topic -> set of
-subscribers' websockets, each sent to with its own send_text. One process, one worker."""
+subscribers' websockets, each sent to with its own send_text. One process, one worker,
+unless `--processes N` (Robyn's multi-process mode, for bench/scale_out.py)."""
 
 import sys
 
 from _args import parse
 
-args = parse(__doc__)
+args = parse(__doc__, processes=True)
 # Robyn reads its process and worker counts from the command line.
-sys.argv = [sys.argv[0], "--processes", "1", "--workers", "1", "--log-level", "WARNING"]
+sys.argv = [sys.argv[0], "--processes", str(args.processes), "--workers", "1"]
+sys.argv += ["--log-level", "WARNING"]
 
 from robyn import Robyn  # noqa: E402
 
@@ -50,4 +52,4 @@ async def pub(websocket, topic: str):
 
 
 if __name__ == "__main__":
-    app.start(host="127.0.0.1", port=args.port, _check_port=False)
+    app.start(host=args.host, port=args.port, _check_port=False)

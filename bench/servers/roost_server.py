@@ -1,13 +1,18 @@
 """Roost (Python handlers): /ws answers "Echo: <msg>", /chat broadcasts each message to
 every /chat client, the sender included; /sub?topic=T subscribes to topic T, /pub?topic=T
-publishes each message to the subscribers of T (Roost's topics)."""
+publishes each message to the subscribers of T (Roost's topics).
+
+Scale-out (bench/scale_out.py): `--processes N` serves the port from N worker processes,
+`--backplane URL` joins them (and other hosts) through Redis."""
 
 from _args import parse
 
 from roost import Robyn
 
-args = parse(__doc__, ["asyncio", "trio"], worker_threads=True)
-app = Robyn(__file__, ping_interval=None, worker_threads=args.worker_threads)
+args = parse(__doc__, ["asyncio", "trio"], worker_threads=True, processes=True, backplane=True)
+app = Robyn(
+    __file__, ping_interval=None, worker_threads=args.worker_threads, backplane=args.backplane
+)
 
 
 @app.websocket("/ws")
@@ -37,4 +42,4 @@ async def pub(websocket, topic: str):
 
 
 if __name__ == "__main__":
-    app.start(host="127.0.0.1", port=args.port, backend=args.backend)
+    app.start(host=args.host, port=args.port, backend=args.backend, workers=args.processes)

@@ -18,6 +18,11 @@
 //! together once every receiver of every channel has synced: `PHASE measure_start` is
 //! printed then, and `PHASE measure_end` when every receiver is done; `cpu_seconds`
 //! and `wall_seconds` cover that span.
+//!
+//! A receiver that sees no sync message within `--sync-timeout` seconds fails the run;
+//! with `--start-unsynced` the senders start then all the same, and such a receiver
+//! counts as losing every message. That measures a server whose broadcast does not
+//! reach every one of its processes, instead of stopping at it.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -36,7 +41,6 @@ use crate::Outcome;
 
 const HEAD: usize = 33;
 const SYNC_EVERY: Duration = Duration::from_millis(100);
-const SYNC_LIMIT: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(1);
 /// How often a sender that gets no copies of its own checks whether its receivers are done.
 const ENDED_POLL: Duration = Duration::from_millis(10);
@@ -64,6 +68,13 @@ pub struct FanoutArgs {
     /// Handshakes under way at once while connecting
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = whole)]
     pub concurrency: u64,
+    /// Seconds the receivers get to see a first sync message
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive)]
+    pub sync_timeout: f64,
+    /// Start when the sync time is over even if some receivers saw no sync message;
+    /// they count as losing every message (needs --rate above 0)
+    #[arg(long)]
+    pub start_unsynced: bool,
     /// Seconds the receivers get after the last send; the longest a window may stall
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = non_negative)]
     pub drain_timeout: f64,
@@ -74,6 +85,10 @@ impl FanoutArgs {
     pub fn check(&self) -> Result<(), String> {
         if self.rate > 0.0 && self.window.is_some() {
             return Err("--window needs --rate 0".into());
+        }
+        if self.start_unsynced && self.rate == 0.0 {
+            // The window waits for every receiver, so one that never syncs stalls it.
+            return Err("--start-unsynced needs --rate above 0".into());
         }
         Ok(())
     }
@@ -109,10 +124,10 @@ enum Pace {
 }
 
 /// One channel of a run: where its sender and its receivers connect, and how many
-/// receivers it has.
+/// receivers it has. The receivers are spread over `receivers_at` in turn.
 pub struct ChannelSpec {
     pub sender: Target,
-    pub receiver: Target,
+    pub receivers_at: Vec<Target>,
     pub receivers: usize,
 }
 
@@ -150,12 +165,21 @@ impl Group {
     fn receiver_synced(&self) {
         self.synced.set(self.synced.get() + 1);
         if self.synced.get() == self.receivers {
-            phase("synced", &format!("rounds={}", self.sync_rounds.get()));
-            let span = SpanStart::now();
-            phase("measure_start", "");
-            self.start.set(Some((Instant::now(), span)));
-            self.started.notify_waiters();
+            self.start_senders();
         }
+    }
+
+    /// Starts the senders (once), with however many receivers have synced.
+    fn start_senders(&self) {
+        if self.start.get().is_some() {
+            return;
+        }
+        let unsynced = self.receivers - self.synced.get();
+        phase("synced", &format!("rounds={} unsynced={unsynced}", self.sync_rounds.get()));
+        let span = SpanStart::now();
+        phase("measure_start", "");
+        self.start.set(Some((Instant::now(), span)));
+        self.started.notify_waiters();
     }
 }
 
@@ -263,7 +287,7 @@ pub async fn run<M: Serialize>(layout: Layout<M>, args: &FanoutArgs) -> Result<O
     let targets: Vec<Target> = specs
         .iter()
         .flat_map(|s| {
-            std::iter::once(s.sender.clone()).chain(std::iter::repeat_n(s.receiver.clone(), s.receivers))
+            std::iter::once(s.sender.clone()).chain(s.receivers_at.iter().cycle().take(s.receivers).cloned())
         })
         .collect();
     let (conns, connect_errors, _) =
@@ -324,7 +348,17 @@ pub async fn run<M: Serialize>(layout: Layout<M>, args: &FanoutArgs) -> Result<O
                 expected_each,
             )));
         }
-        send_tasks.push(tokio::task::spawn_local(send(sender, channel.clone(), limit, rate, size, drain)));
+        let sync =
+            Sync { limit: Duration::from_secs_f64(args.sync_timeout), start_unsynced: args.start_unsynced };
+        send_tasks.push(tokio::task::spawn_local(send(
+            sender,
+            channel.clone(),
+            limit,
+            rate,
+            size,
+            sync,
+            drain,
+        )));
         channels.push(channel);
     }
 
@@ -474,6 +508,13 @@ pub async fn run<M: Serialize>(layout: Layout<M>, args: &FanoutArgs) -> Result<O
     Ok(Outcome::new(summary, &report, ok))
 }
 
+/// How long a sender syncs, and what it does when that time is over.
+#[derive(Clone, Copy)]
+struct Sync {
+    limit: Duration,
+    start_unsynced: bool,
+}
+
 struct SendResult {
     sent: u64,
     send_seconds: f64,
@@ -503,6 +544,7 @@ async fn send(
     limit: Limit,
     rate: f64,
     size: usize,
+    sync: Sync,
     drain: Duration,
 ) -> SendResult {
     let mut r = SendResult { sent: 0, send_seconds: f64::NAN, own_received: 0, error: None };
@@ -512,7 +554,7 @@ async fn send(
     let mut payload = vec![b'x'; size];
     payload[0] = b'B';
     let mut last_seq: Option<u64> = None;
-    let sync_deadline = Instant::now() + SYNC_LIMIT;
+    let sync_deadline = Instant::now() + sync.limit;
     let mut sync_round = 0u64;
     let mut stage = Stage::Sync { next: tokio::time::Instant::now() };
     let mut next_tick = tokio::time::Instant::now();
@@ -536,12 +578,17 @@ async fn send(
                     r.error = Some("a receiver ended before every receiver had synced".into());
                     return r;
                 }
+                if now > sync_deadline && sync.start_unsynced {
+                    group.start_senders();
+                    continue;
+                }
                 if now > sync_deadline {
                     r.error = Some(format!(
-                        "only {} of {} receivers saw a sync message within {SYNC_LIMIT:?} \
+                        "only {} of {} receivers saw a sync message within {:?} \
                          ({} of {} of this sender's)",
                         group.synced.get(),
                         group.receivers,
+                        sync.limit,
                         ch.synced.get(),
                         ch.receivers
                     ));

@@ -47,7 +47,7 @@ pub async fn run(args: &PubsubArgs) -> Result<Outcome, String> {
     let channels = (0..topics)
         .map(|i| ChannelSpec {
             sender: at(base, &format!("/pub?topic=t{i}")),
-            receiver: at(base, &format!("/sub?topic=t{i}")),
+            receivers_at: vec![at(base, &format!("/sub?topic=t{i}"))],
             receivers: subscribers,
         })
         .collect();
