@@ -15,6 +15,53 @@ from dataclasses import dataclass
 @dataclass
 class Redis:
     port: int
+    bind: tuple[str, ...] = ("127.0.0.1",)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Starts redis-server on the port (again, after `kill`), with nothing in it;
+        returns once it answers."""
+        assert self.process is None, "redis-server is running"
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                " ".join(self.bind),
+                "--protected-mode",
+                "no" if len(self.bind) > 1 else "yes",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if self.command("PING").strip() == "PONG":
+                    return
+            except subprocess.CalledProcessError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("redis-server did not answer within 10 s")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: gone at once, its connections cut, as in a crash."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
 
     @property
     def url(self) -> str:
@@ -55,36 +102,9 @@ def redis_server(bind: Sequence[str] = ("127.0.0.1",)) -> Iterator[Redis]:
     assert bind and bind[0] == "127.0.0.1", bind
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         raise AssertionError("redis-server is not installed: run `make redis-server`")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            " ".join(bind),
-            "--protected-mode",
-            "no" if len(bind) > 1 else "yes",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    redis = Redis(free_port(), tuple(bind))
+    redis.start()
     try:
-        redis = Redis(port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if redis.command("PING").strip() == "PONG":
-                    break
-            except subprocess.CalledProcessError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("redis-server did not answer within 10 s")
-            time.sleep(0.05)
         yield redis
     finally:
-        process.terminate()
-        process.wait(10)
+        redis.stop()

@@ -1,9 +1,14 @@
 """The Redis backplane (`App(backplane=...)`), against a real redis-server: broadcasts
 and publishes reach the clients of every app on it, once and in order; an app listens
-to a topic's channel only while it has local subscribers; four worker processes on one
-port carry one broadcast to 1,000 clients spread over them."""
+to a topic's channel only while it has local subscribers; a Redis killed and restarted
+under running apps stops none of their local delivery, and cross-app delivery resumes;
+four worker processes on one port carry one broadcast to 1,000 clients spread over
+them."""
 
 from __future__ import annotations
+
+import os
+import time
 
 import anyio
 import pytest
@@ -91,6 +96,64 @@ async def test_with_redis_unreachable_local_delivery_goes_on(connect) -> None:
             assert app.publish("news", "and here") == 2
             assert await first.recv() == "and here"
             assert not app.stats().backplane_connected
+
+
+def threads_and_fds() -> tuple[int, int]:
+    return len(os.listdir("/proc/self/task")), len(os.listdir("/proc/self/fd"))
+
+
+# The bound the docs state for resuming after Redis is back (docs/design.md, "The
+# backplane"): the reconnect backoff is at most 5 s, a connection attempt 2 s.
+RESUMES_WITHIN = 10.0
+
+
+async def test_a_redis_killed_and_restarted_stops_no_local_delivery_and_the_rest_resumes(
+    connect,
+) -> None:
+    with redis_server() as redis:
+        a, b = news_app(redis.url), news_app(redis.url)
+        async with serving(a) as url_a, serving(b) as url_b:
+            async with connect(url_a + "/t") as on_a, connect(url_b + "/t") as on_b:
+                await channel_has(redis, "roost:topic:news", 2)
+                a.publish("news", "before")
+                assert (await on_a.recv(), await on_b.recv()) == ("before", "before")
+                before = threads_and_fds()
+
+                redis.kill()
+                await eventually(
+                    lambda: not a.stats().backplane_connected, timeout=10, what="a sees it lost"
+                )
+                # Local delivery goes on through the outage, every message in order.
+                for i in range(20):
+                    assert a.publish("news", f"during {i}") == 1
+                    assert await on_a.recv() == f"during {i}"
+                    await anyio.sleep(0.02)
+
+                redis.start()
+                restarted = time.monotonic()
+                await eventually(
+                    lambda: a.stats().backplane_connected and b.stats().backplane_connected,
+                    timeout=RESUMES_WITHIN,
+                    what="both apps back on Redis",
+                )
+                await channel_has(redis, "roost:topic:news", 2)
+                resumed = time.monotonic() - restarted
+                assert resumed < RESUMES_WITHIN
+                a.publish("news", "after")
+                assert await on_a.recv() == "after"
+                # Nothing of the outage reaches b late: at most once, then the new ones.
+                assert await on_b.recv() == "after"
+                await on_b.recv_nothing(0.2)
+                for app in (a, b):
+                    stats = app.stats()
+                    assert stats.backplane_reconnects >= 1, stats
+                    assert stats.connections == 1, stats
+                # The lost sessions' threads and sockets are gone, none added.
+                await eventually(
+                    lambda: threads_and_fds() == before,
+                    timeout=5,
+                    what=f"threads and fds back to {before}",
+                )
 
 
 async def test_four_workers_carry_one_broadcast_to_1000_clients(anyio_backend) -> None:
