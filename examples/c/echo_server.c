@@ -22,6 +22,9 @@
  *                                      the core refuses exits with status 1
  *   ROOST_REUSE_PORT=1                 listens with SO_REUSEPORT, so that several
  *                                      servers share PORT (each with its own clients)
+ * and one turns on compression:
+ *   ROOST_COMPRESSION=deflate          speaks permessage-deflate with clients that
+ *                                      offer it (roost_options.compression)
  *
  * One thread: poll(2) on the server's ready descriptor, drain events, repeat.
  * SIGINT or SIGTERM stops the server gracefully (every client gets close 1001).
@@ -320,6 +323,10 @@ int main(int argc, char **argv) {
     }
     const char *reuse_port = getenv("ROOST_REUSE_PORT");
     options.reuse_port = reuse_port != NULL && strcmp(reuse_port, "1") == 0;
+    const char *compression = getenv("ROOST_COMPRESSION");
+    if (compression != NULL && strcmp(compression, "deflate") == 0) {
+        options.compression = ROOST_COMPRESSION_DEFLATE;
+    }
     roost_server *server = NULL;
     status = roost_server_new(&options, &server);
     if (status != ROOST_OK) return fail("roost_server_new", status);

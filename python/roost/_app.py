@@ -68,6 +68,16 @@ class App:
               misses nothing, or is gone), or "skip" the message for it while it is
               over (it stays connected; for feeds where the latest value matters
               most). The others get every message, in order; `stats()` counts both.
+            - compression: permessage-deflate (RFC 7692) with the clients that offer
+              it, as every browser does: None (the default: offers are declined,
+              messages go out as they are) or "deflate" (the first valid offer is
+              accepted without context takeover, so a broadcast or publish is
+              compressed once for every recipient that negotiated it; a client that
+              offers nothing, or only what is declined, is served uncompressed).
+              max_message_size applies to a compressed message's inflated size.
+            - compression_min_size: Smallest message, in bytes, sent compressed
+              (default 256); smaller ones, and those compression would not shrink,
+              go out uncompressed.
 
     Raises:
         TypeError: an unknown limit, or a value of the wrong type.

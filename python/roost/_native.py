@@ -93,6 +93,8 @@ class LimitOptions(TypedDict, total=False):
     worker_threads: int
     slow_consumer: str
     backplane_queue: int
+    compression: str | None
+    compression_min_size: int
 
 
 #: Limits counted in bytes or items: the same number in Python and in roost_options.
@@ -107,6 +109,7 @@ _COUNTS = (
     "max_pending_handshakes",
     "worker_threads",
     "backplane_queue",
+    "compression_min_size",
 )
 #: Limits in seconds here and in milliseconds in roost_options.
 _SECONDS = {
@@ -119,6 +122,11 @@ _SECONDS = {
 SLOW_CONSUMER_POLICIES = {
     "close": lib.ROOST_SLOW_CONSUMER_CLOSE,
     "skip": lib.ROOST_SLOW_CONSUMER_SKIP,
+}
+#: `compression` by name (None: off), and its values in roost_options.
+COMPRESSION_MODES: dict[str | None, int] = {
+    None: lib.ROOST_COMPRESSION_OFF,
+    "deflate": lib.ROOST_COMPRESSION_DEFLATE,
 }
 #: Limits whose None has a meaning, written as 0 in roost_options: no pings; a frame
 #: limit that follows the message limit.
@@ -157,6 +165,11 @@ class Limits:
     #: Messages waiting to go to the backplane's Redis; over it a broadcast or publish
     #: reaches this process's clients only (counted in `App.stats()`).
     backplane_queue: int
+    #: permessage-deflate with the clients that offer it: None (off) or "deflate"
+    #: (without context takeover: a broadcast is compressed once for all).
+    compression: str | None
+    #: Smallest message, in bytes, sent compressed to a client that negotiated it.
+    compression_min_size: int
 
     @classmethod
     def defaults(cls) -> Limits:
@@ -165,6 +178,9 @@ class Limits:
         values: dict[str, Any] = {name: int(getattr(options, name)) for name in _COUNTS}
         values["slow_consumer"] = next(
             name for name, value in SLOW_CONSUMER_POLICIES.items() if value == options.slow_consumer
+        )
+        values["compression"] = next(
+            name for name, value in COMPRESSION_MODES.items() if value == options.compression
         )
         for name, field in _SECONDS.items():
             values[name] = getattr(options, field) / 1000
@@ -214,6 +230,14 @@ class Limits:
                 f"slow_consumer must be one of {', '.join(map(repr, SLOW_CONSUMER_POLICIES))}, "
                 f"not {self.slow_consumer!r}"
             )
+        if self.compression is not None and not isinstance(self.compression, str):
+            raise TypeError(
+                f"compression must be a str or None, not {type(self.compression).__name__}"
+            )
+        if self.compression not in COMPRESSION_MODES:
+            raise ValueError(f"compression must be None or 'deflate', not {self.compression!r}")
+        if self.compression_min_size == 0:
+            raise ValueError("compression_min_size must be at least 1")
 
     def to_options(self) -> Any:
         options = _new_options()
@@ -222,6 +246,7 @@ class Limits:
         for name, field in _SECONDS.items():
             setattr(options, field, _ms(getattr(self, name) or 0))
         options.slow_consumer = SLOW_CONSUMER_POLICIES[self.slow_consumer]
+        options.compression = COMPRESSION_MODES[self.compression]
         # A client joins its path's broadcasts only after on_connect's greeting went
         # out (and never when its query parameters are rejected).
         options.join_broadcast_on_connect = False

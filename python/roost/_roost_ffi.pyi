@@ -40,6 +40,8 @@ class _Lib:
     ROOST_NO_CONNECTION: int
     ROOST_SLOW_CONSUMER_CLOSE: int
     ROOST_SLOW_CONSUMER_SKIP: int
+    ROOST_COMPRESSION_OFF: int
+    ROOST_COMPRESSION_DEFLATE: int
     roost_py_collect_topic: CData
     def roost_version(self) -> CData: ...
     def roost_version_number(self) -> int: ...

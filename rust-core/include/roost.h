@@ -91,6 +91,16 @@
 #define ROOST_MAX_CLOSE_REASON 123
 
 /**
+ * `roost_options.compression`: no compression (the default).
+ */
+#define ROOST_COMPRESSION_OFF 0
+
+/**
+ * `roost_options.compression`: permessage-deflate without context takeover.
+ */
+#define ROOST_COMPRESSION_DEFLATE 1
+
+/**
  * `roost_options.slow_consumer`: close a slow recipient with 1008 (the default).
  */
 #define ROOST_SLOW_CONSUMER_CLOSE 0
@@ -308,6 +318,22 @@ typedef struct {
    * Default false.
    */
   bool reuse_port;
+  /**
+   * permessage-deflate (RFC 7692) with the clients that offer it:
+   * `ROOST_COMPRESSION_OFF` (0, the default) declines every offer;
+   * `ROOST_COMPRESSION_DEFLATE` accepts the first valid one, without context
+   * takeover, so that a broadcast or publish is compressed once for all the
+   * recipients that negotiated it and a connection keeps no compression state
+   * between messages. Compressing costs CPU for every message sent at or above
+   * `compression_min_size` (once per broadcast), and inflating clients' messages
+   * costs CPU too; `max_message_size` applies to the inflated size.
+   */
+  uint32_t compression;
+  /**
+   * Smallest message, in bytes, sent compressed to a client that negotiated
+   * compression; smaller ones go out uncompressed. Default 256; 0 means the default.
+   */
+  uint64_t compression_min_size;
 } roost_options;
 
 /**

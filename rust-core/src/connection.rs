@@ -22,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant, Sleep};
 
+use crate::config::Compression;
 use crate::connection_state::{ConnectionState, Taken};
 use crate::events::{ConnectInfo, Event};
 use crate::frame_reader::{FrameReader, Incoming, Limits, Violation};
@@ -49,11 +50,13 @@ pub(crate) async fn serve(
 ) {
     let _ = socket.set_nodelay(true);
     let config = &shared.config;
+    let compression = config.compression != Compression::Off;
 
     let request = match timeout(config.handshake_timeout, handshake::read_head(&mut socket)).await {
         Err(_) | Ok(Ok(None)) => return,
         Ok(Err(refusal)) => return handshake::refuse(&mut socket, refusal).await,
-        Ok(Ok(Some((head, rest)))) => match handshake::check(head, rest, |p| shared.route_of(p)) {
+        Ok(Ok(Some((head, rest)))) => match handshake::check(head, rest, |p| shared.route_of(p), compression)
+        {
             Ok(request) => request,
             Err(refusal) => return handshake::refuse(&mut socket, refusal).await,
         },
@@ -69,12 +72,10 @@ pub(crate) async fn serve(
     drop(handshake);
 
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let handle = Arc::new(ConnectionState::new(
-        id,
-        request.route,
-        config.outbound_queue_bytes,
-        config.inbound_queue_depth,
-    ));
+    let handle = Arc::new(
+        ConnectionState::new(id, request.route, config.outbound_queue_bytes, config.inbound_queue_depth)
+            .with_compression(request.deflate.is_some_and(|a| a.takes_compressed())),
+    );
     let socket = ConnectionSocket::new(socket, config.read_buffer_size, request.rest);
     let mut registration = Registration::new(shared.clone(), handle.clone(), place);
     shared.events.push(
@@ -94,7 +95,7 @@ pub(crate) async fn serve(
         handle.shutdown();
     }
 
-    let driver = Driver::new(socket, handle, shared.clone());
+    let driver = Driver::new(socket, FrameReader::new(request.deflate.is_some()), handle, shared.clone());
     let ended = AssertUnwindSafe(driver.run()).catch_unwind().await;
     (registration.code, registration.reason) = ended.unwrap_or_else(|_| internal_error());
 }
@@ -188,7 +189,12 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(socket: ConnectionSocket, handle: Arc<ConnectionState>, shared: Arc<ServerState>) -> Self {
+    fn new(
+        socket: ConnectionSocket,
+        reader: FrameReader,
+        handle: Arc<ConnectionState>,
+        shared: Arc<ServerState>,
+    ) -> Self {
         let config = &shared.config;
         let keepalive = config.ping_interval.map(|interval| Keepalive {
             timer: Box::pin(tokio::time::sleep(interval)),
@@ -198,7 +204,7 @@ impl Driver {
         });
         Driver {
             socket,
-            reader: FrameReader::default(),
+            reader,
             handle,
             shared,
             batch: VecDeque::new(),
@@ -293,7 +299,7 @@ impl Driver {
                 Poll::Ready(Ok(true)) => {}
                 Poll::Ready(Ok(false) | Err(_)) => return Poll::Ready(Err(End::Dropped)),
             }
-            match self.reader.read(self.socket.unread(), limits) {
+            match self.reader.read(self.socket.unread_mut(), limits) {
                 Ok((used, done)) => {
                     self.socket.consume(used);
                     if let Some(incoming) = done {

@@ -110,6 +110,9 @@ pub struct ConnectionState {
     /// The close code once a broadcast found the connection too slow (0: not killed).
     /// Mirrors `OutboxState::Killed` so that the task checks it without the lock.
     killed: AtomicU16,
+    /// The client negotiated permessage-deflate and takes the server's compressed
+    /// frames.
+    takes_compressed: bool,
     /// Wakes the connection's task: new outgoing data, credit returned, resumed.
     waker: AtomicWaker,
 }
@@ -133,8 +136,20 @@ impl ConnectionState {
             inbound_depth,
             paused: AtomicBool::new(false),
             killed: AtomicU16::new(0),
+            takes_compressed: false,
             waker: AtomicWaker::new(),
         }
+    }
+
+    /// The same connection, receiving compressed frames when `takes_compressed`.
+    pub(crate) fn with_compression(mut self, takes_compressed: bool) -> Self {
+        self.takes_compressed = takes_compressed;
+        self
+    }
+
+    /// Whether messages worth compressing go to this connection compressed.
+    pub(crate) fn takes_compressed(&self) -> bool {
+        self.takes_compressed
     }
 
     fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {

@@ -1,13 +1,12 @@
-//! Fan-out: one encoded frame offered to many recipients (a route's broadcast, a
+//! Fan-out: one message's shared frames offered to many recipients (a route's broadcast, a
 //! topic's publish) under the server's slow-consumer policy, and the counts of what
 //! that policy did.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
-
 use crate::config::SlowConsumer;
 use crate::connection_state::{ConnectionState, Offer};
+use crate::outgoing::Encoded;
 
 #[derive(Debug)]
 pub(crate) struct Fanout {
@@ -23,16 +22,16 @@ impl Fanout {
         Fanout { policy, skipped: AtomicU64::new(0), closed: AtomicU64::new(0) }
     }
 
-    /// Offers `frame` to every recipient, each sharing the one frame, and returns how
-    /// many queued it.
+    /// Offers `message` to every recipient, each sharing the one frame of its kind
+    /// (compressed or plain), and returns how many queued it.
     pub(crate) fn deliver<'a>(
         &self,
-        frame: &Bytes,
+        message: &Encoded<'_>,
         recipients: impl IntoIterator<Item = &'a ConnectionState>,
     ) -> usize {
         let (mut queued, mut skipped, mut closed) = (0, 0, 0);
         for recipient in recipients {
-            match recipient.offer_shared(frame, self.policy) {
+            match recipient.offer_shared(message.frame_for(recipient), self.policy) {
                 Offer::Queued => queued += 1,
                 Offer::Skipped => skipped += 1,
                 Offer::Closed => closed += 1,

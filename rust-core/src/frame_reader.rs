@@ -10,9 +10,15 @@
 //! grows with what arrives, never past `max_message_size`. Text is checked as UTF-8 as
 //! each piece arrives, so an invalid byte fails the connection at once rather than when
 //! the message is complete.
+//!
+//! With permessage-deflate negotiated, a message whose first frame has RSV1 set is
+//! inflated as its payload arrives, in steps of at most 16 KiB, and the message limit
+//! applies to what it inflates to: a few KiB that would inflate to gigabytes fail with
+//! 1009 once the output passes the limit, having allocated no more than the limit.
 
 use bytes::Bytes;
 
+use crate::deflate::Inflater;
 use crate::frames::{is_close_code, opcode};
 
 /// Longest frame header: 2 bytes, an 8-byte length, a 4-byte mask.
@@ -71,6 +77,10 @@ struct Frame {
 #[derive(Debug)]
 struct Message {
     binary: bool,
+    /// Present when the message is compressed (RSV1 on its first frame).
+    inflater: Option<Box<Inflater>>,
+    /// Payload bytes received, as sent (compressed or not).
+    received: usize,
     data: Vec<u8>,
     /// Bytes of a text message's data known to be valid UTF-8 (what follows is at most
     /// the start of one character).
@@ -82,6 +92,8 @@ struct Message {
 pub(crate) struct FrameReader {
     header: [u8; MAX_HEADER],
     header_len: u8,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message.
+    deflate: bool,
     frame: Option<Frame>,
     message: Option<Message>,
     /// Payload of the control frame being read.
@@ -89,12 +101,18 @@ pub(crate) struct FrameReader {
 }
 
 impl FrameReader {
+    /// A reader for a connection that negotiated permessage-deflate (`deflate`) or not.
+    pub(crate) fn new(deflate: bool) -> Self {
+        FrameReader { deflate, ..FrameReader::default() }
+    }
+
     /// Parses from `input` until something is complete or the input runs out. Returns
     /// how many bytes were used (the rest belongs to what follows) and what was
-    /// completed, if anything. After a violation the reader must not be used again.
+    /// completed, if anything. Payload is unmasked in place in `input`. After a
+    /// violation the reader must not be used again.
     pub(crate) fn read(
         &mut self,
-        input: &[u8],
+        input: &mut [u8],
         limits: Limits,
     ) -> Result<(usize, Option<Incoming>), Violation> {
         let mut used = 0;
@@ -105,9 +123,9 @@ impl FrameReader {
                     return Ok((used, None));
                 }
             }
-            used += self.read_payload(&input[used..], limits)?;
+            used += self.read_payload(&mut input[used..], limits)?;
             if self.frame.as_ref().is_some_and(|f| f.remaining == 0) {
-                if let Some(done) = self.end_frame()? {
+                if let Some(done) = self.end_frame(limits)? {
                     return Ok((used, Some(done)));
                 }
             }
@@ -146,7 +164,9 @@ impl FrameReader {
     fn check_first_bytes(&self) -> Result<(), Violation> {
         let [b0, b1, ..] = self.header;
         let (fin, code) = (b0 & 0x80 != 0, b0 & 0x0f);
-        if b0 & 0x70 != 0 {
+        // RSV1 marks the first frame of a compressed message, once deflate is agreed.
+        let compressed_start = self.deflate && matches!(code, opcode::TEXT | opcode::BINARY);
+        if b0 & 0x70 != 0 && !(b0 & 0x70 == 0x40 && compressed_start) {
             return Err(protocol_error("reserved bits set without an extension that uses them"));
         }
         match code {
@@ -190,14 +210,20 @@ impl FrameReader {
         }
         let code = h[0] & 0x0f;
         match (&mut self.message, code) {
-            (Some(message), opcode::CONTINUATION) if message.data.len() + len > limits.max_message => {
+            (Some(message), opcode::CONTINUATION) if message.received + len > limits.max_message => {
                 return Err(MESSAGE_TOO_BIG);
             }
             (None, opcode::TEXT | opcode::BINARY) => {
                 if len > limits.max_message {
                     return Err(MESSAGE_TOO_BIG);
                 }
-                self.message = Some(Message { binary: code == opcode::BINARY, data: Vec::new(), checked: 0 });
+                self.message = Some(Message {
+                    binary: code == opcode::BINARY,
+                    inflater: (h[0] & 0x40 != 0).then(|| Box::new(Inflater::new())),
+                    received: 0,
+                    data: Vec::new(),
+                    checked: 0,
+                });
             }
             _ => {}
         }
@@ -209,34 +235,34 @@ impl FrameReader {
 
     /// Unmasks what `input` holds of the frame's payload into the message or the
     /// control payload. Returns the bytes used.
-    fn read_payload(&mut self, input: &[u8], limits: Limits) -> Result<usize, Violation> {
+    fn read_payload(&mut self, input: &mut [u8], limits: Limits) -> Result<usize, Violation> {
         let Some(frame) = &mut self.frame else { return Ok(0) };
         let n = frame.remaining.min(input.len());
         if n == 0 {
             return Ok(0);
         }
-        let target = match &mut self.message {
-            Some(message) if frame.opcode < opcode::CLOSE => {
-                grow(&mut message.data, n, limits.max_message);
-                &mut message.data
-            }
-            _ => &mut self.control,
-        };
-        let start = target.len();
-        target.extend_from_slice(&input[..n]);
-        unmask(&mut target[start..], frame.mask, frame.read);
+        let (mask, at) = (frame.mask, frame.read);
         frame.read += n;
         frame.remaining -= n;
-        if frame.opcode < opcode::CLOSE {
-            if let Some(message) = &mut self.message {
+        match &mut self.message {
+            Some(message) if frame.opcode < opcode::CLOSE => {
+                message.received += n;
+                if let Some(inflater) = &mut message.inflater {
+                    unmask(&mut input[..n], mask, at);
+                    inflater.inflate(&input[..n], &mut message.data, limits.max_message)?;
+                } else {
+                    grow(&mut message.data, n, limits.max_message);
+                    append_unmasked(&mut message.data, &input[..n], mask, at);
+                }
                 message.check_utf8()?;
             }
+            _ => append_unmasked(&mut self.control, &input[..n], mask, at),
         }
         Ok(n)
     }
 
     /// Ends the frame whose payload is all in. Returns what it completed, if anything.
-    fn end_frame(&mut self) -> Result<Option<Incoming>, Violation> {
+    fn end_frame(&mut self, limits: Limits) -> Result<Option<Incoming>, Violation> {
         let Some(frame) = self.frame.take() else { return Ok(None) };
         match frame.opcode {
             opcode::PING => Ok(Some(Incoming::Ping(Bytes::from(std::mem::take(&mut self.control))))),
@@ -247,7 +273,11 @@ impl FrameReader {
             opcode::CLOSE => parse_close(&std::mem::take(&mut self.control)).map(Some),
             _ if !frame.fin => Ok(None),
             _ => {
-                let Some(message) = self.message.take() else { return Ok(None) };
+                let Some(mut message) = self.message.take() else { return Ok(None) };
+                if let Some(mut inflater) = message.inflater.take() {
+                    inflater.finish(&mut message.data, limits.max_message)?;
+                    message.check_utf8()?;
+                }
                 if !message.binary && message.checked != message.data.len() {
                     return Err(INVALID_UTF8);
                 }
@@ -271,6 +301,13 @@ impl Message {
         }
         Ok(())
     }
+}
+
+/// Copies `masked`, payload from position `at` of its frame, onto `target`, unmasked.
+fn append_unmasked(target: &mut Vec<u8>, masked: &[u8], mask: [u8; 4], at: usize) {
+    let start = target.len();
+    target.extend_from_slice(masked);
+    unmask(&mut target[start..], mask, at);
 }
 
 /// Size of the header whose second byte is `b1` (client frames carry a mask).
@@ -357,10 +394,11 @@ mod tests {
     fn feed(bytes: &[u8], step: usize, limits: Limits) -> (Vec<Incoming>, Option<Violation>) {
         let mut reader = FrameReader::default();
         let mut out = Vec::new();
-        for piece in bytes.chunks(step) {
+        let mut bytes = bytes.to_vec();
+        for piece in bytes.chunks_mut(step) {
             let mut at = 0;
             while at < piece.len() {
-                match reader.read(&piece[at..], limits) {
+                match reader.read(&mut piece[at..], limits) {
                     Ok((used, done)) => {
                         at += used;
                         out.extend(done);
@@ -501,7 +539,7 @@ mod tests {
         let mut header = vec![0x82, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 0];
         header.extend_from_slice(&MASK);
         // 1 MiB announced and within the limit: still nothing reserved until it arrives.
-        assert_eq!(reader.read(&header, LIMITS), Ok((14, None)));
+        assert_eq!(reader.read(&mut header, LIMITS), Ok((14, None)));
         assert_eq!(reader.message.as_ref().map(|m| m.data.capacity()), Some(0));
     }
 
@@ -516,9 +554,9 @@ mod tests {
             Some(1007)
         );
         // Within one frame: the bad bytes fail before the rest of the frame is in.
-        let bytes = frame(TEXT, &[b"valid ".as_slice(), b"\xff", &[b'x'; 1000]].concat());
+        let mut bytes = frame(TEXT, &[b"valid ".as_slice(), b"\xff", &[b'x'; 1000]].concat());
         let mut reader = FrameReader::default();
-        assert_eq!(reader.read(&bytes[..20], LIMITS), Err(INVALID_UTF8));
+        assert_eq!(reader.read(&mut bytes[..20], LIMITS), Err(INVALID_UTF8));
     }
 
     #[test]

@@ -66,12 +66,22 @@ pub(crate) fn encode_close(code: Option<u16>, reason: &str) -> Bytes {
     encode_frame(opcode::CLOSE, &payload)
 }
 
-/// A frame with FIN set.
-fn encode_frame(code: u8, payload: &[u8]) -> Bytes {
+/// A data frame whose payload is a compressed message (RSV1 set, RFC 7692 6).
+pub(crate) fn encode_compressed(kind: DataKind, compressed: &[u8]) -> Bytes {
+    const RSV1: u8 = 0x40;
+    let code = match kind {
+        DataKind::Text => opcode::TEXT,
+        DataKind::Binary => opcode::BINARY,
+    };
+    encode_frame(RSV1 | code, compressed)
+}
+
+/// A frame with FIN set: `first` holds the opcode and any reserved bits.
+fn encode_frame(first: u8, payload: &[u8]) -> Bytes {
     const FIN: u8 = 0x80;
     let len = payload.len();
     let mut frame = Vec::with_capacity(len + 10);
-    frame.push(FIN | code);
+    frame.push(FIN | first);
     if len < 126 {
         frame.push(len as u8);
     } else if let Ok(len) = u16::try_from(len) {

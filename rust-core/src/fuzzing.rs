@@ -17,7 +17,7 @@ pub fn handshake_check(data: &[u8]) {
         b"/chat" => Some(1),
         _ => None,
     };
-    match handshake::check(head, rest, route_of) {
+    match handshake::check(head, rest, route_of, true) {
         Ok(request) => {
             let _ = request.response();
             assert_eq!(
@@ -47,10 +47,11 @@ pub fn frame_read(data: &[u8]) {
     let max_message = (usize::from(*limit) + 1) * 256;
     let limits = Limits { max_frame: max_message / (1 + usize::from(*limit & 1)), max_message };
     let mut reader = FrameReader::default();
-    for piece in input.chunks(step) {
+    let mut input = input.to_vec();
+    for piece in input.chunks_mut(step) {
         let mut at = 0;
         while at < piece.len() {
-            match reader.read(&piece[at..], limits) {
+            match reader.read(&mut piece[at..], limits) {
                 Ok((used, done)) => {
                     assert!(used <= piece.len() - at, "used more than it was given");
                     assert!(used > 0 || done.is_some(), "no progress");

@@ -7,6 +7,8 @@ use std::ops::Range;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::deflate::{self, Agreement};
+
 /// Largest request head accepted; a browser's upgrade request is well under 2 KiB.
 const MAX_HEAD_BYTES: usize = 16 << 10;
 /// Most request headers accepted.
@@ -23,6 +25,9 @@ pub(crate) struct UpgradeRequest {
     pub path: Range<usize>,
     pub query: Range<usize>,
     pub headers: Vec<(Range<usize>, Range<usize>)>,
+    /// permessage-deflate, when the server offers it and the client's offer was
+    /// accepted.
+    pub deflate: Option<Agreement>,
     accept_key: String,
 }
 
@@ -68,9 +73,13 @@ impl Refusal {
 impl UpgradeRequest {
     /// The 101 response that completes the upgrade.
     pub(crate) fn response(&self) -> Vec<u8> {
+        let extensions = match &self.deflate {
+            Some(agreement) => format!("Sec-WebSocket-Extensions: {}\r\n", agreement.response()),
+            None => String::new(),
+        };
         format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
+             Sec-WebSocket-Accept: {}\r\n{extensions}\r\n",
             self.accept_key
         )
         .into_bytes()
@@ -103,11 +112,13 @@ pub(crate) async fn read_head(stream: &mut TcpStream) -> Result<Option<(Vec<u8>,
     }
 }
 
-/// Checks a request head against the routes and the WebSocket upgrade rules.
+/// Checks a request head against the routes and the WebSocket upgrade rules, and
+/// negotiates permessage-deflate when `compression` is on.
 pub(crate) fn check(
     head: Vec<u8>,
     rest: Vec<u8>,
     route_of: impl Fn(&[u8]) -> Option<u32>,
+    compression: bool,
 ) -> Result<UpgradeRequest, Refusal> {
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut storage);
@@ -156,8 +167,19 @@ pub(crate) fn check(
         return Err(Refusal::Malformed("Missing or invalid Sec-WebSocket-Key"));
     }
     let accept_key = derive_accept_key(key);
+    let offers = request.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"));
+    let deflate = if compression { deflate::negotiate(offers.map(|h| h.value)) } else { None };
     let headers = request.headers.iter().map(|h| (span(h.name.as_bytes()), span(h.value))).collect();
-    Ok(UpgradeRequest { head: head.into_boxed_slice(), rest, route, path, query, headers, accept_key })
+    Ok(UpgradeRequest {
+        head: head.into_boxed_slice(),
+        rest,
+        route,
+        path,
+        query,
+        headers,
+        deflate,
+        accept_key,
+    })
 }
 
 /// The path and query of a request target. A server must accept the absolute form

@@ -6,12 +6,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use bytes::Bytes;
-
 use crate::backplane::Interest;
 use crate::connection_state::ConnectionState;
 use crate::error::{Error, Result};
 use crate::fanout::Fanout;
+use crate::outgoing::Encoded;
 use crate::topics::{Change, Topics};
 
 #[derive(Debug, Default)]
@@ -102,19 +101,19 @@ impl Registry {
     /// Offers `frame` to every connection of `route` while holding the read lock, so
     /// that a broadcast reaches exactly the connections registered at that moment, in
     /// order. Returns how many queued it.
-    pub(crate) fn deliver_to_route(&self, route: u32, frame: &Bytes, fanout: &Fanout) -> usize {
+    pub(crate) fn deliver_to_route(&self, route: u32, message: &Encoded<'_>, fanout: &Fanout) -> usize {
         let inner = self.read();
         let Some(members) = inner.by_route.get(route as usize) else { return 0 };
-        fanout.deliver(frame, members.values().map(|c| &**c))
+        fanout.deliver(message, members.values().map(|c| &**c))
     }
 
-    /// Offers the frame `encode` makes to every subscriber of `topic` but `exclude`.
-    /// With no one to receive it, nothing is encoded. Returns how many queued it.
+    /// Offers `message` to every subscriber of `topic` but `exclude`. With no one to
+    /// receive it, nothing is encoded. Returns how many queued it.
     pub(crate) fn deliver_to_topic(
         &self,
         topic: &[u8],
         exclude: Option<u64>,
-        encode: impl FnOnce() -> Bytes,
+        message: &Encoded<'_>,
         fanout: &Fanout,
     ) -> usize {
         let inner = self.read();
@@ -122,8 +121,7 @@ impl Registry {
         if count == 0 || (count == 1 && exclude.is_some_and(|id| inner.topics.is_subscribed(id, topic))) {
             return 0;
         }
-        let frame = encode();
-        fanout.deliver(&frame, inner.topics.subscribers(topic).filter(|c| Some(c.id) != exclude))
+        fanout.deliver(message, inner.topics.subscribers(topic).filter(|c| Some(c.id) != exclude))
     }
 
     /// Adds a registered connection that is not closing to `topic`. Returns false when
@@ -179,20 +177,21 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::config::SlowConsumer;
+    use crate::frames::DataKind;
 
     #[test]
     fn a_publish_that_reaches_no_one_encodes_nothing() {
         let registry = Registry::default();
         let fanout = Fanout::new(SlowConsumer::Close);
-        let never = || -> Bytes { panic!("encoded a frame for no recipient") };
-        assert_eq!(registry.deliver_to_topic(b"empty", None, never, &fanout), 0);
+        let message = Encoded::new(DataKind::Text, b"x", Some(0));
+        assert_eq!(registry.deliver_to_topic(b"empty", None, &message, &fanout), 0);
         let only = Arc::new(ConnectionState::new(1, 0, 1 << 20, 16));
         registry.insert(only.clone(), false);
         assert!(registry.subscribe(1, b"solo").unwrap());
         // Its one subscriber is the excluded connection.
-        assert_eq!(registry.deliver_to_topic(b"solo", Some(1), never, &fanout), 0);
-        let frame = || Bytes::from_static(b"\x81\x01x");
-        assert_eq!(registry.deliver_to_topic(b"solo", Some(2), frame, &fanout), 1);
+        assert_eq!(registry.deliver_to_topic(b"solo", Some(1), &message, &fanout), 0);
+        assert!(!message.was_encoded(), "encoded a frame for no recipient");
+        assert_eq!(registry.deliver_to_topic(b"solo", Some(2), &message, &fanout), 1);
         registry.remove(1);
         assert_eq!(registry.subscriber_count(b"solo"), 0);
         assert!(matches!(registry.subscribe(1, b"solo"), Err(Error::NotFound)));

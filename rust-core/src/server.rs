@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::frames::{self, DataKind};
 use crate::listener;
+use crate::outgoing::Encoded;
 use crate::scheduling;
 use crate::server_state::ServerState;
 use crate::stats::Stats;
@@ -151,7 +152,9 @@ impl Server {
     }
 
     fn send(&self, id: u64, kind: DataKind, data: &[u8]) -> Result<()> {
-        self.connection(id)?.send(frames::encode(kind, data), &self.state.write_through)
+        let connection = self.connection(id)?;
+        let message = Encoded::new(kind, data, self.state.config.compress_from());
+        connection.send(message.frame_for(&connection).clone(), &self.state.write_through)
     }
 
     /// Queues a text message for every connection of `route` and returns how many
@@ -174,8 +177,8 @@ impl Server {
         if route as usize >= self.state.route_count() {
             return Err(Error::NotFound);
         }
-        let frame = frames::encode(kind, data);
-        let delivered = self.state.registry.deliver_to_route(route, &frame, &self.state.fanout);
+        let message = Encoded::new(kind, data, self.state.config.compress_from());
+        let delivered = self.state.registry.deliver_to_route(route, &message, &self.state.fanout);
         if let Some(backplane) = &self.state.backplane {
             backplane.broadcast(route, kind, data);
         }
@@ -206,8 +209,8 @@ impl Server {
     fn publish(&self, topic: &[u8], kind: DataKind, data: &[u8], exclude: Option<u64>) -> Result<usize> {
         check_topic(topic)?;
         self.check_running()?;
-        let encode = || frames::encode(kind, data);
-        let delivered = self.state.registry.deliver_to_topic(topic, exclude, encode, &self.state.fanout);
+        let message = Encoded::new(kind, data, self.state.config.compress_from());
+        let delivered = self.state.registry.deliver_to_topic(topic, exclude, &message, &self.state.fanout);
         if let Some(backplane) = &self.state.backplane {
             backplane.publish(topic, kind, data, exclude);
         }

@@ -42,9 +42,10 @@ impl ConnectionSocket {
         &self.socket
     }
 
-    /// The unparsed bytes of the current burst (empty when there are none).
-    pub(crate) fn unread(&self) -> &[u8] {
-        &self.burst[self.start..]
+    /// The unparsed bytes of the current burst (empty when there are none), which the
+    /// frame reader unmasks in place.
+    pub(crate) fn unread_mut(&mut self) -> &mut [u8] {
+        &mut self.burst[self.start..]
     }
 
     /// Marks `n` unread bytes parsed; frees the burst once all of it is.

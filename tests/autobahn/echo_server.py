@@ -3,9 +3,10 @@ message back unchanged, text as text and binary as binary.
 
     python3 tests/autobahn/echo_server.py --port PORT [--host HOST] [--backend trio]
 
-Only the message limit is raised, to 16 MiB + 1 KiB (the suite's performance cases,
-9.*, send messages of up to 16 MiB); the frame limit follows it, as it does for any
-application that sets only `max_message_size`.
+The message limit is raised, to 16 MiB + 1 KiB (the suite's performance cases, 9.*,
+send messages of up to 16 MiB); the frame limit follows it, as it does for any
+application that sets only `max_message_size`. permessage-deflate is on (12.* and
+13.*).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from roost import App, WebSocket, WebSocketDisconnect
 
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024 + 1024
 
-app = App(max_message_size=MAX_MESSAGE_SIZE)
+app = App(max_message_size=MAX_MESSAGE_SIZE, compression="deflate")
 
 
 @app.websocket("/echo")

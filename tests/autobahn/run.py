@@ -4,7 +4,8 @@
 Runs the suite's fuzzing client against Roost's echo servers, all on 127.0.0.1:
 
     roost-c       examples/c/echo_server PORT 127.0.0.1 16778240, route /echo
-    roost-python  tests/autobahn/echo_server.py (asyncio), route /echo
+                  (ROOST_COMPRESSION=deflate)
+    roost-python  tests/autobahn/echo_server.py (asyncio, compression="deflate"), route /echo
     roost-python-trio   the same on trio (only with --servers ...,python-trio)
 
 then reduces the reports to tests/autobahn/reports/results.json, {agent: {case:
@@ -228,6 +229,8 @@ class Server:
         self.proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
+            # permessage-deflate on, for 12.* and 13.* (the Python server sets it itself).
+            env=dict(os.environ, ROOST_COMPRESSION="deflate"),
             stdout=self.log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

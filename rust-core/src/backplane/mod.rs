@@ -18,7 +18,8 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
 
-use crate::frames::{self, DataKind};
+use crate::frames::DataKind;
+use crate::outgoing::Encoded;
 use crate::server_state::ServerState;
 use crate::stats::Stats;
 pub(crate) use envelope::Target;
@@ -147,14 +148,14 @@ impl Backplane {
             return;
         }
         Counters::add(&self.counters.received, 1);
-        let encode = || frames::encode(envelope.kind, envelope.payload);
+        let message = Encoded::new(envelope.kind, envelope.payload, state.config.compress_from());
         match envelope.target {
             Target::Topic => {
-                state.registry.deliver_to_topic(envelope.name, None, encode, &state.fanout);
+                state.registry.deliver_to_topic(envelope.name, None, &message, &state.fanout);
             }
             Target::Route => {
                 if let Some(route) = state.route_of(envelope.name) {
-                    state.registry.deliver_to_route(route, &encode(), &state.fanout);
+                    state.registry.deliver_to_route(route, &message, &state.fanout);
                 }
             }
         }

@@ -5,7 +5,7 @@ use std::ffi::c_void;
 use std::time::Duration;
 
 use super::boundary::Extensible;
-use crate::config::{Config, SlowConsumer};
+use crate::config::{Compression, Config, SlowConsumer};
 use crate::error::Error;
 
 /// A server handle. Opaque: created by `roost_server_new`, released by
@@ -149,6 +149,18 @@ pub struct roost_options {
     /// publishes reach the clients of other servers only through the backplane.
     /// Default false.
     pub reuse_port: bool,
+    /// permessage-deflate (RFC 7692) with the clients that offer it:
+    /// `ROOST_COMPRESSION_OFF` (0, the default) declines every offer;
+    /// `ROOST_COMPRESSION_DEFLATE` accepts the first valid one, without context
+    /// takeover, so that a broadcast or publish is compressed once for all the
+    /// recipients that negotiated it and a connection keeps no compression state
+    /// between messages. Compressing costs CPU for every message sent at or above
+    /// `compression_min_size` (once per broadcast), and inflating clients' messages
+    /// costs CPU too; `max_message_size` applies to the inflated size.
+    pub compression: u32,
+    /// Smallest message, in bytes, sent compressed to a client that negotiated
+    /// compression; smaller ones go out uncompressed. Default 256; 0 means the default.
+    pub compression_min_size: u64,
 }
 
 impl Extensible for roost_options {
@@ -157,6 +169,11 @@ impl Extensible for roost_options {
     const NAME: &'static str = "roost_options";
 }
 const _: () = assert!(roost_options::FIRST_SIZE == std::mem::offset_of!(roost_options, backplane_url));
+
+/// `roost_options.compression`: no compression (the default).
+pub const ROOST_COMPRESSION_OFF: u32 = 0;
+/// `roost_options.compression`: permessage-deflate without context takeover.
+pub const ROOST_COMPRESSION_DEFLATE: u32 = 1;
 
 /// `roost_options.slow_consumer`: close a slow recipient with 1008 (the default).
 pub const ROOST_SLOW_CONSUMER_CLOSE: u32 = 0;
@@ -268,6 +285,11 @@ impl From<&Config> for roost_options {
             backplane_url_len: 0,
             backplane_queue: count(c.backplane_queue),
             reuse_port: c.reuse_port,
+            compression: match c.compression {
+                Compression::Off => ROOST_COMPRESSION_OFF,
+                Compression::Deflate => ROOST_COMPRESSION_DEFLATE,
+            },
+            compression_min_size: c.compression_min_size as u64,
         }
     }
 }
@@ -284,6 +306,15 @@ impl TryFrom<&roost_options> for Config {
             other => {
                 return Err(Error::InvalidArgument(format!(
                     "slow_consumer {other} is not a ROOST_SLOW_CONSUMER_*"
+                )))
+            }
+        };
+        let compression = match o.compression {
+            ROOST_COMPRESSION_OFF => Compression::Off,
+            ROOST_COMPRESSION_DEFLATE => Compression::Deflate,
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "compression {other} is not a ROOST_COMPRESSION_*"
                 )))
             }
         };
@@ -310,6 +341,11 @@ impl TryFrom<&roost_options> for Config {
                 n => n as usize,
             },
             reuse_port: o.reuse_port,
+            compression,
+            compression_min_size: match o.compression_min_size {
+                0 => Config::default().compression_min_size,
+                n => size(n),
+            },
         })
     }
 }
