@@ -17,8 +17,10 @@ The suite (autobahntestsuite 25.10.1) runs only on CPython 2.7. The first run ma
 2.7 virtualenv in tests/autobahn/.venv27 (with virtualenv<20.22, installed into
 tests/autobahn/.tools) and installs the pinned requirements-py27.txt into it; later
 runs reuse it. Without a 2.7 interpreter the run says so and exits with status 2.
-A run takes about 40 s (wstest about 35 s, of which the 16 MiB performance cases 9.*
-take about 8 s per server); making the environment adds 15 to 40 s the first time.
+Sections 1 to 10 take about 40 s (the 16 MiB performance cases 9.* about 8 s per
+server); 12.* and 13.* (permessage-deflate, 1,000 messages a case, compressed by the
+suite's Python 2.7 client) about 15 minutes per server. Making the environment adds 15
+to 40 s the first time.
 
 A behavior is Autobahn's `behavior` of the case (OK, NON-STRICT, INFORMATIONAL,
 UNIMPLEMENTED, FAILED), with " (close: X)" appended when the closing handshake was not
