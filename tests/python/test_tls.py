@@ -2,10 +2,11 @@
 certificate authority made for the run (trustme) that the `websockets` client trusts.
 Echo and broadcast over wss://, a plain client on the TLS port counted, files that
 are missing, malformed, mismatched or encrypted refused naming the file, the `wss://`
-serving line, and worker processes serving TLS."""
+serving line, and worker processes serving TLS with a broadcast through the backplane."""
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import textwrap
 from pathlib import Path
@@ -15,13 +16,13 @@ import anyio
 import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
+from redis_server import redis_server
 
 from conftest import (
     HOST,
     TLS_SERVING_PREFIX,
     RawClient,
     eventually,
-    port_of,
     running_program,
     serving,
 )
@@ -198,23 +199,36 @@ async def test_start_prints_wss_and_serves_tls(connect, pki: Pki, tmp_path: Path
             assert await ws.recv() == "echo: from start"
 
 
-async def test_workers_serve_tls(connect, anyio_backend, pki: Pki) -> None:
-    env = {
-        "ROOST_PORT": "0",
-        "ROOST_HOST": HOST,
-        "ROOST_BACKEND": anyio_backend,
-        "ROOST_TLS_CERT": str(pki.certfile),
-        "ROOST_TLS_KEY": str(pki.keyfile),
-    }
-    async with running_program([WORKER_PIDS, "2"], env=env) as running:
-        assert running.first_line.startswith(f"{TLS_SERVING_PREFIX}{HOST}:{running.port} ")
-        assert "2 workers" in running.first_line
-        url = f"wss://{HOST}:{running.port}"
-        pids: set[int] = set()
-        with anyio.fail_after(20):
-            while len(pids) < 2:
-                async with connect(url + "/pid", ssl=pki.client_context) as ws:
-                    pids.add(int(await ws.recv()))
-                    await ws.send("over tls")
-                    assert await ws.recv() == "over tls"
-        assert port_of(url) == running.port
+async def test_workers_and_the_backplane_serve_tls(connect, anyio_backend, pki: Pki) -> None:
+    with redis_server() as redis:
+        env = {
+            "ROOST_PORT": "0",
+            "ROOST_HOST": HOST,
+            "ROOST_BACKEND": anyio_backend,
+            "ROOST_BACKPLANE": redis.url,
+            "ROOST_TLS_CERT": str(pki.certfile),
+            "ROOST_TLS_KEY": str(pki.keyfile),
+        }
+        async with running_program([WORKER_PIDS, "2"], env=env) as running:
+            assert running.first_line.startswith(f"{TLS_SERVING_PREFIX}{HOST}:{running.port} ")
+            assert "2 workers" in running.first_line
+            url = f"wss://{HOST}:{running.port}"
+            pids: set[int] = set()
+            with anyio.fail_after(20):
+                while len(pids) < 2:
+                    async with connect(url + "/pid", ssl=pki.client_context) as ws:
+                        pids.add(int(await ws.recv()))
+                        await ws.send("over tls")
+                        assert await ws.recv() == "over tls"
+            # A broadcast reaches the /chat clients of both workers through Redis.
+            await eventually(
+                lambda: redis.subscribers("roost:route:/chat") == 2, timeout=10, what="2 workers"
+            )
+            async with contextlib.AsyncExitStack() as stack:
+                clients = [
+                    await stack.enter_async_context(connect(url + "/chat", ssl=pki.client_context))
+                    for _ in range(8)
+                ]
+                await clients[0].send("to every worker")
+                for client in clients:
+                    assert await client.recv() == "to every worker"
