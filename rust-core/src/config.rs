@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::tls::TlsIdentity;
+
 /// The server's policy for a recipient of a broadcast or publish that does not keep up:
 /// one whose send queue is over `outbound_queue_bytes` (a direct send to it gets
 /// `WouldBlock` instead). Either way the other recipients get every message, in order.
@@ -91,6 +93,12 @@ pub struct Config {
     /// or publish reaches the clients of other servers only through the `backplane`.
     /// Default false.
     pub reuse_port: bool,
+    /// The certificate chain and private key that make the server speak TLS (wss://)
+    /// on every connection: the TLS handshake comes before the upgrade request, and
+    /// `handshake_timeout` covers both. Over TLS, sends never write the socket from
+    /// the sender's thread: every frame goes through the connection's task, which
+    /// encrypts it. `None`, the default, serves plain WebSocket (ws://).
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for Config {
@@ -114,6 +122,7 @@ impl Default for Config {
             backplane: None,
             backplane_queue: 10_000,
             reuse_port: false,
+            tls: None,
         }
     }
 }

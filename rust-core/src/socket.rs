@@ -10,7 +10,8 @@
 //! connection, most of its memory; given a small one, a 4 KiB message takes eight system
 //! calls. So tungstenite gets a small window (`PARSE_WINDOW`) and this layer turns its
 //! small reads into one large read of the socket: an idle connection holds no burst
-//! buffer, a busy one reads as much per call as before.
+//! buffer, a busy one reads as much per call as before. A TLS session buffers the
+//! records it reads itself, so over TLS reads go straight to it.
 
 use std::collections::VecDeque;
 use std::io;
@@ -24,12 +25,13 @@ use tokio::net::TcpStream;
 
 use crate::connection_state::ConnectionState;
 use crate::frames::FrameWriter;
+use crate::transport::Transport;
 
 /// tungstenite's read buffer size: what every connection keeps for good.
 pub(crate) const PARSE_WINDOW: usize = 512;
 
 pub(crate) struct ConnectionSocket {
-    socket: TcpStream,
+    socket: Transport,
     /// Unread bytes of the last burst are `burst[start..]`; no allocation when none.
     burst: Vec<u8>,
     start: usize,
@@ -39,7 +41,7 @@ pub(crate) struct ConnectionSocket {
 }
 
 impl ConnectionSocket {
-    pub(crate) fn new(socket: TcpStream, burst_size: usize, handle: Arc<ConnectionState>) -> Self {
+    pub(crate) fn new(socket: Transport, burst_size: usize, handle: Arc<ConnectionState>) -> Self {
         ConnectionSocket {
             socket,
             burst: Vec::new(),
@@ -50,19 +52,29 @@ impl ConnectionSocket {
         }
     }
 
+    /// The TCP socket underneath (under TLS, too).
     pub(crate) fn socket(&self) -> &TcpStream {
-        &self.socket
+        self.socket.tcp()
     }
 
-    /// Writes encoded data frames; see `FrameWriter::poll_write`. Call only when
-    /// tungstenite has nothing buffered, or its half-written frame would be split.
+    /// The descriptor senders may write frames to directly; None over TLS, whose
+    /// bytes must all go through the session.
+    pub(crate) fn direct_write_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.socket.direct_write_fd()
+    }
+
+    /// Writes encoded data frames (see `FrameWriter::poll_write`), then flushes what a
+    /// TLS session still holds of them, so that written frames are on the wire. Call
+    /// only when tungstenite has nothing buffered, or its half-written frame would be
+    /// split.
     /// The frames come from `take_batch`, which claimed the socket for them.
     pub(crate) fn poll_write_frames(
         &mut self,
         cx: &mut Context<'_>,
         frames: &mut VecDeque<Bytes>,
     ) -> Poll<io::Result<()>> {
-        self.writer.poll_write(&mut self.socket, cx, frames)
+        ready!(self.writer.poll_write(&mut self.socket, cx, frames))?;
+        Pin::new(&mut self.socket).poll_flush(cx)
     }
 
     /// Makes `rest`, the end of a frame a sender's direct write started, the next
@@ -98,11 +110,11 @@ impl AsyncRead for ConnectionSocket {
             this.serve_held(buf);
             return Poll::Ready(Ok(()));
         }
-        if buf.remaining() >= this.burst_size {
+        if buf.remaining() >= this.burst_size || this.socket.buffers_reads() {
             return Pin::new(&mut this.socket).poll_read(cx, buf);
         }
         // Allocate only once the socket is known to be readable.
-        ready!(this.socket.poll_read_ready(cx))?;
+        ready!(this.socket.tcp().poll_read_ready(cx))?;
         let mut burst = Vec::with_capacity(this.burst_size);
         let mut window = ReadBuf::uninit(burst.spare_capacity_mut());
         // Stale readiness gives Pending here (the buffer goes; it is rare). tokio's
