@@ -20,7 +20,7 @@ not reach) counts as losing every message: loadgen's --start-unsynced.
 
 Servers, their Redis and their processes are pinned to CPU 0, loadgen to CPU 1. Rounds
 are interleaved (each round runs every setup once); medians are reported. Making the
-namespaces needs root and iproute2 (`make redis-server` installs it and redis-server).
+namespaces needs root and iproute2 (`make system-packages` installs it and redis-server).
 Writes scale-out.md (committed) and scale-out.json (raw, ignored) to --out, and exits 1
 when a Roost run lost, duplicated or reordered a delivery, or failed.
 

@@ -162,7 +162,7 @@ def redis_cli(port: int, *args: str) -> str:
 def redis_port():
     """A redis-server of this test's own, without persistence, on a free port."""
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        pytest.fail("redis-server (and redis-cli) not found: run `make redis-server`")
+        pytest.fail("redis-server (and redis-cli) not found: run `make system-packages`")
     port = free_port()
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
