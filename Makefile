@@ -149,12 +149,14 @@ soak: python
 	python3 bench/soak.py $(SOAK_ARGS)
 
 # Fuzzing with cargo-fuzz (libFuzzer) of the parsing the core owns: rust-core/fuzz, a
-# crate and workspace of its own (own Cargo.lock), target `handshake` (the upgrade
-# request check). cargo-fuzz is installed, pinned, when missing. It asks rustc for
+# crate and workspace of its own (own Cargo.lock), targets `handshake` (the upgrade
+# request check) and `frame_read` (a client's frames as the frame reader parses them;
+# FUZZ_TARGET picks one, default handshake). cargo-fuzz is installed, pinned, when missing. It asks rustc for
 # AddressSanitizer with -Zsanitizer, which stable rustc accepts under RUSTC_BOOTSTRAP=1.
 # New inputs go to rust-core/fuzz/corpus-work/ (ignored); the committed seeds in
 # rust-core/fuzz/corpus/ are only read. A crash fails the run and is saved under
-# rust-core/fuzz/artifacts/. `make fuzz` runs FUZZ_SECONDS; `make fuzz-ci` runs 30 s.
+# rust-core/fuzz/artifacts/. `make fuzz` runs FUZZ_SECONDS; `make fuzz-ci` runs each
+# target for 30 s.
 # Neither is part of `make test`.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGET ?= handshake
@@ -174,4 +176,5 @@ fuzz: fuzz-tool
 	  -rss_limit_mb=2048 -print_final_stats=1
 
 fuzz-ci:
-	$(MAKE) fuzz FUZZ_SECONDS=30
+	$(MAKE) fuzz FUZZ_SECONDS=30 FUZZ_TARGET=handshake
+	$(MAKE) fuzz FUZZ_SECONDS=30 FUZZ_TARGET=frame_read

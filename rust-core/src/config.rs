@@ -40,8 +40,7 @@ pub struct Config {
     /// and a broadcast closes that recipient with 1008. Default 1 MiB.
     pub outbound_queue_bytes: usize,
     /// Most bytes read from a socket per system call. The buffer holding them exists
-    /// only while some are unread: idle connections keep none of it (each keeps a
-    /// 512-byte parsing window).
+    /// only while some are unparsed: idle connections keep none of it. Default 4 KiB.
     pub read_buffer_size: usize,
     /// Bytes of queued frames taken for one batch of socket writes (a `writev` takes up
     /// to 64 frames); a batch is always written when the send queue runs empty.
@@ -166,16 +165,6 @@ impl Config {
             crate::backplane::check_url(url).map(drop)?;
         }
         Ok(())
-    }
-
-    pub(crate) fn websocket_config(&self) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
-        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            // The socket is read in bursts of read_buffer_size by ConnectionSocket;
-            // tungstenite keeps only a small window of its own.
-            .read_buffer_size(crate::socket::PARSE_WINDOW.min(self.read_buffer_size))
-            .write_buffer_size(self.write_buffer_size)
-            .max_message_size(Some(self.max_message_size))
-            .max_frame_size(Some(self.frame_limit()))
     }
 
     /// The frame limit in force: `max_frame_size`, or the message limit when unset.

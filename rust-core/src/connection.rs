@@ -17,22 +17,20 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
+use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-use crate::socket::ConnectionSocket;
-use crate::transport::Transport;
 use tokio::time::{timeout, timeout_at, Instant, Sleep};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::WebSocketStream;
+
+use crate::transport::Transport;
 
 use crate::connection_state::{ConnectionState, Taken};
 use crate::events::{ConnectInfo, Event};
+use crate::frame_reader::{FrameReader, Incoming, Limits, Violation};
+use crate::frames;
 use crate::handshake::{self, Refusal};
 use crate::server_state::{Limit, Place, ServerState};
+use crate::socket::ConnectionSocket;
 
 /// Messages read in one go before the task yields to others.
 const READ_BUDGET: usize = 32;
@@ -87,13 +85,7 @@ pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, shared: Arc<Serve
         config.outbound_queue_bytes,
         config.inbound_queue_depth,
     ));
-    let ws = WebSocketStream::from_partially_read(
-        ConnectionSocket::new(socket, config.read_buffer_size, handle.clone()),
-        request.rest,
-        Role::Server,
-        Some(config.websocket_config()),
-    )
-    .await;
+    let socket = ConnectionSocket::new(socket, config.read_buffer_size, request.rest);
     let mut registration = Registration::new(shared.clone(), handle.clone(), place);
     shared.events.push(
         Event::Connect(Box::new(ConnectInfo::new(
@@ -112,7 +104,7 @@ pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, shared: Arc<Serve
         handle.shutdown();
     }
 
-    let driver = Driver::new(ws, handle, shared.clone());
+    let driver = Driver::new(socket, handle, shared.clone());
     let ended = AssertUnwindSafe(driver.run()).catch_unwind().await;
     (registration.code, registration.reason) = ended.unwrap_or_else(|_| internal_error());
 }
@@ -160,12 +152,12 @@ impl Drop for Registration {
 
 /// Why the main loop ended.
 enum End {
-    /// The peer sent a close frame (tungstenite has queued the reply).
-    PeerClosed(Option<CloseFrame>),
-    /// The socket ended without a close frame.
+    /// The peer sent a close frame, with this code and reason (none: 1005).
+    PeerClosed(Option<(u16, String)>),
+    /// The socket ended without a close frame, or reading or writing it failed.
     Dropped,
-    /// Reading or writing failed (protocol error, limit, I/O).
-    Failed(tungstenite::Error),
+    /// The peer broke a rule of the protocol or a limit.
+    Violated(Violation),
     /// The consumer (or shutdown) asked to close after the queued messages.
     LocalClose(u16, String),
     /// Close at once, dropping what is queued: slow consumer, dead peer, panic.
@@ -181,18 +173,20 @@ struct Keepalive {
 }
 
 struct Driver {
-    ws: WebSocketStream<ConnectionSocket>,
+    socket: ConnectionSocket,
+    reader: FrameReader,
     handle: Arc<ConnectionState>,
     shared: Arc<ServerState>,
-    /// Encoded frames taken from the outbox, not yet written to the socket.
+    /// Encoded frames on their way to the socket: data frames taken from the outbox,
+    /// and the task's own control frames.
     batch: VecDeque<Bytes>,
-    /// Bytes of the batch being written, released from the outbox's count once
-    /// written.
+    /// Bytes of the outbox's frames in the batch, released from the outbox's count
+    /// once written.
     batch_bytes: usize,
-    /// tungstenite buffered a control frame that is not yet written.
-    needs_flush: bool,
-    /// A pong tungstenite queued has not reached the socket yet.
-    pong_unsent: bool,
+    /// The pong owed for the latest ping, not yet in the batch. It joins the batch when
+    /// the frames before it are written; a newer ping replaces it (RFC 6455 5.5.3), so
+    /// a peer that pings without reading is owed one pong, not one per ping.
+    pong: Option<Bytes>,
     keepalive: Option<Keepalive>,
     /// Timer of the peer checks while reading is held back (made when first needed).
     held_back_check: Option<Pin<Box<Sleep>>>,
@@ -204,11 +198,7 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(
-        ws: WebSocketStream<ConnectionSocket>,
-        handle: Arc<ConnectionState>,
-        shared: Arc<ServerState>,
-    ) -> Self {
+    fn new(socket: ConnectionSocket, handle: Arc<ConnectionState>, shared: Arc<ServerState>) -> Self {
         let config = &shared.config;
         let keepalive = config.ping_interval.map(|interval| Keepalive {
             timer: Box::pin(tokio::time::sleep(interval)),
@@ -217,13 +207,13 @@ impl Driver {
             ping_sent: None,
         });
         Driver {
-            ws,
+            socket,
+            reader: FrameReader::default(),
             handle,
             shared,
             batch: VecDeque::new(),
             batch_bytes: 0,
-            needs_flush: false,
-            pong_unsent: false,
+            pong: None,
             keepalive,
             held_back_check: None,
             peer_hung_up: false,
@@ -233,7 +223,7 @@ impl Driver {
 
     async fn run(mut self) -> (u16, String) {
         // Over TLS, None: senders never write the socket; frames go through the task.
-        self.handle.set_socket(self.ws.get_ref().direct_write_fd());
+        self.handle.set_socket(self.socket.direct_write_fd());
         let end = std::future::poll_fn(|cx| {
             let step = std::panic::catch_unwind(AssertUnwindSafe(|| self.poll_step(cx)));
             // Whatever the step read, the consumer hears of it now, in one wake-up.
@@ -271,27 +261,56 @@ impl Driver {
             return Poll::Ready(End::Abort(code, "too slow to keep up with broadcast"));
         }
         loop {
-            // Frames bypass tungstenite: what it buffered (a ping, a pong) goes first.
-            if self.needs_flush || self.pong_unsent {
-                match Pin::new(&mut self.ws).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => (self.needs_flush, self.pong_unsent) = (false, false),
-                    Poll::Ready(Err(err)) => return Poll::Ready(End::Failed(err)),
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-            match self.ws.get_mut().poll_write_frames(cx, &mut self.batch) {
+            match self.socket.poll_write_frames(cx, &mut self.batch) {
                 Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(err)) => return Poll::Ready(End::Failed(err.into())),
+                Poll::Ready(Err(_)) => return Poll::Ready(End::Dropped),
                 Poll::Pending => return Poll::Pending,
             }
             if self.batch_bytes > 0 && self.handle.flushed(std::mem::take(&mut self.batch_bytes)) {
                 self.shared.events.push(Event::Writable { id: self.handle.id }, None);
             }
+            // The pong goes before the next batch: it is the peer's latency to us.
+            if let Some(pong) = self.pong.take() {
+                self.send_control(pong);
+                continue;
+            }
             match self.handle.take_batch(&mut self.batch, self.shared.config.write_buffer_size) {
                 Taken::Nothing => return Poll::Pending,
                 Taken::Frames(bytes) => self.batch_bytes = bytes,
                 Taken::Close(code, reason) => return Poll::Ready(End::LocalClose(code, reason)),
-                Taken::Rest(rest) => self.ws.get_mut().finish_first(rest),
+                Taken::Rest(rest) => self.socket.finish_first(rest),
+            }
+        }
+    }
+
+    /// Puts one of the task's control frames in the batch, after the frames in it,
+    /// claiming the socket from direct writers first (a frame one of them left
+    /// unfinished is finished before anything else).
+    fn send_control(&mut self, frame: Bytes) {
+        if let Some(rest) = self.handle.claim_socket() {
+            self.socket.finish_first(rest);
+        }
+        self.batch.push_back(frame);
+    }
+
+    /// Parses the next complete frame or message out of the socket's bytes.
+    fn poll_incoming(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, End>> {
+        let config = &self.shared.config;
+        let limits = Limits { max_frame: config.frame_limit(), max_message: config.max_message_size };
+        loop {
+            match self.socket.poll_fill(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(true)) => {}
+                Poll::Ready(Ok(false) | Err(_)) => return Poll::Ready(Err(End::Dropped)),
+            }
+            match self.reader.read(self.socket.unread(), limits) {
+                Ok((used, done)) => {
+                    self.socket.consume(used);
+                    if let Some(incoming) = done {
+                        return Poll::Ready(Ok(incoming));
+                    }
+                }
+                Err(violation) => return Poll::Ready(Err(End::Violated(violation))),
             }
         }
     }
@@ -299,15 +318,6 @@ impl Driver {
     /// Reads messages into the event queue while inbound credit lasts.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<End> {
         for _ in 0..READ_BUDGET {
-            // tungstenite queues a pong for every ping read. A peer that pings without
-            // reading must not grow the write buffer: read on only once it is sent.
-            if self.pong_unsent {
-                match Pin::new(&mut self.ws).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => self.pong_unsent = false,
-                    Poll::Ready(Err(err)) => return Poll::Ready(End::Failed(err)),
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
             if !self.peer_hung_up && !self.handle.may_read() {
                 // Backpressure of our own making, not a dead peer.
                 self.postpone_pong_deadline();
@@ -315,35 +325,31 @@ impl Driver {
                     return Poll::Pending;
                 }
             }
-            let message = match Pin::new(&mut self.ws).poll_next(cx) {
+            let incoming = match self.poll_incoming(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(End::Dropped),
-                Poll::Ready(Some(Err(err))) => return Poll::Ready(End::Failed(err)),
-                Poll::Ready(Some(Ok(message))) => message,
+                Poll::Ready(Err(end)) => return Poll::Ready(end),
+                Poll::Ready(Ok(incoming)) => incoming,
             };
             self.heard_from_peer();
-            let binary = match &message {
-                Message::Text(_) => false,
-                Message::Binary(_) => true,
-                Message::Close(frame) => return Poll::Ready(End::PeerClosed(frame.clone())),
-                // tungstenite queued the pong. Send it before reading on: a peer that
-                // pings without reading must not grow the write buffer without bound.
-                Message::Ping(_) => {
-                    self.pong_unsent = true;
+            let (binary, data) = match incoming {
+                Incoming::Message { binary, data } => (binary, data),
+                Incoming::Close(frame) => return Poll::Ready(End::PeerClosed(frame)),
+                Incoming::Ping(payload) => {
+                    self.pong = Some(frames::encode_pong(&payload));
+                    // Answer at once when the socket takes it; else the pong waits
+                    // for the frames before it, and a newer ping replaces it.
+                    if let Poll::Ready(end) = self.poll_write(cx) {
+                        return Poll::Ready(end);
+                    }
                     continue;
                 }
-                Message::Pong(_) | Message::Frame(_) => continue,
+                Incoming::Pong => continue,
             };
             #[cfg(feature = "fault-injection")]
-            if !binary && message.to_text().ok() == Some("__roost_panic__") {
+            if !binary && &data[..] == b"__roost_panic__" {
                 panic!("fault injection: panic inside a connection task");
             }
-            let event = Event::Message {
-                id: self.handle.id,
-                route: self.handle.route,
-                binary,
-                data: message.into_data(),
-            };
+            let event = Event::Message { id: self.handle.id, route: self.handle.route, binary, data };
             self.signal_due |= self.shared.events.push_unsignalled(event, Some(self.handle.clone()));
         }
         // Budget spent: let other connections run, then continue.
@@ -356,7 +362,7 @@ impl Driver {
     fn check_peer_while_held_back(&mut self, cx: &mut Context<'_>) -> bool {
         let timer = self.held_back_check.get_or_insert_with(|| Box::pin(tokio::time::sleep(HELD_BACK_CHECK)));
         while timer.as_mut().poll(cx).is_ready() {
-            if peer_hung_up(self.ws.get_ref().socket()) {
+            if peer_hung_up(self.socket.socket()) {
                 self.peer_hung_up = true;
                 return true;
             }
@@ -395,16 +401,14 @@ impl Driver {
         let now = Instant::now();
         keepalive.ping_sent = Some(now);
         keepalive.timer.as_mut().reset(now + keepalive.timeout);
-        // tungstenite buffers the ping behind whatever is being written, even when the
-        // socket is full; a peer that never reads then never sees it, and the timeout
-        // closes it, which is what a dead peer deserves.
-        if let Err(err) = Pin::new(&mut self.ws).start_send(Message::Ping(Default::default())) {
-            return Poll::Ready(End::Failed(err));
+        // The ping waits behind whatever is being written, even when the socket is
+        // full; a peer that never reads then never sees it, and the timeout closes it,
+        // which is what a dead peer deserves.
+        self.send_control(frames::encode_ping());
+        if let Poll::Ready(end) = self.poll_write(cx) {
+            return Poll::Ready(end);
         }
-        self.needs_flush = true;
-        if let Poll::Ready(Err(err)) = Pin::new(&mut self.ws).poll_flush(cx) {
-            return Poll::Ready(End::Failed(err));
-        }
+        let Some(keepalive) = &mut self.keepalive else { return Poll::Pending };
         // Arm the new deadline with this task's waker.
         match keepalive.timer.as_mut().poll(cx) {
             Poll::Pending => Poll::Pending,
@@ -421,28 +425,28 @@ impl Driver {
         let limit = self.shared.config.close_timeout;
         match end {
             End::PeerClosed(frame) => {
-                let _ = timeout(limit, self.ws.flush()).await;
-                match frame {
-                    Some(frame) => (u16::from(frame.code), frame.reason.to_string()),
-                    None => (1005, String::new()),
-                }
+                // Echo the peer's code (RFC 6455 5.5.1) after the frames already taken.
+                let code = frame.as_ref().map(|(code, _)| *code);
+                let _ = timeout(limit, self.write_close(code, "")).await;
+                frame.unwrap_or((1005, String::new()))
             }
             End::Dropped => (1006, String::new()),
-            End::Failed(err) => {
-                let (code, reason) = close_code_for(&err);
-                if code != 1006 {
-                    let _ = timeout(limit, self.ws.send(close_message(code, &reason))).await;
-                    self.linger(limit.min(ABORT_CLOSE_TIMEOUT)).await;
-                }
-                (code, reason)
+            End::Violated(Violation { code, reason }) => {
+                self.drop_unsent();
+                let _ = timeout(limit, self.write_close(Some(code), reason)).await;
+                self.linger(limit.min(ABORT_CLOSE_TIMEOUT)).await;
+                (code, reason.to_string())
             }
             End::LocalClose(code, reason) => {
-                let ws = &mut self.ws;
                 let _ = timeout(limit, async {
-                    ws.send(close_message(code, &reason)).await?;
+                    self.write_close(Some(code), &reason).await?;
                     // Wait for the peer's close frame; data arriving meanwhile is dropped.
-                    while let Some(Ok(_)) = ws.next().await {}
-                    Ok::<(), tungstenite::Error>(())
+                    while let Ok(incoming) = std::future::poll_fn(|cx| self.poll_incoming(cx)).await {
+                        if let Incoming::Close(_) = incoming {
+                            break;
+                        }
+                    }
+                    Ok::<(), std::io::Error>(())
                 })
                 .await;
                 (code, reason)
@@ -450,11 +454,29 @@ impl Driver {
             End::Abort(code, reason) => {
                 // The peer is dead or far behind: one short try, then drop it.
                 let limit = limit.min(ABORT_CLOSE_TIMEOUT);
-                let _ = timeout(limit, self.ws.send(close_message(code, reason))).await;
+                self.drop_unsent();
+                let _ = timeout(limit, self.write_close(Some(code), reason)).await;
                 self.linger(limit).await;
                 (code, reason.to_string())
             }
         }
+    }
+
+    /// Drops the frames not yet started: the connection is failing at once. A frame
+    /// cut short is still finished, or the close frame would land inside it.
+    fn drop_unsent(&mut self) {
+        self.batch.clear();
+        self.pong = None;
+    }
+
+    /// Writes the batch, the pong still owed and then a close frame. The socket is the
+    /// task's alone by now; what a direct write left unfinished goes first.
+    async fn write_close(&mut self, code: Option<u16>, reason: &str) -> std::io::Result<()> {
+        if let Some(pong) = self.pong.take() {
+            self.send_control(pong);
+        }
+        self.send_control(frames::encode_close(code, reason));
+        std::future::poll_fn(|cx| self.socket.poll_write_frames(cx, &mut self.batch)).await
     }
 
     /// Ends our side and discards what the peer still sends, for at most `limit` and
@@ -463,8 +485,7 @@ impl Driver {
     /// before the peer has read it, while a hostile peer is still cut off soon.
     async fn linger(&mut self, limit: Duration) {
         let mut budget = self.shared.config.max_message_size;
-        let socket = self.ws.get_mut();
-        let _ = socket.shutdown().await;
+        let socket = self.socket.shutdown().await;
         // On the heap, not in the future: an array here would make every connection's
         // task 4 KiB larger for the whole of its life.
         let mut discard = vec![0u8; 4096];
@@ -500,22 +521,4 @@ fn peer_hung_up(socket: &TcpStream) -> bool {
     // SAFETY: one valid pollfd, zero timeout.
     let ready = unsafe { libc::poll(&mut pollfd, 1, 0) };
     ready > 0 && pollfd.revents & hang_up != 0
-}
-
-fn close_message(code: u16, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.into() }))
-}
-
-/// The close code a read or write error deserves, and a short reason.
-fn close_code_for(err: &tungstenite::Error) -> (u16, String) {
-    use tungstenite::error::ProtocolError;
-    use tungstenite::Error as E;
-    match err {
-        E::Capacity(_) => (1009, "message too big".into()),
-        E::Utf8(_) => (1007, "invalid UTF-8 in text message".into()),
-        E::Protocol(ProtocolError::ResetWithoutClosingHandshake) => (1006, String::new()),
-        E::Protocol(p) => (1002, p.to_string().chars().take(120).collect()),
-        E::Io(_) | E::ConnectionClosed | E::AlreadyClosed => (1006, String::new()),
-        _ => (1011, "internal error".into()),
-    }
 }

@@ -1,13 +1,11 @@
-//! Outgoing data frames: encoded once, by the thread that sends them, into one buffer
-//! that every recipient's queue shares, then written to the socket straight from that
-//! buffer with `writev`.
+//! Outgoing frames: encoded once, by the thread that sends them, into one buffer that
+//! every recipient's queue shares, then written to the socket straight from that buffer
+//! with `writev`.
 //!
-//! tungstenite would copy each message into a connection's write buffer and encode its
-//! header there, once per recipient. A server's frames are never masked, so the bytes on
-//! the wire are the same for every recipient of a broadcast: one encoded frame serves
-//! them all, and a connection's queued frames go out in one system call. tungstenite
-//! still writes the control frames (ping, pong, close); `FrameWriter` keeps the two
-//! writers from interleaving inside a frame.
+//! A server's frames are never masked, so the bytes on the wire are the same for every
+//! recipient of a broadcast: one encoded frame serves them all, and a connection's
+//! queued frames go out in one system call. Control frames (ping, pong, close) are
+//! encoded here too and written by the same `FrameWriter`, the socket's one writer.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -27,17 +25,52 @@ pub(crate) enum DataKind {
     Binary,
 }
 
+/// The opcodes of RFC 6455 section 5.2; the others are reserved.
+pub(crate) mod opcode {
+    pub(crate) const CONTINUATION: u8 = 0x0;
+    pub(crate) const TEXT: u8 = 0x1;
+    pub(crate) const BINARY: u8 = 0x2;
+    pub(crate) const CLOSE: u8 = 0x8;
+    pub(crate) const PING: u8 = 0x9;
+    pub(crate) const PONG: u8 = 0xa;
+}
+
 /// One unfragmented, unmasked data frame (RFC 6455 section 5.2): header and payload in
 /// one buffer, shared by reference counting.
 pub(crate) fn encode(kind: DataKind, payload: &[u8]) -> Bytes {
-    const FIN: u8 = 0x80;
-    let opcode = match kind {
-        DataKind::Text => 0x1,
-        DataKind::Binary => 0x2,
+    let code = match kind {
+        DataKind::Text => opcode::TEXT,
+        DataKind::Binary => opcode::BINARY,
     };
+    encode_frame(code, payload)
+}
+
+/// A ping with an empty payload (the keepalive's).
+pub(crate) fn encode_ping() -> Bytes {
+    encode_frame(opcode::PING, b"")
+}
+
+/// The pong that answers a ping with `payload` (at most 125 bytes, as the ping's).
+pub(crate) fn encode_pong(payload: &[u8]) -> Bytes {
+    encode_frame(opcode::PONG, payload)
+}
+
+/// A close frame with `code` and `reason` (checked by `check_close`), or without a
+/// code when `code` is `None`.
+pub(crate) fn encode_close(code: Option<u16>, reason: &str) -> Bytes {
+    let Some(code) = code else { return encode_frame(opcode::CLOSE, b"") };
+    let mut payload = Vec::with_capacity(2 + reason.len());
+    payload.extend_from_slice(&code.to_be_bytes());
+    payload.extend_from_slice(reason.as_bytes());
+    encode_frame(opcode::CLOSE, &payload)
+}
+
+/// A frame with FIN set.
+fn encode_frame(code: u8, payload: &[u8]) -> Bytes {
+    const FIN: u8 = 0x80;
     let len = payload.len();
     let mut frame = Vec::with_capacity(len + 10);
-    frame.push(FIN | opcode);
+    frame.push(FIN | code);
     if len < 126 {
         frame.push(len as u8);
     } else if let Ok(len) = u16::try_from(len) {
@@ -54,11 +87,17 @@ pub(crate) fn encode(kind: DataKind, payload: &[u8]) -> Bytes {
 /// Longest close reason a close frame can carry (125 bytes minus the code).
 pub(crate) const MAX_CLOSE_REASON: usize = 123;
 
-/// Checks a close code and reason a server is about to send: codes RFC 6455 lets an
-/// endpoint put in a close frame (1000-1003, 1007-1014, 3000-4999), and a reason that
-/// fits in one.
+/// Whether RFC 6455 (section 7.4, and the codes IANA registered since) lets an endpoint
+/// put `code` in a close frame: 1000-1003, 1007-1014, 3000-4999. The same rule holds
+/// for the codes a server sends and those it accepts.
+pub(crate) fn is_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// Checks a close code and reason a server is about to send: a code `is_close_code`
+/// allows, and a reason that fits in one close frame.
 pub(crate) fn check_close(code: u16, reason: &str) -> crate::Result<()> {
-    if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+    if !is_close_code(code) {
         return Err(crate::Error::InvalidArgument(format!("{code} is not a close code a server may send")));
     }
     if reason.len() > MAX_CLOSE_REASON {
@@ -158,6 +197,14 @@ mod tests {
         let long = encode(DataKind::Binary, &vec![0; 70_000]);
         assert_eq!(&long[..10], &[0x82, 127, 0, 0, 0, 0, 0, 0x01, 0x11, 0x70]);
         assert_eq!(long.len(), 10 + 70_000);
+    }
+
+    #[test]
+    fn control_frames() {
+        assert_eq!(&encode_ping()[..], b"\x89\x00");
+        assert_eq!(&encode_pong(b"abc")[..], b"\x8a\x03abc");
+        assert_eq!(&encode_close(None, "")[..], b"\x88\x00");
+        assert_eq!(&encode_close(Some(1009), "big")[..], b"\x88\x05\x03\xf1big");
     }
 
     #[test]

@@ -5,7 +5,6 @@
 use std::ops::Range;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// Largest request head accepted; a browser's upgrade request is well under 2 KiB.
 const MAX_HEAD_BYTES: usize = 16 << 10;
@@ -201,6 +200,15 @@ fn is_websocket_key(key: &[u8]) -> bool {
         && key[..22].iter().all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
+/// The `Sec-WebSocket-Accept` value for `key` (RFC 6455 4.2.2): the base64 form of
+/// the SHA-1 of the key and the protocol's GUID.
+fn derive_accept_key(key: &[u8]) -> String {
+    use sha1::Digest;
+    const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let digest = sha1::Sha1::new().chain_update(key).chain_update(GUID).finalize();
+    data_encoding::BASE64.encode(&digest)
+}
+
 /// Writes a refusal and closes the socket, ignoring errors: the client may be gone.
 pub(crate) async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, refusal: Refusal) {
     let _ = stream.write_all(&refusal.response()).await;
@@ -223,4 +231,14 @@ pub(crate) async fn refuse_unread<S: AsyncRead + AsyncWrite + Unpin>(stream: &mu
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accept_key_of_rfc_6455s_example() {
+        assert_eq!(derive_accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
 }

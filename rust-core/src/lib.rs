@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 mod fanout;
 pub mod ffi;
+mod frame_reader;
 mod frames;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -1,54 +1,42 @@
-//! The socket as a connection's frame reader sees it: bytes arrive from the kernel in
-//! bursts of up to `read_buffer_size` per system call, held in a buffer that exists only
-//! while part of a burst is still unread. Its writes go through the connection's
-//! `FrameWriter`, so that tungstenite's control frames never land inside a data frame
-//! the socket took only part of, and claim the socket from senders that write it
-//! directly (see `connection_state`), taking over what such a write left unwritten.
+//! A connection's socket as its task uses it: bytes arrive from the kernel in bursts of
+//! up to `read_buffer_size` per system call, held in a buffer that exists only while
+//! part of a burst is still unparsed; frames leave through the one `FrameWriter`.
 //!
-//! tungstenite keeps its own read buffer for a connection's whole life and reads at most
-//! its configured size per call. Given a 4 KiB buffer, that is 4 KiB held by every idle
-//! connection, most of its memory; given a small one, a 4 KiB message takes eight system
-//! calls. So tungstenite gets a small window (`PARSE_WINDOW`) and this layer turns its
-//! small reads into one large read of the socket: an idle connection holds no burst
-//! buffer, a busy one reads as much per call as before. A TLS session buffers the
-//! records it reads itself, so over TLS reads go straight to it.
+//! An idle connection holds no burst buffer at all, and the frame reader parses
+//! straight from the burst, so a busy connection reads a whole burst per system call
+//! without a second buffer of its own. Over TLS the burst is read from the session,
+//! which decrypts what it read from the socket.
 
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::connection_state::ConnectionState;
 use crate::frames::FrameWriter;
 use crate::transport::Transport;
 
-/// tungstenite's read buffer size: what every connection keeps for good.
-pub(crate) const PARSE_WINDOW: usize = 512;
-
 pub(crate) struct ConnectionSocket {
     socket: Transport,
-    /// Unread bytes of the last burst are `burst[start..]`; no allocation when none.
+    /// Unparsed bytes of the last burst are `burst[start..]`; no allocation when none.
     burst: Vec<u8>,
     start: usize,
     burst_size: usize,
     writer: FrameWriter,
-    handle: Arc<ConnectionState>,
 }
 
 impl ConnectionSocket {
-    pub(crate) fn new(socket: Transport, burst_size: usize, handle: Arc<ConnectionState>) -> Self {
+    /// `early` holds what the client sent right after its upgrade request.
+    pub(crate) fn new(socket: Transport, burst_size: usize, early: Vec<u8>) -> Self {
         ConnectionSocket {
             socket,
-            burst: Vec::new(),
+            burst: early,
             start: 0,
-            burst_size: burst_size.max(PARSE_WINDOW),
+            burst_size: burst_size.max(1),
             writer: FrameWriter::default(),
-            handle,
         }
     }
 
@@ -63,11 +51,51 @@ impl ConnectionSocket {
         self.socket.direct_write_fd()
     }
 
-    /// Writes encoded data frames (see `FrameWriter::poll_write`), then flushes what a
-    /// TLS session still holds of them, so that written frames are on the wire. Call
-    /// only when tungstenite has nothing buffered, or its half-written frame would be
-    /// split.
-    /// The frames come from `take_batch`, which claimed the socket for them.
+    /// The unparsed bytes of the current burst (empty when there are none).
+    pub(crate) fn unread(&self) -> &[u8] {
+        &self.burst[self.start..]
+    }
+
+    /// Marks `n` unread bytes parsed; frees the burst once all of it is.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start >= self.burst.len() {
+            self.burst = Vec::new();
+            self.start = 0;
+        }
+    }
+
+    /// Makes sure unread bytes are there, reading a burst if there are none. Ready(false)
+    /// is the end of the stream.
+    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        if self.start < self.burst.len() {
+            return Poll::Ready(Ok(true));
+        }
+        // Allocate only once the socket is known to be readable. A TLS session may hold
+        // decrypted bytes already, whatever the socket says.
+        if !self.socket.buffers_reads() {
+            ready!(self.socket.tcp().poll_read_ready(cx))?;
+        }
+        let mut burst = Vec::with_capacity(self.burst_size);
+        let mut window = ReadBuf::uninit(burst.spare_capacity_mut());
+        // Stale readiness gives Pending here (the buffer goes; it is rare). tokio's
+        // poll_read also treats a short read as draining the socket, sparing a read
+        // that would only say EAGAIN.
+        ready!(Pin::new(&mut self.socket).poll_read(cx, &mut window))?;
+        let n = window.filled().len();
+        // SAFETY: poll_read initialised the first `n` bytes of the spare capacity.
+        unsafe { burst.set_len(n) };
+        if n == 0 {
+            return Poll::Ready(Ok(false));
+        }
+        self.burst = burst;
+        self.start = 0;
+        Poll::Ready(Ok(true))
+    }
+
+    /// Writes frames (see `FrameWriter::poll_write`), then flushes what a TLS session
+    /// still holds of them, so that written frames are on the wire. The caller must own
+    /// the socket (claimed from direct writers).
     pub(crate) fn poll_write_frames(
         &mut self,
         cx: &mut Context<'_>,
@@ -78,96 +106,20 @@ impl ConnectionSocket {
     }
 
     /// Makes `rest`, the end of a frame a sender's direct write started, the next
-    /// bytes written, whoever writes next.
+    /// bytes written.
     pub(crate) fn finish_first(&mut self, rest: Bytes) {
         self.writer.finish_first(rest);
     }
 
-    /// Takes the socket from direct writers before tungstenite writes to it: its
-    /// writes are control frames, rare enough for a lock each.
-    fn claim(&mut self) {
-        if let Some(rest) = self.handle.claim_socket() {
-            self.finish_first(rest);
-        }
-    }
-
-    /// Copies what the caller has room for from the held burst; frees it once read.
-    fn serve_held(&mut self, buf: &mut ReadBuf<'_>) {
-        let n = buf.remaining().min(self.burst.len() - self.start);
-        buf.put_slice(&self.burst[self.start..self.start + n]);
-        self.start += n;
-        if self.start == self.burst.len() {
-            self.burst = Vec::new();
-            self.start = 0;
-        }
-    }
-}
-
-impl AsyncRead for ConnectionSocket {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.start < this.burst.len() {
-            this.serve_held(buf);
-            return Poll::Ready(Ok(()));
-        }
-        if buf.remaining() >= this.burst_size || this.socket.buffers_reads() {
-            return Pin::new(&mut this.socket).poll_read(cx, buf);
-        }
-        // Allocate only once the socket is known to be readable.
-        ready!(this.socket.tcp().poll_read_ready(cx))?;
-        let mut burst = Vec::with_capacity(this.burst_size);
-        let mut window = ReadBuf::uninit(burst.spare_capacity_mut());
-        // Stale readiness gives Pending here (the buffer goes; it is rare). tokio's
-        // poll_read also treats a short read as draining the socket, sparing a read
-        // that would only say EAGAIN.
-        ready!(Pin::new(&mut this.socket).poll_read(cx, &mut window))?;
-        let n = window.filled().len();
-        // SAFETY: poll_read initialised the first `n` bytes of the spare capacity.
-        unsafe { burst.set_len(n) };
-        if n > 0 {
-            this.burst = burst;
-            this.start = 0;
-            this.serve_held(buf);
-        }
-        // n == 0 is the end of the stream: the caller's buffer stays as it is.
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for ConnectionSocket {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.claim();
-        ready!(this.writer.poll_finish(&mut this.socket, cx))?;
-        Pin::new(&mut this.socket).poll_write(cx, data)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.claim();
-        ready!(this.writer.poll_finish(&mut this.socket, cx))?;
-        Pin::new(&mut this.socket).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.socket.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        ready!(this.writer.poll_finish(&mut this.socket, cx))?;
-        Pin::new(&mut this.socket).poll_flush(cx)
-    }
-
-    /// Ends the sending side at once. Only a connection being given up shuts down: the
-    /// rest of a frame its peer would not take is dropped, not waited for.
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.writer.abandon();
-        Pin::new(&mut this.socket).poll_shutdown(cx)
+    /// Ends the sending side at once (over TLS, after its close_notify alert). Only a
+    /// connection being given up shuts down: the rest of a frame its peer would not
+    /// take is dropped, not waited for. Returns the TCP socket for discarding what the
+    /// peer still sends.
+    pub(crate) async fn shutdown(&mut self) -> &mut TcpStream {
+        self.writer.abandon();
+        self.burst = Vec::new();
+        self.start = 0;
+        let _ = self.socket.shutdown().await;
+        self.socket.tcp_mut()
     }
 }

@@ -28,6 +28,15 @@ impl Transport {
         }
     }
 
+    /// The TCP socket underneath, for reading past the session (what a peer being
+    /// given up still sends is discarded unread).
+    pub(crate) fn tcp_mut(&mut self) -> &mut TcpStream {
+        match self {
+            Transport::Plain(socket) => socket,
+            Transport::Tls(stream) => stream.get_mut().0,
+        }
+    }
+
     /// The descriptor other threads may write frames to directly: a plain socket's,
     /// never a TLS one's.
     pub(crate) fn direct_write_fd(&self) -> Option<RawFd> {

@@ -1,7 +1,8 @@
-//! Data frames are written by the core's own writer and control frames by tungstenite.
-//! While a slow peer's socket takes large frames only part at a time, the pongs and
-//! keepalive pings written meanwhile must land between frames, never inside one; and a
-//! broadcast's one shared frame must reach every recipient intact.
+//! Data frames and control frames leave through one writer, and senders may write an
+//! idle socket directly. While a slow peer's socket takes large frames only part at a
+//! time, the pongs and keepalive pings written meanwhile must land between frames,
+//! never inside one; a peer that pings without reading is owed one pong, not one per
+//! ping; and a broadcast's one shared frame must reach every recipient intact.
 
 mod common;
 
@@ -30,7 +31,7 @@ fn pinging_config() -> Config {
     }
 }
 
-/// Pings for 400 ms without reading: each ping makes tungstenite owe a pong, and
+/// Pings for 400 ms without reading: each ping makes the server owe a pong, and
 /// keepalive pings come due, while the server's writes are stuck part-way.
 async fn ping_without_reading(client: &mut tokio::net::TcpStream) {
     for i in 0..40u8 {
@@ -81,7 +82,7 @@ fn control_frames_never_split_a_partly_written_data_frame() {
             server.send_binary(id, Bytes::from(payload(i))).unwrap();
         }
         // Ping without reading while the server's writes are stuck part-way through
-        // frames: each ping makes tungstenite owe a pong, and keepalive pings come due.
+        // frames: each ping makes the server owe a pong, and keepalive pings come due.
         ping_without_reading(&mut client).await;
 
         let got = read_data_frames(&mut client, MESSAGES).await;
@@ -126,7 +127,7 @@ fn every_recipient_of_a_broadcast_reads_the_shared_frame_intact() {
 fn a_reply_the_socket_takes_in_part_is_finished_before_anything_else() {
     // After a poll that returned events, one send may write the socket itself from the
     // sender's thread. A 4 MiB message does not fit in a non-reading peer's buffers, so
-    // the connection's task must finish it, while the peer's pings make tungstenite owe
+    // the connection's task must finish it, while the peer's pings make the server owe
     // pongs, keepalive pings come due and more messages queue up behind it.
     let (h, mut events) = Harness::with_consumer(pinging_config(), &["/ws"], record_handler());
     let port = h.port;
@@ -181,5 +182,44 @@ fn pongs_owed_while_a_reply_is_written_straight_out_land_between_frames() {
             pongs += got.pongs;
         }
         assert!(pongs > 0, "no pong at all");
+    });
+}
+
+#[test]
+fn a_peer_that_pings_without_reading_is_owed_one_pong_and_is_still_read() {
+    // 100,000 pings of 125 bytes would owe 12.7 MB of pongs, more than the kernel's
+    // buffers between the server and a client that reads nothing (8 KiB receive
+    // buffer) can hold. The server keeps reading (the message after the pings
+    // arrives) and keeps only the pong of the latest ping unsent.
+    let (h, mut events) = Harness::with_consumer(test_config(), &["/ws"], record_handler());
+    let port = h.port;
+    run(30, async move {
+        let (mut client, id) = connect_slow_reader(port, &mut events).await;
+        const PINGS: usize = 100_000;
+        let mut pings = Vec::new();
+        for i in 0..PINGS {
+            let mut payload = [0u8; 125];
+            payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            pings.extend(client_frame(true, OP_PING, &payload));
+        }
+        pings.extend(client_frame(true, OP_TEXT, b"after the pings"));
+        client.write_all(&pings).await.unwrap();
+        assert_eq!(events.message(id).await.1.as_ref(), b"after the pings");
+        client.write_all(&client_frame(true, OP_CLOSE, &close_payload(1000, ""))).await.unwrap();
+        let (mut pongs, mut last) = (0, None);
+        loop {
+            let frame = read_frame(&mut client).await.unwrap().expect("a frame before the end");
+            match frame.opcode {
+                OP_PONG => {
+                    pongs += 1;
+                    last = Some(u64::from_be_bytes(frame.payload[..8].try_into().unwrap()));
+                }
+                OP_CLOSE => break,
+                other => panic!("unexpected opcode {other}"),
+            }
+        }
+        eprintln!("{pongs} pongs for {PINGS} pings");
+        assert!(pongs < PINGS / 2, "{pongs} pongs for {PINGS} pings: one owed per ping");
+        assert_eq!(last, Some(PINGS as u64 - 1), "the last pong does not answer the last ping");
     });
 }
