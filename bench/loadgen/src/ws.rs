@@ -132,7 +132,13 @@ fn tls_config(ca_file: &Path) -> Result<rustls::ClientConfig, String> {
     // ring offers no post-quantum key exchange (hence rustls's deprecation note); its
     // X25519 and P-256, which every server here takes, spare the aws-lc-rs C build.
     #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    // The key share goes to the first group, which the server then takes. rustls's ring
+    // list starts with P-384, whose generic arithmetic in ring costs each side more than
+    // a millisecond per handshake; browsers start with X25519, and so does this client.
+    use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
+    provider.kx_groups = vec![X25519, SECP256R1, SECP384R1];
+    let provider = Arc::new(provider);
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS configuration: {e}"))?
