@@ -1,4 +1,8 @@
-"""Medians, ratios, the markdown table and the chart of a `make bench` run."""
+"""Medians, ratios, the markdown table and the chart of a `make bench` run.
+
+A scenario's runs hold only the contenders that take part in it (the TLS and
+compression scenarios leave some out): the others show "-" in its rows and have no bar
+in its chart."""
 
 import statistics
 
@@ -22,6 +26,29 @@ METRICS = [
     ("pingpong", "p50_us", "ping-pong latency p50 (1 conn)", "us", False),
     ("pingpong", "p99_us", "ping-pong latency p99 (1 conn)", "us", False),
     ("idle", "kib_per_conn", "memory per idle connection (5,000)", "KiB", False),
+    ("echo32-tls", "msgs_per_sec", "echo 32 B over TLS, 50 conns x 16 in flight", "msg/s", True),
+    (
+        "connrate-tls",
+        "conns_per_sec",
+        "connection rate over TLS (full handshake, upgrade, echo, close; 16 at a time)",
+        "conn/s",
+        True,
+    ),
+    ("idle-tls", "kib_per_conn", "memory per idle TLS connection (5,000)", "KiB", False),
+    (
+        "echo4k-json-deflate",
+        "msgs_per_sec",
+        "echo 4 KiB JSON, permessage-deflate, 50 conns x 16 in flight",
+        "msg/s",
+        True,
+    ),
+    (
+        "idle-deflate",
+        "kib_per_conn",
+        "memory per idle connection, permessage-deflate (5,000)",
+        "KiB",
+        False,
+    ),
 ]
 ROOSTS = ("roost-asyncio", "roost-trio")
 NOT_PEERS = ("roost-c",) + ROOSTS
@@ -211,9 +238,10 @@ def chart(summary, path):
     rows = (len(metrics) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(13, 2.6 * rows), squeeze=False)
     for ax, (scenario, key, label, unit, higher) in zip(axes.flat, metrics, strict=False):
-        values = [value(summary, scenario, key, n) or 0 for n in names]
-        colours = ["#d9480f" if n.startswith("roost") else "#868e96" for n in names]
-        bars = ax.barh(names, values, color=colours)
+        taking_part = [n for n in names if n in summary["medians"][scenario]]
+        values = [value(summary, scenario, key, n) or 0 for n in taking_part]
+        colours = ["#d9480f" if n.startswith("roost") else "#868e96" for n in taking_part]
+        bars = ax.barh(taking_part, values, color=colours)
         ax.invert_yaxis()
         ax.set_title(f"{label} ({unit}, {'higher' if higher else 'lower'} is better)", fontsize=9)
         ax.tick_params(labelsize=8)
