@@ -52,6 +52,9 @@ RESULTS = os.path.join(BENCH, "results")
 C_SERVER = os.path.join(ROOT, "examples", "c", "echo_server")
 IDLE_CONNECTIONS = 5000
 NOFILE = 20000
+# A server's exit status at start for "this server lacks what the scenario needs" (sysexits'
+# EX_UNAVAILABLE): the run is reported as not supported, not as failed.
+EXIT_UNSUPPORTED = 69
 SERVER_CPUS, LOADGEN_CPUS = {0}, {1}
 
 
@@ -165,9 +168,10 @@ class Contender:
         while True:
             if self.proc.poll() is not None:
                 self.log.close()
-                raise RuntimeError(
-                    f"{name} exited with {self.proc.returncode} at start: {last_line(self.log_path)}"
-                )
+                why = f"{name} exited with {self.proc.returncode} at start: {last_line(self.log_path)}"
+                if self.proc.returncode == EXIT_UNSUPPORTED:
+                    raise Unsupported(why)
+                raise RuntimeError(why)
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 break
@@ -201,6 +205,10 @@ class Contender:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+class Unsupported(Exception):
+    """The server cannot serve the scenario (a feature it lacks)."""
 
 
 def last_line(path):
@@ -400,7 +408,8 @@ def main():
     ap.add_argument(
         "--require",
         help="comma-separated contenders whose every run must succeed "
-        "(else exit 1), e.g. for a smoke run in CI",
+        "(else exit 1), e.g. for a smoke run in CI; runs of a scenario the "
+        "contender does not support (its server says so at start) do not count",
     )
     args = ap.parse_args()
 
@@ -433,6 +442,8 @@ def main():
             for name in runs[scenario]:
                 try:
                     record = run_one(name, scenario, all_scenarios[scenario], logs, certificate)
+                except Unsupported as error:
+                    record = {"ok": False, "unsupported": True, "error": str(error), "value": {}}
                 except Exception as error:  # a server that cannot start is a failed run
                     record = {"ok": False, "error": str(error), "value": {}}
                 runs[scenario][name].append(record)
@@ -474,7 +485,7 @@ def main():
         for n, rs in by.items()
         if n in required
         for r in rs
-        if not r.get("ok")
+        if not r.get("ok") and not r.get("unsupported")
     ]
     if failed:
         sys.exit("bench: required runs failed: " + ", ".join(failed))

@@ -70,13 +70,16 @@ def medians(records):
         out["server_cpu_share"] = statistics.median(shares)
     if lg:
         out["loadgen_cpu_share"] = statistics.median(lg)
-    out["failed"] = len(records) - len(good)
+    out["unsupported"] = sum(1 for r in records if r.get("unsupported"))
+    out["failed"] = len(records) - len(good) - out["unsupported"]
     out["rounds"] = len(records)
     return out
 
 
 def describe(scenario, record):
     """One progress line for one run."""
+    if record.get("unsupported"):
+        return f"NOT SUPPORTED: {record.get('error', '?')}"
     if not record.get("ok"):
         return f"FAILED: {record.get('error', '?')}"
     v = record.get("value", {})
@@ -99,7 +102,7 @@ def fmt(x):
 
 def value(summary, scenario, key, name):
     m = summary["medians"].get(scenario, {}).get(name)
-    if not m or m.get("failed") == m.get("rounds"):
+    if not m or m.get("failed", 0) + m.get("unsupported", 0) == m.get("rounds"):
         return None
     return m.get(key)
 
@@ -149,6 +152,8 @@ def markdown(summary):
             cell = fmt(v)
             if m.get("failed"):
                 cell += f" ({m['failed']}/{m['rounds']} failed)"
+            if m.get("unsupported"):
+                cell += " (not supported)"
             cells.append(cell)
         arrow = "higher is better" if higher else "lower is better"
         lines.append(f"| {label} ({unit}, {arrow}) | " + " | ".join(cells) + " |")
@@ -214,10 +219,21 @@ def markdown(summary):
         for s, by in summary["runs"].items()
         for n, rs in by.items()
         for r in rs
-        if not r.get("ok")
+        if not r.get("ok") and not r.get("unsupported")
     ]
     if failures:
         lines += ["", "## Failed runs", ""] + [f"- {s} {n}: {e}" for s, n, e in failures]
+    unsupported = {
+        (s, n): r.get("error")
+        for s, by in summary["runs"].items()
+        for n, rs in by.items()
+        for r in rs
+        if r.get("unsupported")
+    }
+    if unsupported:
+        lines += ["", "## Not supported", ""] + [
+            f"- {s} {n}: {e}" for (s, n), e in unsupported.items()
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -245,11 +261,12 @@ def chart(summary, path):
         ax.invert_yaxis()
         ax.set_title(f"{label} ({unit}, {'higher' if higher else 'lower'} is better)", fontsize=9)
         ax.tick_params(labelsize=8)
-        for bar, v in zip(bars, values, strict=True):
+        for bar, v, n in zip(bars, values, taking_part, strict=True):
+            unsupported = summary["medians"][scenario][n].get("unsupported")
             ax.text(
                 bar.get_width(),
                 bar.get_y() + bar.get_height() / 2,
-                " " + fmt(v) if v else " failed",
+                " " + fmt(v) if v else " not supported" if unsupported else " failed",
                 va="center",
                 fontsize=7,
             )

@@ -43,11 +43,17 @@ def app_accepts(keyword):
 
 def compression_options(wanted):
     """The App keyword arguments for `--compression` (none without it); exits with a
-    clear message when the installed roost has no such keyword."""
+    clear message, and status 69, when the installed roost has no such keyword."""
     if not wanted:
         return {}
     if not app_accepts(COMPRESSION_KEYWORD):
-        sys.exit(f"this roost has no compression (App takes no {COMPRESSION_KEYWORD!r} keyword)")
+        # Exit status 69 (EX_UNAVAILABLE): bench/compare.py reports the run as not
+        # supported rather than failed.
+        print(
+            f"this roost has no compression (App takes no {COMPRESSION_KEYWORD!r} keyword)",
+            file=sys.stderr,
+        )
+        sys.exit(69)
     return {COMPRESSION_KEYWORD: COMPRESSION_VALUE}
 
 
