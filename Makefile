@@ -4,7 +4,7 @@ CC ?= cc
 CFLAGS_EXAMPLE = -O2 -Wall -Werror -pedantic -std=c11 -Irust-core/include
 LIBS_STATIC = build/lib/libroost.a -lpthread -ldl -lm
 
-.PHONY: all build examples python test test-deps test-rust test-c test-examples test-packaging test-python typecheck demo check-header install clean lint redis-server
+.PHONY: all build examples python test test-deps test-rust test-c test-examples test-packaging test-python typecheck demo check-header install clean lint system-packages
 
 all: build examples
 
@@ -21,7 +21,7 @@ test: all check-header test-rust test-c test-examples test-packaging test-python
 test-deps:
 	python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
-test-examples: examples test-deps redis-server
+test-examples: examples test-deps system-packages
 	python3 -m pytest -q tests/examples
 
 # Installs the Python package from this tree (its cffi extension links build's libroost.a).
@@ -44,7 +44,7 @@ test-python: $(addprefix test-python-,$(PYTHONS))
 # three times over would be a fifth of the CI run. ROOST_LEAK_CYCLES overrides both.
 PRIMARY_PYTHON := $(shell python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
-test-python-%: build redis-server
+test-python-%: build system-packages
 	@echo "== tests/python on Python $*"
 	py="$$(python3 tests/pythons.py env $*)" && \
 	  $(if $(filter $(PRIMARY_PYTHON),$*),,ROOST_LEAK_CYCLES=$${ROOST_LEAK_CYCLES:-20000}) \
@@ -68,13 +68,13 @@ demo: python
 	@echo
 	cd examples/python && python3 chat.py --port $${PORT:-8080}
 
-# The backplane's tests (rust-core's, the C example's, the Python suite's) run real
-# redis-server processes: installed (Debian's package) when the machine lacks one,
-# with iproute2 when `ip` is missing (tests/python/test_hosts.py).
-redis-server:
-	sh tests/install-redis.sh
+# The Debian packages the tests run, installed when missing: redis-server (the
+# backplane's tests start real ones), iproute2 (tests/python/test_hosts.py makes network
+# namespaces) and openssl (the certificate of tests/c's TLS test).
+system-packages:
+	sh tests/install-system-packages.sh
 
-test-rust: redis-server
+test-rust: system-packages
 	cd rust-core && cargo test --profile ci --locked --features fault-injection
 
 # The lint gates: rustfmt and clippy (warnings denied, with the unsafe-code lints that
@@ -89,7 +89,7 @@ lint: test-deps
 	python3 -m ruff format --check .
 	python3 -m ruff check .
 
-test-c: build
+test-c: build system-packages
 	$(MAKE) -C tests/c
 
 check-header:
@@ -116,7 +116,7 @@ bench: all
 	python3 bench/compare.py $(BENCH_ARGS)
 	$(MAKE) bench-scale-out SCALE_OUT_ARGS="$(SCALE_OUT_ARGS) --no-setup"
 
-bench-scale-out: all redis-server
+bench-scale-out: all system-packages
 	cd bench/loadgen && cargo build --release --locked
 	python3 bench/scale_out.py $(SCALE_OUT_ARGS)
 

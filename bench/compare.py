@@ -9,6 +9,13 @@ PyPI into bench/.venv (bench/requirements.txt). Every server serves /ws ("Echo: 
 publisher), each peer with its own natural means: topics where it has them, else a dict
 of topic -> connections.
 
+Besides these, scenarios over TLS (echo32-tls, connrate-tls, idle-tls: Roost against
+aiohttp and websockets, each serving wss:// with its own SSL setup from one test
+certificate that trustme makes for the run, in the output folder's tls/) and with
+permessage-deflate (echo4k-json-deflate, idle-deflate: Roost on Python against aiohttp
+and websockets, each with compression turned on the way its users do). A contender that
+does not take part in a scenario is absent from its row.
+
 Rounds are interleaved: for each round, each scenario, each contender (A B C A B C ...)
 a fresh server is started pinned to CPU 0 and loaded by bench/loadgen pinned to CPU 1.
 Everything goes to the output folder (--out, bench/results/ by default): results.md
@@ -17,7 +24,7 @@ every run's raw record, which is not (it would rewrite thousands of lines of his
 with each run). The table is printed at the end.
 
     python3 bench/compare.py [--rounds 3] [--quick] [--only roost-asyncio,aiohttp]
-                             [--scenarios echo32,pingpong]
+                             [--scenarios echo32,pingpong,echo32-tls]
 """
 
 import argparse
@@ -45,16 +52,35 @@ RESULTS = os.path.join(BENCH, "results")
 C_SERVER = os.path.join(ROOT, "examples", "c", "echo_server")
 IDLE_CONNECTIONS = 5000
 NOFILE = 20000
+# A server's exit status at start for "this server lacks what the scenario needs" (sysexits'
+# EX_UNAVAILABLE): the run is reported as not supported, not as failed.
+EXIT_UNSUPPORTED = 69
 SERVER_CPUS, LOADGEN_CPUS = {0}, {1}
 
 
 def python_server(script, *extra):
-    return lambda port: [VENV_PYTHON, os.path.join(SERVERS, script), "--port", str(port), *extra]
+    def command(port, tls=None, compression=False):
+        cmd = [VENV_PYTHON, os.path.join(SERVERS, script), "--port", str(port), *extra]
+        if tls:
+            cmd += ["--tls-cert", tls.cert, "--tls-key", tls.key]
+        if compression:
+            cmd.append("--compression")
+        return cmd, {}
+
+    return command
 
 
-# name -> command(port). The order is the order of columns.
+def c_server(port, tls=None, compression=False):
+    env = {"ROOST_TLS_CERT": tls.cert, "ROOST_TLS_KEY": tls.key} if tls else {}
+    if compression:
+        raise RuntimeError("the C example has no compression switch")
+    return [C_SERVER, str(port), "127.0.0.1"], env
+
+
+# name -> command(port, tls, compression) -> (argv, extra environment). The order is
+# the order of columns.
 CONTENDERS = {
-    "roost-c": lambda port: [C_SERVER, str(port), "127.0.0.1"],
+    "roost-c": c_server,
     "roost-asyncio": python_server("roost_server.py", "--backend", "asyncio"),
     "roost-trio": python_server("roost_server.py", "--backend", "trio"),
     "socketify": python_server("socketify_server.py"),
@@ -63,6 +89,11 @@ CONTENDERS = {
     "websockets": python_server("websockets_server.py"),
     "robyn": python_server("robyn_server.py"),
 }
+# Who takes part in the TLS and in the compression scenarios: the peers whose users turn
+# these on in the server itself, as Roost's do (the others sit behind a proxy for TLS,
+# or have no permessage-deflate of their own to compare).
+TLS_CONTENDERS = ("roost-c", "roost-asyncio", "roost-trio", "aiohttp", "websockets")
+DEFLATE_CONTENDERS = ("roost-asyncio", "roost-trio", "aiohttp", "websockets")
 PYTHON_NATIVE = ("websockets", "aiohttp", "picows")
 
 
@@ -113,23 +144,34 @@ def free_port():
 
 
 class Contender:
-    """A fresh server of one contender, pinned, on a free port, ready when it accepts."""
+    """A fresh server of one contender, pinned, on a free port, ready when it accepts;
+    serving wss:// with `tls` (a TestCertificate), permessage-deflate with `compression`."""
 
-    def __init__(self, name, logs):
+    def __init__(self, name, logs, tls=None, compression=False):
         self.name = name
         self.port = free_port()
-        self.log = open(os.path.join(logs, f"{name}.log"), "a")
+        self.tls = tls
+        self.log_path = os.path.join(logs, f"{name}.log")
+        self.log = open(self.log_path, "a")
+        self.log.write(f"---- {name}: tls={bool(tls)} compression={compression}\n")
+        self.log.flush()
+        argv, env = CONTENDERS[name](self.port, tls=tls, compression=compression)
         self.proc = subprocess.Popen(
-            CONTENDERS[name](self.port),
+            argv,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             cwd=SERVERS,
+            env={**os.environ, **env},
             preexec_fn=preexec(NOFILE, SERVER_CPUS),
         )
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {self.proc.returncode} at start")
+                self.log.close()
+                why = f"{name} exited with {self.proc.returncode} at start: {last_line(self.log_path)}"
+                if self.proc.returncode == EXIT_UNSUPPORTED:
+                    raise Unsupported(why)
+                raise RuntimeError(why)
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 break
@@ -141,7 +183,7 @@ class Contender:
         time.sleep(0.3)
 
     def url(self, path):
-        return f"ws://127.0.0.1:{self.port}{path}"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}{path}"
 
     def cpu(self):
         user, system = cpu_of(f"/proc/{self.proc.pid}/stat")
@@ -165,55 +207,75 @@ class Contender:
         self.log.close()
 
 
+class Unsupported(Exception):
+    """The server cannot serve the scenario (a feature it lacks)."""
+
+
+def last_line(path):
+    with open(path, errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+class TestCertificate:
+    """A test CA and a certificate for 127.0.0.1 and localhost that it signed (ECDSA
+    P-256, trustme's default), as PEM files in `folder`: ca.pem for the load generator,
+    server.pem (the chain) and server.key for the servers."""
+
+    def __init__(self, folder):
+        import trustme  # in bench/.venv (bench/requirements.txt)
+
+        os.makedirs(folder, exist_ok=True)
+        ca = trustme.CA(organization_name="Roost bench")
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        self.ca = os.path.join(folder, "ca.pem")
+        self.cert = os.path.join(folder, "server.pem")
+        self.key = os.path.join(folder, "server.key")
+        ca.cert_pem.write_to_path(self.ca)
+        with open(self.cert, "wb") as f:
+            for blob in cert.cert_chain_pems:
+                f.write(blob.bytes())
+        cert.private_key_pem.write_to_path(self.key)
+
+
 # ---- scenarios -------------------------------------------------------------------
+
+
+class Scenario:
+    """loadgen's arguments (its mode first) and the route they go to; who takes part
+    (None: every contender); whether servers serve wss:// and accept permessage-deflate
+    (loadgen then gets --ca-file, and --compression)."""
+
+    def __init__(self, args, path, contenders=None, tls=False, compression=False):
+        self.args = [str(a) for a in args]
+        self.path = path
+        self.contenders = contenders
+        self.tls = tls
+        self.compression = compression
+
+    def takes(self, name):
+        return self.contenders is None or name in self.contenders
 
 
 def scenarios(quick):
     d = 1.5 if quick else 4.0
     w = 0.5 if quick else 1.0
+    echo = ["echo", "--connections", 50, "--inflight", 16, "--duration", d, "--warmup", w]
+    connrate = ["connrate", "--concurrency", 16, "--duration", d, "--warmup", w]
+    idle = ["idle", "--connections", IDLE_CONNECTIONS, "--hold", 2 if quick else 3]
     return {
-        "pingpong": (["pingpong", "--count", 2000 if quick else 10000], "/ws"),
-        "echo32": (
-            [
-                "echo",
-                "--connections",
-                50,
-                "--inflight",
-                16,
-                "--size",
-                32,
-                "--duration",
-                d,
-                "--warmup",
-                w,
-            ],
-            "/ws",
-        ),
-        "echo4k": (
-            [
-                "echo",
-                "--connections",
-                50,
-                "--inflight",
-                16,
-                "--size",
-                4096,
-                "--duration",
-                d,
-                "--warmup",
-                w,
-            ],
-            "/ws",
-        ),
-        "broadcast100": (
+        "pingpong": Scenario(["pingpong", "--count", 2000 if quick else 10000], "/ws"),
+        "echo32": Scenario(echo + ["--size", 32], "/ws"),
+        "echo4k": Scenario(echo + ["--size", 4096], "/ws"),
+        "broadcast100": Scenario(
             ["broadcast", "--receivers", 100, "--rate", 0, "--window", 64, "--duration", d],
             "/chat",
         ),
-        "broadcast1000": (
+        "broadcast1000": Scenario(
             ["broadcast", "--receivers", 1000, "--rate", 0, "--window", 64, "--duration", d],
             "/chat",
         ),
-        "pubsub": (
+        "pubsub": Scenario(
             [
                 "pubsub",
                 "--topics",
@@ -229,15 +291,31 @@ def scenarios(quick):
             ],
             "",
         ),
-        "connrate": (["connrate", "--concurrency", 16, "--duration", d, "--warmup", w], "/ws"),
-        "idle": (["idle", "--connections", IDLE_CONNECTIONS, "--hold", 2 if quick else 3], "/ws"),
+        "connrate": Scenario(connrate, "/ws"),
+        "idle": Scenario(idle, "/ws"),
+        "echo32-tls": Scenario(echo + ["--size", 32], "/ws", TLS_CONTENDERS, tls=True),
+        "connrate-tls": Scenario(connrate, "/ws", TLS_CONTENDERS, tls=True),
+        "idle-tls": Scenario(idle, "/ws", TLS_CONTENDERS, tls=True),
+        "echo4k-json-deflate": Scenario(
+            echo + ["--size", 4096, "--payload", "json"],
+            "/ws",
+            DEFLATE_CONTENDERS,
+            compression=True,
+        ),
+        "idle-deflate": Scenario(idle, "/ws", DEFLATE_CONTENDERS, compression=True),
     }
 
 
-def run_one(name, scenario, args, path, logs):
+def run_one(name, scenario, spec, logs, certificate=None):
     """One fresh server, one loadgen run. Returns the record of this run."""
-    server = Contender(name, logs)
+    tls = certificate if spec.tls else None
+    server = Contender(name, logs, tls=tls, compression=spec.compression)
     marks = {}
+    args = list(spec.args)
+    if tls:
+        args += ["--ca-file", tls.ca]
+    if spec.compression:
+        args.append("--compression")
 
     def on_phase(phase, _detail):
         if phase in ("measure_start", "measure_end"):
@@ -250,7 +328,7 @@ def run_one(name, scenario, args, path, logs):
         base_rss = server.rss_kib()
         rc, result, lines = run_loadgen(
             DEFAULT_LOADGEN,
-            [args[0], "--url", server.url(path), *args[1:]],
+            [args[0], "--url", server.url(spec.path), *args[1:]],
             on_phase=on_phase,
             nofile=NOFILE,
             cpus=LOADGEN_CPUS,
@@ -284,9 +362,9 @@ def metric_of(scenario, result, base_rss, marks):
             "p99_us": result.get("p99_us"),
             "lost": result.get("lost"),
         }
-    if scenario == "connrate":
+    if scenario.startswith("connrate"):
         return {"conns_per_sec": result.get("conns_per_sec")}
-    if scenario == "idle" and "loaded_rss" in marks:
+    if scenario.startswith("idle") and "loaded_rss" in marks:
         return {"kib_per_conn": (marks["loaded_rss"] - base_rss) / IDLE_CONNECTIONS}
     return {}
 
@@ -330,7 +408,8 @@ def main():
     ap.add_argument(
         "--require",
         help="comma-separated contenders whose every run must succeed "
-        "(else exit 1), e.g. for a smoke run in CI",
+        "(else exit 1), e.g. for a smoke run in CI; runs of a scenario the "
+        "contender does not support (its server says so at start) do not count",
     )
     args = ap.parse_args()
 
@@ -352,19 +431,24 @@ def main():
     shutil.rmtree(logs, ignore_errors=True)
     os.makedirs(logs)
 
+    certificate = None
+    if any(all_scenarios[s].tls for s in chosen):
+        certificate = TestCertificate(os.path.join(args.out, "tls"))
+
     started = time.time()
-    runs = {s: {n: [] for n in names} for s in chosen}
+    runs = {s: {n: [] for n in names if all_scenarios[s].takes(n)} for s in chosen}
     for round_no in range(1, args.rounds + 1):
         for scenario in chosen:
-            loadgen_args, path = all_scenarios[scenario]
-            for name in names:
+            for name in runs[scenario]:
                 try:
-                    record = run_one(name, scenario, [str(a) for a in loadgen_args], path, logs)
+                    record = run_one(name, scenario, all_scenarios[scenario], logs, certificate)
+                except Unsupported as error:
+                    record = {"ok": False, "unsupported": True, "error": str(error), "value": {}}
                 except Exception as error:  # a server that cannot start is a failed run
                     record = {"ok": False, "error": str(error), "value": {}}
                 runs[scenario][name].append(record)
                 log(
-                    f"round {round_no} {scenario:13s} {name:14s} {report.describe(scenario, record)}"
+                    f"round {round_no} {scenario:19s} {name:14s} {report.describe(scenario, record)}"
                 )
 
     summary = {
@@ -401,7 +485,7 @@ def main():
         for n, rs in by.items()
         if n in required
         for r in rs
-        if not r.get("ok")
+        if not r.get("ok") and not r.get("unsupported")
     ]
     if failed:
         sys.exit("bench: required runs failed: " + ", ".join(failed))

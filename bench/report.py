@@ -1,4 +1,8 @@
-"""Medians, ratios, the markdown table and the chart of a `make bench` run."""
+"""Medians, ratios, the markdown table and the chart of a `make bench` run.
+
+A scenario's runs hold only the contenders that take part in it (the TLS and
+compression scenarios leave some out): the others show "-" in its rows and have no bar
+in its chart."""
 
 import statistics
 
@@ -22,6 +26,29 @@ METRICS = [
     ("pingpong", "p50_us", "ping-pong latency p50 (1 conn)", "us", False),
     ("pingpong", "p99_us", "ping-pong latency p99 (1 conn)", "us", False),
     ("idle", "kib_per_conn", "memory per idle connection (5,000)", "KiB", False),
+    ("echo32-tls", "msgs_per_sec", "echo 32 B over TLS, 50 conns x 16 in flight", "msg/s", True),
+    (
+        "connrate-tls",
+        "conns_per_sec",
+        "connection rate over TLS (full handshake, upgrade, echo, close; 16 at a time)",
+        "conn/s",
+        True,
+    ),
+    ("idle-tls", "kib_per_conn", "memory per idle TLS connection (5,000)", "KiB", False),
+    (
+        "echo4k-json-deflate",
+        "msgs_per_sec",
+        "echo 4 KiB JSON, permessage-deflate, 50 conns x 16 in flight",
+        "msg/s",
+        True,
+    ),
+    (
+        "idle-deflate",
+        "kib_per_conn",
+        "memory per idle connection, permessage-deflate (5,000)",
+        "KiB",
+        False,
+    ),
 ]
 ROOSTS = ("roost-asyncio", "roost-trio")
 NOT_PEERS = ("roost-c",) + ROOSTS
@@ -43,13 +70,16 @@ def medians(records):
         out["server_cpu_share"] = statistics.median(shares)
     if lg:
         out["loadgen_cpu_share"] = statistics.median(lg)
-    out["failed"] = len(records) - len(good)
+    out["unsupported"] = sum(1 for r in records if r.get("unsupported"))
+    out["failed"] = len(records) - len(good) - out["unsupported"]
     out["rounds"] = len(records)
     return out
 
 
 def describe(scenario, record):
     """One progress line for one run."""
+    if record.get("unsupported"):
+        return f"NOT SUPPORTED: {record.get('error', '?')}"
     if not record.get("ok"):
         return f"FAILED: {record.get('error', '?')}"
     v = record.get("value", {})
@@ -72,7 +102,7 @@ def fmt(x):
 
 def value(summary, scenario, key, name):
     m = summary["medians"].get(scenario, {}).get(name)
-    if not m or m.get("failed") == m.get("rounds"):
+    if not m or m.get("failed", 0) + m.get("unsupported", 0) == m.get("rounds"):
         return None
     return m.get(key)
 
@@ -122,6 +152,8 @@ def markdown(summary):
             cell = fmt(v)
             if m.get("failed"):
                 cell += f" ({m['failed']}/{m['rounds']} failed)"
+            if m.get("unsupported"):
+                cell += " (not supported)"
             cells.append(cell)
         arrow = "higher is better" if higher else "lower is better"
         lines.append(f"| {label} ({unit}, {arrow}) | " + " | ".join(cells) + " |")
@@ -187,10 +219,21 @@ def markdown(summary):
         for s, by in summary["runs"].items()
         for n, rs in by.items()
         for r in rs
-        if not r.get("ok")
+        if not r.get("ok") and not r.get("unsupported")
     ]
     if failures:
         lines += ["", "## Failed runs", ""] + [f"- {s} {n}: {e}" for s, n, e in failures]
+    unsupported = {
+        (s, n): r.get("error")
+        for s, by in summary["runs"].items()
+        for n, rs in by.items()
+        for r in rs
+        if r.get("unsupported")
+    }
+    if unsupported:
+        lines += ["", "## Not supported", ""] + [
+            f"- {s} {n}: {e}" for (s, n), e in unsupported.items()
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -211,17 +254,19 @@ def chart(summary, path):
     rows = (len(metrics) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(13, 2.6 * rows), squeeze=False)
     for ax, (scenario, key, label, unit, higher) in zip(axes.flat, metrics, strict=False):
-        values = [value(summary, scenario, key, n) or 0 for n in names]
-        colours = ["#d9480f" if n.startswith("roost") else "#868e96" for n in names]
-        bars = ax.barh(names, values, color=colours)
+        taking_part = [n for n in names if n in summary["medians"][scenario]]
+        values = [value(summary, scenario, key, n) or 0 for n in taking_part]
+        colours = ["#d9480f" if n.startswith("roost") else "#868e96" for n in taking_part]
+        bars = ax.barh(taking_part, values, color=colours)
         ax.invert_yaxis()
         ax.set_title(f"{label} ({unit}, {'higher' if higher else 'lower'} is better)", fontsize=9)
         ax.tick_params(labelsize=8)
-        for bar, v in zip(bars, values, strict=True):
+        for bar, v, n in zip(bars, values, taking_part, strict=True):
+            unsupported = summary["medians"][scenario][n].get("unsupported")
             ax.text(
                 bar.get_width(),
                 bar.get_y() + bar.get_height() / 2,
-                " " + fmt(v) if v else " failed",
+                " " + fmt(v) if v else " not supported" if unsupported else " failed",
                 va="center",
                 fontsize=7,
             )

@@ -1,10 +1,21 @@
 """The command line every benchmark server takes: `--port PORT`, and `--host` (127.0.0.1
-unless a scale-out run puts the server on a network namespace's address)."""
+unless a scale-out run puts the server on a network namespace's address); for servers
+that take part in the TLS and compression scenarios, `--tls-cert PEM --tls-key PEM`
+(serve wss://) and `--compression` (accept permessage-deflate)."""
 
 import argparse
+import ssl
 
 
-def parse(description, backends=None, worker_threads=False, processes=False, backplane=False):
+def parse(
+    description,
+    backends=None,
+    worker_threads=False,
+    processes=False,
+    backplane=False,
+    tls=False,
+    compression=False,
+):
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
@@ -20,4 +31,24 @@ def parse(description, backends=None, worker_threads=False, processes=False, bac
         )
     if backplane:
         parser.add_argument("--backplane", help="Redis URL of the backplane")
-    return parser.parse_args()
+    if tls:
+        parser.add_argument("--tls-cert", help="PEM file of the certificate chain: serve wss://")
+        parser.add_argument("--tls-key", help="PEM file of the certificate's private key")
+    if compression:
+        parser.add_argument(
+            "--compression", action="store_true", help="accept permessage-deflate (RFC 7692)"
+        )
+    args = parser.parse_args()
+    if tls and bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    return args
+
+
+def ssl_context(args):
+    """The server-side SSL context of `--tls-cert`/`--tls-key` (None without them):
+    Python's defaults for a server, as an application would make it."""
+    if not args.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.tls_cert, args.tls_key)
+    return context

@@ -1,16 +1,23 @@
 """aiohttp: /ws answers "Echo: <msg>", /chat sends each message to every /chat client,
 the sender included; /sub?topic=T subscribes to topic T, /pub?topic=T sends each
-message to every subscriber of T (a dict of topic -> set of connections)."""
+message to every subscriber of T (a dict of topic -> set of connections).
 
-from _args import parse
+`--tls-cert/--tls-key` serve wss:// (an ssl.SSLContext handed to run_app);
+`--compression` accepts permessage-deflate, aiohttp's own default (compress=True),
+which the other scenarios turn off."""
+
+from _args import parse, ssl_context
 from aiohttp import WSMsgType, web
+
+# Set from the command line before the app runs.
+COMPRESS = False
 
 chat_clients = set()
 subscribers = {}
 
 
 async def echo(request):
-    ws = web.WebSocketResponse(compress=False, max_msg_size=1 << 20)
+    ws = web.WebSocketResponse(compress=COMPRESS, max_msg_size=1 << 20)
     await ws.prepare(request)
     async for msg in ws:
         if msg.type == WSMsgType.TEXT:
@@ -23,7 +30,7 @@ async def echo(request):
 async def relay(request, audience, joins=None):
     """Sends each text message to every connection in `audience`; the connection
     belongs to the set `joins` (if any) while it is open."""
-    ws = web.WebSocketResponse(compress=False, max_msg_size=1 << 20)
+    ws = web.WebSocketResponse(compress=COMPRESS, max_msg_size=1 << 20)
     await ws.prepare(request)
     if joins is not None:
         joins.add(ws)
@@ -53,9 +60,17 @@ async def pub(request):
 
 
 if __name__ == "__main__":
-    args = parse(__doc__)
+    args = parse(__doc__, tls=True, compression=True)
+    COMPRESS = args.compression
     app = web.Application()
     app.add_routes(
         [web.get("/ws", echo), web.get("/chat", chat), web.get("/sub", sub), web.get("/pub", pub)]
     )
-    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        ssl_context=ssl_context(args),
+        print=None,
+        access_log=None,
+    )

@@ -1,14 +1,18 @@
 """websockets (asyncio implementation): /ws answers "Echo: <msg>", /chat broadcasts each
 message to every /chat client, the sender included (websockets.broadcast); /sub?topic=T
 subscribes to topic T, /pub?topic=T broadcasts each message to the subscribers of T (a
-dict of topic -> set of connections)."""
+dict of topic -> set of connections).
+
+`--tls-cert/--tls-key` serve wss:// (serve(..., ssl=context)); `--compression` accepts
+permessage-deflate with websockets' default settings (compression="deflate", its
+default, which the other scenarios turn off)."""
 
 import asyncio
 import signal
 from urllib.parse import parse_qs, urlsplit
 
 import websockets
-from _args import parse
+from _args import parse, ssl_context
 from websockets.asyncio.server import serve
 
 chat_clients = set()
@@ -43,15 +47,21 @@ async def handler(ws):
                 websockets.broadcast(subscribers.get(topic, ()), msg)
 
 
-async def main(port):
+async def main(args):
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
     async with serve(
-        handler, "127.0.0.1", port, compression=None, ping_interval=None, max_size=1 << 20
+        handler,
+        "127.0.0.1",
+        args.port,
+        ssl=ssl_context(args),
+        compression="deflate" if args.compression else None,
+        ping_interval=None,
+        max_size=1 << 20,
     ):
         await stop
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse(__doc__).port))
+    asyncio.run(main(parse(__doc__, tls=True, compression=True)))

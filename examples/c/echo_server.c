@@ -26,6 +26,12 @@
  *   ROOST_COMPRESSION=deflate          speaks permessage-deflate with clients that
  *                                      offer it (roost_options.compression)
  *
+ * Two more make it serve TLS (wss://), both needed:
+ *   ROOST_TLS_CERT=PATH                PEM file of the certificate chain
+ *   ROOST_TLS_KEY=PATH                 PEM file of its private key (not encrypted);
+ *                                      a file that cannot be read, or a certificate
+ *                                      or key the core refuses, exits with status 1
+ *
  * One thread: poll(2) on the server's ready descriptor, drain events, repeat.
  * SIGINT or SIGTERM stops the server gracefully (every client gets close 1001).
  *
@@ -62,6 +68,37 @@ static int fail(const char *what, roost_status status) {
     fprintf(stderr, "echo_server: %s failed (status %d): %s\n", what, (int)status,
             roost_last_error());
     return 1;
+}
+
+/* The whole of the file at `path` (malloc'd; free it) and its length in `*len`; NULL,
+ * with a message naming the file, when it cannot be read. */
+static uint8_t *read_file(const char *path, size_t *len) {
+    FILE *file = fopen(path, "rb");
+    uint8_t *data = NULL;
+    size_t size = 0, capacity = 0;
+    if (file != NULL) {
+        for (;;) {
+            if (size == capacity) {
+                capacity = capacity ? capacity * 2 : 4096;
+                uint8_t *grown = realloc(data, capacity);
+                if (grown == NULL) break;
+                data = grown;
+            }
+            size_t n = fread(data + size, 1, capacity - size, file);
+            size += n;
+            if (n == 0) break;
+        }
+    }
+    if (file == NULL || ferror(file) || size == capacity) {
+        fprintf(stderr, "echo_server: cannot read %s: %s\n", path,
+                file == NULL ? strerror(errno) : "read error");
+        if (file != NULL) fclose(file);
+        free(data);
+        return NULL;
+    }
+    fclose(file);
+    *len = size;
+    return data;
 }
 
 /* A reply that could not be sent yet (its connection's send queue was full). */
@@ -327,8 +364,27 @@ int main(int argc, char **argv) {
     if (compression != NULL && strcmp(compression, "deflate") == 0) {
         options.compression = ROOST_COMPRESSION_DEFLATE;
     }
+    const char *cert_path = getenv("ROOST_TLS_CERT");
+    const char *key_path = getenv("ROOST_TLS_KEY");
+    uint8_t *cert = NULL, *key = NULL;
+    if (cert_path != NULL && *cert_path != '\0') {
+        cert = read_file(cert_path, &options.tls_certificate_chain_len);
+        if (cert == NULL) return 1;
+        options.tls_certificate_chain = cert;
+    }
+    if (key_path != NULL && *key_path != '\0') {
+        key = read_file(key_path, &options.tls_private_key_len);
+        if (key == NULL) {
+            free(cert);
+            return 1;
+        }
+        options.tls_private_key = key;
+    }
     roost_server *server = NULL;
     status = roost_server_new(&options, &server);
+    /* The core copied the PEM. */
+    free(cert);
+    free(key);
     if (status != ROOST_OK) return fail("roost_server_new", status);
 
     /* Route ids count from 0 in the order added: WS_ROUTE, ECHO_ROUTE, ... */
@@ -351,9 +407,9 @@ int main(int argc, char **argv) {
     }
     int fd = -1;
     roost_server_ready_fd(server, &fd);
-    printf("echo_server listening on ws://%s:%u (/ws echo, /echo raw echo, /chat broadcast, "
+    printf("echo_server listening on %s://%s:%u (/ws echo, /echo raw echo, /chat broadcast, "
            "/sub and /pub topics)\n",
-           host, bound);
+           options.tls_certificate_chain_len > 0 ? "wss" : "ws", host, bound);
     fflush(stdout);
 
     static roost_event events[BATCH];

@@ -20,6 +20,7 @@ from ._errors import (
     InvalidState,
     RoostError,
     ServerIOError,
+    TLSConfigError,
     WebSocketDisconnect,
 )
 from ._native import LimitOptions, Limits
@@ -47,6 +48,7 @@ __all__ = [
     "RoostError",
     "ServerIOError",
     "Stats",
+    "TLSConfigError",
     "WebSocket",
     "WebSocketDisconnect",
     "__version__",

@@ -15,6 +15,7 @@ from ._dispatcher import Dispatcher
 from ._endpoint import Endpoint
 from ._native import LimitOptions, Limits, NativeServer
 from ._stats import Stats
+from ._tls import PathArg, TlsFiles, load_tls
 from ._topics import check_topic_name, message, topic_name
 from ._workers import Supervisor, WorkerLink, reserve_port, worker_count
 
@@ -149,9 +150,15 @@ class App:
         *,
         backend: str | None = None,
         workers: int | None = None,
+        ssl_certfile: PathArg | None = None,
+        ssl_keyfile: PathArg | None = None,
+        ssl_keyfile_password: str | bytes | None = None,
     ) -> None:
         """Serves until SIGINT or SIGTERM, then stops gracefully (every client gets
         close 1001). Blocks; runs its own event loop.
+
+        With `ssl_certfile` and `ssl_keyfile` every connection speaks TLS (wss://);
+        both files are read, and checked by the core, before anything is served.
 
         With `workers` > 1 (Linux only) the process forks that many worker processes,
         each serving the same host and port with its own core and event loop; the
@@ -167,10 +174,19 @@ class App:
             backend: "asyncio" or "trio"; default `$ROOST_BACKEND` or "asyncio".
             workers: Processes serving the port; default `$ROOST_WORKERS` or 1 (this
                 process serves, no fork).
+            ssl_certfile: PEM file of the server's certificate chain, its own
+                certificate first: serve wss:// instead of ws://.
+            ssl_keyfile: PEM file of that certificate's private key.
+            ssl_keyfile_password: The password of an encrypted `ssl_keyfile`
+                (decrypting needs the `cryptography` package: `pip install
+                'roost[tls]'`).
 
         Raises:
-            TypeError: `workers` is not an int.
-            ValueError: unknown backend, or `workers` (or `$ROOST_WORKERS`) below 1.
+            TypeError: `workers` is not an int, or a TLS argument of the wrong type.
+            ValueError: unknown backend, or `workers` (or `$ROOST_WORKERS`) below 1,
+                or only one of `ssl_certfile` and `ssl_keyfile`.
+            TLSConfigError: a TLS file that cannot be read or used (a ValueError; its
+                message and `filename` name the file).
             RuntimeError: no route is registered, the app is already serving, or
                 `workers` > 1 outside Linux.
             SystemExit: the address cannot be bound (exit status 1, message on stderr);
@@ -181,32 +197,38 @@ class App:
         if chosen not in BACKENDS:
             raise ValueError(f"unknown backend {chosen!r}: expected one of {', '.join(BACKENDS)}")
         count = worker_count(workers)
+        tls = load_tls(ssl_certfile, ssl_keyfile, ssl_keyfile_password)
         try:
             if count == 1:
-                anyio.run(self._serve_until_signal, host, port, chosen, None, backend=chosen)
+                anyio.run(self._serve_until_signal, host, port, chosen, None, tls, backend=chosen)
                 return
-            status = self._supervise(self._host(host), self._port(port), chosen, count)
+            status = self._supervise(self._host(host), self._port(port), chosen, count, tls)
         except OSError as error:
             print(f"roost: {error}", file=sys.stderr)
             raise SystemExit(1) from None
         if status != 0:
             raise SystemExit(status)
 
-    def _supervise(self, host: str, port: int, backend: str, count: int) -> int:
+    def _supervise(
+        self, host: str, port: int, backend: str, count: int, tls: TlsFiles | None
+    ) -> int:
         """The parent of `count` workers (see `_workers`); returns the exit status."""
-        # Refuse what a worker would refuse (no route, limits the core rejects) here,
-        # once; no core thread starts in this process.
-        self._new_native(reuse_port=True).free()
+        # Refuse what a worker would refuse (no route, limits or TLS files the core
+        # rejects) here, once; no core thread starts in this process.
+        self._new_native(reuse_port=True, tls=tls).free()
         reservation = reserve_port(host, port)
         try:
             bound = reservation.getsockname()[1]
 
             def serve_as_worker(link: WorkerLink) -> None:
-                anyio.run(self._serve_until_signal, host, bound, backend, link, backend=backend)
+                anyio.run(
+                    self._serve_until_signal, host, bound, backend, link, tls, backend=backend
+                )
 
             def announce() -> None:
                 print(
-                    f"Roost serving on ws://{host}:{bound} ({backend}, {count} workers); "
+                    f"Roost serving on {_scheme(tls)}://{host}:{bound} "
+                    f"({backend}, {count} workers); "
                     "Ctrl+C stops",
                     flush=True,
                 )
@@ -219,17 +241,23 @@ class App:
             reservation.close()
 
     async def _serve_until_signal(
-        self, host: str | None, port: int | None, backend: str, worker: WorkerLink | None
+        self,
+        host: str | None,
+        port: int | None,
+        backend: str,
+        worker: WorkerLink | None,
+        tls: TlsFiles | None,
     ) -> None:
         """Serves until a stop signal: SIGINT or SIGTERM, or for a worker SIGTERM only
         (its parent decides on Ctrl+C); a worker tells its parent when it serves
         instead of printing the serving line."""
-        native = self._bind(host, port, reuse_port=worker is not None)
+        native = self._bind(host, port, reuse_port=worker is not None, tls=tls)
         stop_signals = (signal.SIGINT, signal.SIGTERM) if worker is None else (signal.SIGTERM,)
         with anyio.open_signal_receiver(*stop_signals) as signals:
             if worker is None:
                 print(
-                    f"Roost serving on ws://{self._host(host)}:{self.port} ({backend}); "
+                    f"Roost serving on {_scheme(tls)}://{self._host(host)}:{self.port} "
+                    f"({backend}); "
                     "Ctrl+C stops",
                     flush=True,
                 )
@@ -259,6 +287,9 @@ class App:
         host: str | None = None,
         port: int | None = None,
         *,
+        ssl_certfile: PathArg | None = None,
+        ssl_keyfile: PathArg | None = None,
+        ssl_keyfile_password: str | bytes | None = None,
         task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serves inside an asyncio or trio program that is already running, until
@@ -271,12 +302,18 @@ class App:
         Args:
             host: Address to bind; default `$ROOST_HOST` or 127.0.0.1.
             port: Port to bind (0 picks one); default `$ROOST_PORT` or 8080.
+            ssl_certfile: PEM file of the certificate chain: serve wss:// (as `start`).
+            ssl_keyfile: PEM file of its private key.
+            ssl_keyfile_password: The password of an encrypted `ssl_keyfile`.
 
         Raises:
             RuntimeError: no route is registered, or the app is already serving.
             OSError: the address cannot be bound.
+            TypeError, ValueError: TLS arguments as `start` says.
+            TLSConfigError: a TLS file that cannot be read or used.
         """
-        await self._run(self._bind(host, port), task_status)
+        tls = load_tls(ssl_certfile, ssl_keyfile, ssl_keyfile_password)
+        await self._run(self._bind(host, port, tls=tls), task_status)
 
     @staticmethod
     def _host(host: str | None) -> str:
@@ -286,13 +323,13 @@ class App:
     def _port(port: int | None) -> int:
         return int(os.environ.get("ROOST_PORT", DEFAULT_PORT)) if port is None else port
 
-    def _new_native(self, *, reuse_port: bool) -> NativeServer:
+    def _new_native(self, *, reuse_port: bool, tls: TlsFiles | None) -> NativeServer:
         """A core server with this app's limits and routes, not started."""
         if not self._endpoints:
             raise RuntimeError("no WebSocket route: decorate a handler with @app.websocket(path)")
         if self._stop_requested is not None:
             raise RuntimeError("this app is already serving")
-        native = NativeServer(self.limits, reuse_port=reuse_port, backplane=self.backplane)
+        native = NativeServer(self.limits, reuse_port=reuse_port, backplane=self.backplane, tls=tls)
         try:
             for endpoint in self._endpoints.values():
                 native.add_route(endpoint.path)
@@ -302,9 +339,14 @@ class App:
         return native
 
     def _bind(
-        self, host: str | None, port: int | None, *, reuse_port: bool = False
+        self,
+        host: str | None,
+        port: int | None,
+        *,
+        reuse_port: bool = False,
+        tls: TlsFiles | None = None,
     ) -> NativeServer:
-        native = self._new_native(reuse_port=reuse_port)
+        native = self._new_native(reuse_port=reuse_port, tls=tls)
         try:
             self.port = native.start(self._host(host), self._port(port))
         except BaseException:
@@ -431,3 +473,8 @@ class App:
         with anyio.move_on_after(1.0):
             for ws in open_connections:
                 await ws._run_on_close(False)
+
+
+def _scheme(tls: TlsFiles | None) -> str:
+    """The URL scheme clients use: wss with TLS."""
+    return "ws" if tls is None else "wss"

@@ -46,6 +46,20 @@ class InvalidArgument(RoostError, ValueError):
     status = lib.ROOST_INVALID_ARGUMENT
 
 
+class TLSConfigError(InvalidArgument):
+    """A TLS certificate or key file (`ssl_certfile`, `ssl_keyfile`) that cannot be
+    read or used: missing, unreadable, not PEM, a key that does not belong to the
+    certificate, an encrypted key without its password. The message names the file.
+
+    Attributes:
+        filename: The file at fault (the certificate file when it is the pair).
+    """
+
+    def __init__(self, message: str, filename: str) -> None:
+        super().__init__(message)
+        self.filename = filename
+
+
 class InvalidState(RoostError, RuntimeError):
     """A call not allowed in the server's current state (start twice, ...)."""
 

@@ -14,6 +14,7 @@ import anyio
 from ._errors import ERRORS_BY_STATUS, RoostError
 from ._roost_ffi import ffi, lib
 from ._stats import Stats
+from ._tls import TlsFiles
 
 OK = lib.ROOST_OK
 WOULD_BLOCK = lib.ROOST_WOULD_BLOCK
@@ -263,7 +264,12 @@ class NativeServer:
     (the core recognises a freed handle, so such a call finds the server gone)."""
 
     def __init__(
-        self, limits: Limits, *, reuse_port: bool = False, backplane: str | None = None
+        self,
+        limits: Limits,
+        *,
+        reuse_port: bool = False,
+        backplane: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         options = limits.to_options()
         # Several processes serving one port (App.start(workers=N)) each bind it so.
@@ -272,8 +278,17 @@ class NativeServer:
         url = ffi.new("uint8_t[]", backplane.encode("utf-8")) if backplane else ffi.NULL
         options.backplane_url = url
         options.backplane_url_len = len(url) if backplane else 0
+        # The PEM too; `chain` and `key` keep the pointers valid until then.
+        chain = ffi.from_buffer("uint8_t[]", tls.certificate_chain) if tls else ffi.NULL
+        key = ffi.from_buffer("uint8_t[]", tls.private_key) if tls else ffi.NULL
+        options.tls_certificate_chain, options.tls_private_key = chain, key
+        options.tls_certificate_chain_len = len(tls.certificate_chain) if tls else 0
+        options.tls_private_key_len = len(tls.private_key) if tls else 0
         out = ffi.new("roost_server **")
-        check(lib.roost_server_new(options, out))
+        status = lib.roost_server_new(options, out)
+        if status != OK and tls is not None and "TLS" in (message := last_error()):
+            raise tls.error(message)
+        check(status)
         self.ptr: Any = out[0]
         self._freed = False
 

@@ -30,6 +30,9 @@ class Stats:
             Roost's, ignored.
         backplane_reconnects: Times the backplane reconnected after losing Redis.
         backplane_connected: Whether the backplane is connected to Redis now.
+        tls_handshakes_failed: TLS handshakes that failed or timed out (serving with
+            `ssl_certfile`): clients speaking plain ws:// or garbage to the wss://
+            port, handshakes cut short or too slow, clients refusing the certificate.
     """
 
     connections: int = 0
@@ -42,6 +45,7 @@ class Stats:
     backplane_malformed: int = 0
     backplane_reconnects: int = 0
     backplane_connected: bool = False
+    tls_handshakes_failed: int = 0
 
     @classmethod
     def from_core(cls, stats: Any) -> Stats:

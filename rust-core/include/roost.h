@@ -319,6 +319,32 @@ typedef struct {
    */
   bool reuse_port;
   /**
+   * The server's TLS certificate chain as PEM (one or more `CERTIFICATE` sections,
+   * the server's own first), `tls_certificate_chain_len` bytes, copied by
+   * `roost_server_new`. With `tls_private_key`, the server speaks TLS (wss://) on
+   * every connection: the TLS handshake comes before the upgrade request, and
+   * `handshake_timeout_ms` covers both. Both lengths 0, the default: plain ws://.
+   * One without the other, or a certificate or key that cannot be used, gives
+   * `ROOST_INVALID_ARGUMENT` from `roost_server_new`, saying which and why. Over
+   * TLS, sends never write the socket from the caller's thread: every frame goes
+   * through the connection's own task, which encrypts it.
+   */
+  const uint8_t *tls_certificate_chain;
+  /**
+   * Length of `tls_certificate_chain` in bytes.
+   */
+  size_t tls_certificate_chain_len;
+  /**
+   * The private key of the chain's first certificate as PEM (a `PRIVATE KEY`,
+   * `RSA PRIVATE KEY` or `EC PRIVATE KEY` section, not encrypted),
+   * `tls_private_key_len` bytes, copied by `roost_server_new`.
+   */
+  const uint8_t *tls_private_key;
+  /**
+   * Length of `tls_private_key` in bytes.
+   */
+  size_t tls_private_key_len;
+  /**
    * permessage-deflate (RFC 7692) with the clients that offer it:
    * `ROOST_COMPRESSION_OFF` (0, the default) declines every offer;
    * `ROOST_COMPRESSION_DEFLATE` accepts the first valid one, without context
@@ -497,6 +523,12 @@ typedef struct {
    * Whether the backplane is connected to Redis and subscribed now.
    */
   bool backplane_connected;
+  /**
+   * TLS handshakes that failed or timed out: clients speaking plain HTTP or garbage
+   * to a TLS server, handshakes cut short or too slow, clients that refused the
+   * certificate. 0 on a server without TLS.
+   */
+  uint64_t tls_handshakes_failed;
 } roost_stats;
 
 #ifdef __cplusplus
@@ -540,7 +572,8 @@ roost_status roost_options_init(roost_options *out, size_t size);
  *
  * Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` for a NULL `out`, an option out of
  * range (the message names it), a `backplane_url` that is not a `redis://` URL (the
- * message says why) or options of a newer header that set fields this library does
+ * message says why), a TLS certificate chain or private key that is missing its other
+ * half, malformed or unusable (the message says which and why) or options of a newer header that set fields this library does
  * not know; `ROOST_IO` when the ready descriptor cannot be made.
  */
 roost_status roost_server_new(const roost_options *options,

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::tls::TlsIdentity;
+
 /// The server's policy for a recipient of a broadcast or publish that does not keep up:
 /// one whose send queue is over `outbound_queue_bytes` (a direct send to it gets
 /// `WouldBlock` instead). Either way the other recipients get every message, in order.
@@ -120,6 +122,12 @@ pub struct Config {
     /// a third, a 100-byte one by a seventh). A message that compression would not make
     /// smaller is always sent uncompressed.
     pub compression_min_size: usize,
+    /// The certificate chain and private key that make the server speak TLS (wss://)
+    /// on every connection: the TLS handshake comes before the upgrade request, and
+    /// `handshake_timeout` covers both. Over TLS, sends never write the socket from
+    /// the sender's thread: every frame goes through the connection's task, which
+    /// encrypts it. `None`, the default, serves plain WebSocket (ws://).
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for Config {
@@ -145,6 +153,7 @@ impl Default for Config {
             reuse_port: false,
             compression: Compression::Off,
             compression_min_size: 256,
+            tls: None,
         }
     }
 }

@@ -20,7 +20,9 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::{timeout, Instant, Sleep};
+use tokio::time::{timeout, timeout_at, Instant, Sleep};
+
+use crate::transport::Transport;
 
 use crate::config::Compression;
 use crate::connection_state::{ConnectionState, Taken};
@@ -41,18 +43,22 @@ const HELD_BACK_CHECK: Duration = Duration::from_millis(500);
 
 /// Serves one accepted socket until it is closed. `handshake` is its place under
 /// `max_pending_handshakes`, held until the upgrade is answered; an upgraded connection
-/// then holds a place under `max_connections` until its task ends.
-pub(crate) async fn serve(
-    mut socket: TcpStream,
-    peer: SocketAddr,
-    shared: Arc<ServerState>,
-    handshake: Place,
-) {
+/// then holds a place under `max_connections` until its task ends. On a TLS server the
+/// TLS handshake comes first; `handshake_timeout` covers it and the upgrade request.
+pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, shared: Arc<ServerState>, handshake: Place) {
     let _ = socket.set_nodelay(true);
     let config = &shared.config;
     let compression = config.compression != Compression::Off;
+    let deadline = Instant::now() + config.handshake_timeout;
+    let mut socket = match &shared.tls {
+        None => Transport::Plain(socket),
+        Some(tls) => match tls.accept(socket, deadline).await {
+            Some(stream) => Transport::Tls(Box::new(stream)),
+            None => return,
+        },
+    };
 
-    let request = match timeout(config.handshake_timeout, handshake::read_head(&mut socket)).await {
+    let request = match timeout_at(deadline, handshake::read_head(&mut socket)).await {
         Err(_) | Ok(Ok(None)) => return,
         Ok(Err(refusal)) => return handshake::refuse(&mut socket, refusal).await,
         Ok(Ok(Some((head, rest)))) => match handshake::check(head, rest, |p| shared.route_of(p), compression)
@@ -65,7 +71,11 @@ pub(crate) async fn serve(
         Some(place) if !shared.stopping.load(Ordering::Acquire) => place,
         _ => return handshake::refuse(&mut socket, Refusal::TooManyConnections).await,
     };
-    let answered = timeout(config.handshake_timeout, socket.write_all(&request.response())).await;
+    let answered = timeout(config.handshake_timeout, async {
+        socket.write_all(&request.response()).await?;
+        socket.flush().await
+    })
+    .await;
     if !matches!(answered, Ok(Ok(()))) {
         return;
     }
@@ -218,8 +228,8 @@ impl Driver {
     }
 
     async fn run(mut self) -> (u16, String) {
-        use std::os::fd::AsRawFd;
-        self.handle.set_socket(Some(self.socket.socket().as_raw_fd()));
+        // Over TLS, None: senders never write the socket; frames go through the task.
+        self.handle.set_socket(self.socket.direct_write_fd());
         let end = std::future::poll_fn(|cx| {
             let step = std::panic::catch_unwind(AssertUnwindSafe(|| self.poll_step(cx)));
             // Whatever the step read, the consumer hears of it now, in one wake-up.

@@ -57,7 +57,7 @@ pub(crate) enum Taken {
     /// The close that was first in the queue.
     Close(u16, String),
     /// The end of a frame a sender's direct write started: it goes out before anything
-    /// else, tungstenite's control frames included.
+    /// else, control frames included.
     Rest(Bytes),
 }
 

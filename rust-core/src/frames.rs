@@ -14,7 +14,6 @@ use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
 use tokio::io::AsyncWrite;
-use tokio::net::TcpStream;
 
 /// Frames handed to one `writev` call at most.
 const FRAMES_PER_WRITE: usize = 64;
@@ -129,9 +128,9 @@ pub(crate) struct FrameWriter {
 
 impl FrameWriter {
     /// Writes the rest of a partly written frame, if any.
-    pub(crate) fn poll_finish(
+    pub(crate) fn poll_finish<S: AsyncWrite + Unpin>(
         &mut self,
-        socket: &mut TcpStream,
+        socket: &mut S,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         while let Some(rest) = &mut self.unfinished {
@@ -160,9 +159,9 @@ impl FrameWriter {
 
     /// Writes `frames` front first, many per system call, until all are written
     /// (Ready) or the socket is full (Pending, with the unwritten frames still queued).
-    pub(crate) fn poll_write(
+    pub(crate) fn poll_write<S: AsyncWrite + Unpin>(
         &mut self,
-        socket: &mut TcpStream,
+        socket: &mut S,
         cx: &mut Context<'_>,
         frames: &mut VecDeque<Bytes>,
     ) -> Poll<io::Result<()>> {

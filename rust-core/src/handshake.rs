@@ -4,8 +4,7 @@
 
 use std::ops::Range;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::deflate::{self, Agreement};
 
@@ -86,9 +85,15 @@ impl UpgradeRequest {
     }
 }
 
+/// The first byte of a TLS handshake record, which no HTTP request starts with.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
 /// Reads one request head from `stream`. Returns the head and any bytes after it, or
-/// `Ok(None)` when the client closed before finishing it.
-pub(crate) async fn read_head(stream: &mut TcpStream) -> Result<Option<(Vec<u8>, Vec<u8>)>, Refusal> {
+/// `Ok(None)` when the client closed before finishing it. A TLS client on a plain port
+/// is refused at its first byte (it would otherwise wait out the handshake timeout).
+pub(crate) async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<Option<(Vec<u8>, Vec<u8>)>, Refusal> {
     let mut buf = Vec::with_capacity(1024);
     let mut scanned: usize = 0;
     loop {
@@ -101,6 +106,9 @@ pub(crate) async fn read_head(stream: &mut TcpStream) -> Result<Option<(Vec<u8>,
         match stream.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return Ok(None),
             Ok(_) => {}
+        }
+        if buf[0] == TLS_HANDSHAKE_RECORD {
+            return Err(Refusal::Malformed("TLS handshake on a plain (ws://) port"));
         }
         let from = scanned.saturating_sub(3);
         if let Some(pos) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
@@ -224,7 +232,7 @@ fn derive_accept_key(key: &[u8]) -> String {
 }
 
 /// Writes a refusal and closes the socket, ignoring errors: the client may be gone.
-pub(crate) async fn refuse(stream: &mut TcpStream, refusal: Refusal) {
+pub(crate) async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, refusal: Refusal) {
     let _ = stream.write_all(&refusal.response()).await;
     let _ = stream.shutdown().await;
 }
@@ -232,7 +240,7 @@ pub(crate) async fn refuse(stream: &mut TcpStream, refusal: Refusal) {
 /// Refuses a socket whose request was never read, then reads and drops what the client
 /// sends for up to a second (at most one head's worth): closing a socket with unread
 /// bytes resets it, and a reset can destroy the response before the client reads it.
-pub(crate) async fn refuse_unread(stream: &mut TcpStream, refusal: Refusal) {
+pub(crate) async fn refuse_unread<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, refusal: Refusal) {
     refuse(stream, refusal).await;
     let mut discard = [0u8; 1024];
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {

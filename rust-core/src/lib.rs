@@ -30,7 +30,9 @@ pub mod server;
 mod server_state;
 mod socket;
 pub mod stats;
+mod tls;
 mod topics;
+mod transport;
 mod wakeup;
 
 pub use config::{Compression, Config, SlowConsumer};
@@ -38,4 +40,5 @@ pub use error::{Error, Result};
 pub use events::{ConnectInfo, Event};
 pub use server::Server;
 pub use stats::Stats;
+pub use tls::TlsIdentity;
 pub use topics::MAX_TOPIC_LENGTH;

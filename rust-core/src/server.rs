@@ -252,6 +252,7 @@ impl Server {
             topics: self.state.registry.topic_count(),
             deliveries_skipped: self.state.fanout.skipped(),
             slow_consumers_closed: self.state.fanout.closed(),
+            tls_handshakes_failed: self.state.tls.as_ref().map_or(0, |tls| tls.failed()),
             ..Stats::default()
         };
         if let Some(backplane) = &self.state.backplane {

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::events::EventQueue;
 use crate::fanout::Fanout;
 use crate::registry::Registry;
+use crate::tls::Tls;
 
 /// State shared by the server's calls and its tasks.
 #[derive(Debug)]
@@ -25,6 +26,8 @@ pub(crate) struct ServerState {
     pub(crate) fanout: Fanout,
     /// The link to the other servers through Redis, when `Config::backplane` is set.
     pub(crate) backplane: Option<Arc<Backplane>>,
+    /// The TLS acceptor and its failure count, when `Config::tls` is set.
+    pub(crate) tls: Option<Tls>,
     /// Sockets accepted whose upgrade is not finished (for `max_pending_handshakes`).
     pending_handshakes: AtomicUsize,
     /// Upgraded connections whose task has not ended (for `max_connections`).
@@ -71,7 +74,9 @@ impl ServerState {
             }
             None => None,
         };
+        let tls = config.tls.as_ref().map(Tls::new).transpose()?;
         Ok(ServerState {
+            tls,
             events: EventQueue::new()?,
             registry: Registry::new(backplane.as_ref().map(|b| b.interest())),
             config,

@@ -4,7 +4,8 @@
 //!
 //! An idle connection holds no burst buffer at all, and the frame reader parses
 //! straight from the burst, so a busy connection reads a whole burst per system call
-//! without a second buffer of its own.
+//! without a second buffer of its own. Over TLS the burst is read from the session,
+//! which decrypts what it read from the socket.
 
 use std::collections::VecDeque;
 use std::io;
@@ -12,13 +13,14 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::frames::FrameWriter;
+use crate::transport::Transport;
 
 pub(crate) struct ConnectionSocket {
-    socket: TcpStream,
+    socket: Transport,
     /// Unparsed bytes of the last burst are `burst[start..]`; no allocation when none.
     burst: Vec<u8>,
     start: usize,
@@ -28,7 +30,7 @@ pub(crate) struct ConnectionSocket {
 
 impl ConnectionSocket {
     /// `early` holds what the client sent right after its upgrade request.
-    pub(crate) fn new(socket: TcpStream, burst_size: usize, early: Vec<u8>) -> Self {
+    pub(crate) fn new(socket: Transport, burst_size: usize, early: Vec<u8>) -> Self {
         ConnectionSocket {
             socket,
             burst: early,
@@ -38,8 +40,15 @@ impl ConnectionSocket {
         }
     }
 
+    /// The TCP socket underneath (under TLS, too).
     pub(crate) fn socket(&self) -> &TcpStream {
-        &self.socket
+        self.socket.tcp()
+    }
+
+    /// The descriptor senders may write frames to directly; None over TLS, whose
+    /// bytes must all go through the session.
+    pub(crate) fn direct_write_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.socket.direct_write_fd()
     }
 
     /// The unparsed bytes of the current burst (empty when there are none), which the
@@ -63,8 +72,11 @@ impl ConnectionSocket {
         if self.start < self.burst.len() {
             return Poll::Ready(Ok(true));
         }
-        // Allocate only once the socket is known to be readable.
-        ready!(self.socket.poll_read_ready(cx))?;
+        // Allocate only once the socket is known to be readable. A TLS session may hold
+        // decrypted bytes already, whatever the socket says.
+        if !self.socket.buffers_reads() {
+            ready!(self.socket.tcp().poll_read_ready(cx))?;
+        }
         let mut burst = Vec::with_capacity(self.burst_size);
         let mut window = ReadBuf::uninit(burst.spare_capacity_mut());
         // Stale readiness gives Pending here (the buffer goes; it is rare). tokio's
@@ -82,14 +94,16 @@ impl ConnectionSocket {
         Poll::Ready(Ok(true))
     }
 
-    /// Writes frames; see `FrameWriter::poll_write`. The caller must own the socket
-    /// (claimed from direct writers).
+    /// Writes frames (see `FrameWriter::poll_write`), then flushes what a TLS session
+    /// still holds of them, so that written frames are on the wire. The caller must own
+    /// the socket (claimed from direct writers).
     pub(crate) fn poll_write_frames(
         &mut self,
         cx: &mut Context<'_>,
         frames: &mut VecDeque<Bytes>,
     ) -> Poll<io::Result<()>> {
-        self.writer.poll_write(&mut self.socket, cx, frames)
+        ready!(self.writer.poll_write(&mut self.socket, cx, frames))?;
+        Pin::new(&mut self.socket).poll_flush(cx)
     }
 
     /// Makes `rest`, the end of a frame a sender's direct write started, the next
@@ -98,14 +112,15 @@ impl ConnectionSocket {
         self.writer.finish_first(rest);
     }
 
-    /// Ends the sending side at once. Only a connection being given up shuts down: the
-    /// rest of a frame its peer would not take is dropped, not waited for. Returns the
-    /// socket for reading what the peer still sends.
+    /// Ends the sending side at once (over TLS, after its close_notify alert). Only a
+    /// connection being given up shuts down: the rest of a frame its peer would not
+    /// take is dropped, not waited for. Returns the TCP socket for discarding what the
+    /// peer still sends.
     pub(crate) async fn shutdown(&mut self) -> &mut TcpStream {
         self.writer.abandon();
         self.burst = Vec::new();
         self.start = 0;
         let _ = self.socket.shutdown().await;
-        &mut self.socket
+        self.socket.tcp_mut()
     }
 }

@@ -29,4 +29,8 @@ pub struct Stats {
     pub backplane_reconnects: u64,
     /// Whether the backplane is connected to Redis and subscribed now.
     pub backplane_connected: bool,
+    /// TLS handshakes that failed or timed out (`Config::tls`): clients speaking plain
+    /// HTTP or garbage to the TLS port, handshakes cut short or too slow, clients that
+    /// do not trust the certificate.
+    pub tls_handshakes_failed: u64,
 }

@@ -7,11 +7,13 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import trustme
 import websockets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,14 +26,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, **env: str) -> subprocess.Popen[str]:
-    """An echo_server on `port`, with `env` added to its environment, once it listens."""
+def start_server(port: int, *, expect_scheme: str = "ws", **env: str) -> subprocess.Popen[str]:
+    """An echo_server on `port`, with `env` added to its environment, once it listens
+    (on `expect_scheme`://, wss with ROOST_TLS_CERT and ROOST_TLS_KEY)."""
     proc = subprocess.Popen(
         [str(SERVER), str(port)], stdout=subprocess.PIPE, text=True, env={**os.environ, **env}
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    assert f"ws://127.0.0.1:{port}" in line, line
+    assert f" {expect_scheme}://127.0.0.1:{port}" in line, line
     return proc
 
 
@@ -159,7 +162,7 @@ def redis_cli(port: int, *args: str) -> str:
 def redis_port():
     """A redis-server of this test's own, without persistence, on a free port."""
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        pytest.fail("redis-server (and redis-cli) not found: run `make redis-server`")
+        pytest.fail("redis-server (and redis-cli) not found: run `make system-packages`")
     port = free_port()
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
@@ -252,3 +255,65 @@ def test_reuse_port_lets_two_servers_share_a_port():
         for proc in (first, second):
             if proc.poll() is None:
                 stop_server(proc)
+
+
+# ---- TLS: certificate and key from ROOST_TLS_CERT and ROOST_TLS_KEY ----------------
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    """A CA made for the run, a certificate it issued for 127.0.0.1 and its key (as
+    files), and a client SSL context that trusts the CA."""
+    directory = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key = directory / "chain.pem", directory / "key.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    key.write_bytes(issued.private_key_pem.bytes())
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return str(cert), str(key), context
+
+
+def test_tls_echo_and_chat_over_wss(tls_files):
+    cert, key, context = tls_files
+    port = free_port()
+    proc = start_server(port, ROOST_TLS_CERT=cert, ROOST_TLS_KEY=key, expect_scheme="wss")
+
+    async def scenario():
+        url = f"wss://127.0.0.1:{port}"
+        async with websockets.connect(f"{url}/ws", ssl=context) as ws:
+            await ws.send("over tls")
+            assert await ws.recv() == "Echo: over tls"
+            await ws.send(b"\x00\x01" * 40_000)
+            assert await ws.recv() == b"\x00\x01" * 40_000
+        async with (
+            websockets.connect(f"{url}/chat", ssl=context) as first,
+            websockets.connect(f"{url}/chat", ssl=context) as second,
+        ):
+            await first.send("to the room")
+            assert await first.recv() == "to the room"
+            assert await second.recv() == "to the room"
+        # A plain ws:// client gets no WebSocket on the wss:// port.
+        with pytest.raises((websockets.exceptions.InvalidHandshake, OSError, EOFError)):
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5):
+                pass
+
+    try:
+        run(scenario())
+    finally:
+        stop_server(proc)
+
+
+def test_tls_with_an_unreadable_or_bad_file_exits_1_naming_it(tls_files, tmp_path):
+    cert, key, _ = tls_files
+    missing = str(tmp_path / "missing.pem")
+    env = {**os.environ, "ROOST_TLS_CERT": missing, "ROOST_TLS_KEY": key}
+    result = subprocess.run([str(SERVER), "0"], capture_output=True, text=True, env=env, timeout=10)
+    assert result.returncode == 1
+    assert f"cannot read {missing}" in result.stderr, result.stderr
+
+    env = {**os.environ, "ROOST_TLS_CERT": cert, "ROOST_TLS_KEY": cert}
+    result = subprocess.run([str(SERVER), "0"], capture_output=True, text=True, env=env, timeout=10)
+    assert result.returncode == 1
+    assert "TLS private key has no PRIVATE KEY" in result.stderr, result.stderr

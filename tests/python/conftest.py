@@ -66,16 +66,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Any, *, host: str = HOST) -> AsyncIterator[str]:
-    """Serves `app` on a free port of 127.0.0.1 for the body; yields "ws://HOST:PORT".
-    At the end, stops the app gracefully (clients get 1001)."""
+async def serving(app: Any, *, host: str = HOST, **serve_options: Any) -> AsyncIterator[str]:
+    """Serves `app` on a free port of 127.0.0.1 for the body; yields "ws://HOST:PORT"
+    ("wss://" with `ssl_certfile`, which goes to `app.serve` with the other
+    `serve_options`). At the end, stops the app gracefully (clients get 1001)."""
+    scheme = "wss" if serve_options.get("ssl_certfile") else "ws"
     async with anyio.create_task_group() as tg:
         with anyio.fail_after(WAIT):
-            port = await tg.start(app.serve, host, 0)
+            port = await tg.start(functools.partial(app.serve, host, 0, **serve_options))
         assert isinstance(port, int) and port > 0
         assert app.port == port
         try:
-            yield f"ws://{host}:{port}"
+            yield f"{scheme}://{host}:{port}"
         finally:
             app.stop()
             # A clean stop ends serve() by itself; this only bounds a stuck one.
@@ -454,6 +456,8 @@ def status_of(response_head: str) -> int:
 # Programs run as a user would run them
 
 SERVING_PREFIX = "Roost serving on ws://"
+#: The serving line of an app serving TLS (`ssl_certfile`).
+TLS_SERVING_PREFIX = "Roost serving on wss://"
 
 
 @contextlib.contextmanager
@@ -551,8 +555,11 @@ async def running_program(
             line, _, rest = bytes(pending).partition(b"\n")
             out += rest
             first_line = line.decode()
-            assert first_line.startswith(SERVING_PREFIX), (first_line, bytes(err))
-            port = int(first_line[len(SERVING_PREFIX) :].split(" ", 1)[0].rsplit(":", 1)[1])
+            prefix_seen = next(
+                (p for p in (SERVING_PREFIX, TLS_SERVING_PREFIX) if first_line.startswith(p)), None
+            )
+            assert prefix_seen is not None, (first_line, bytes(err))
+            port = int(first_line[len(prefix_seen) :].split(" ", 1)[0].rsplit(":", 1)[1])
             tg.start_soon(_drain, process.stdout, out)
             program = Program(process, port, first_line, out, err)
             yield program

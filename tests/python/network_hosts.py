@@ -33,7 +33,9 @@ def require_namespaces() -> None:
     """Raises, saying why, where namespaces cannot be made: a test that needs its hosts
     fails rather than skips."""
     if shutil.which("ip") is None:
-        raise RuntimeError("`ip` (iproute2) is missing: run `make redis-server`, which installs it")
+        raise RuntimeError(
+            "`ip` (iproute2) is missing: run `make system-packages`, which installs it"
+        )
     if os.geteuid() != 0:
         raise RuntimeError("making network namespaces needs root: run as root")
 

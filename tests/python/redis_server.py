@@ -1,5 +1,5 @@
 """A real redis-server for the backplane's tests, on a free port of 127.0.0.1 (and of
-any other addresses given to `redis_server`), stopped at the end. `make redis-server` installs Debian's package when the machine lacks it."""
+any other addresses given to `redis_server`), stopped at the end. `make system-packages` installs Debian's package when the machine lacks it."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def redis_server(bind: Sequence[str] = ("127.0.0.1",)) -> Iterator[Redis]:
     would refuse them, as no password is set."""
     assert bind and bind[0] == "127.0.0.1", bind
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        raise AssertionError("redis-server is not installed: run `make redis-server`")
+        raise AssertionError("redis-server is not installed: run `make system-packages`")
     redis = Redis(free_port(), tuple(bind))
     redis.start()
     try:

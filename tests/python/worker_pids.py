@@ -6,7 +6,8 @@ that ROOST_BACKPLANE names (tests/python/test_backplane.py).
 
     python worker_pids.py [WORKERS]    host, port and backend from ROOST_HOST,
                                         ROOST_PORT and ROOST_BACKEND; workers from
-                                        the argument, else ROOST_WORKERS
+                                        the argument, else ROOST_WORKERS; wss://
+                                        with ROOST_TLS_CERT and ROOST_TLS_KEY (paths)
 """
 
 import os
@@ -35,4 +36,8 @@ async def chat(websocket):
 
 
 if __name__ == "__main__":
-    app.start(workers=int(sys.argv[1]) if len(sys.argv) > 1 else None)
+    app.start(
+        workers=int(sys.argv[1]) if len(sys.argv) > 1 else None,
+        ssl_certfile=os.environ.get("ROOST_TLS_CERT"),
+        ssl_keyfile=os.environ.get("ROOST_TLS_KEY"),
+    )

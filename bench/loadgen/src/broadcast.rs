@@ -36,7 +36,7 @@ struct Fields {
 pub async fn run(args: &BroadcastArgs) -> Result<Outcome, String> {
     let targets = &args.url;
     let receivers = args.receivers as usize;
-    let urls: Vec<String> = targets.iter().map(|t| format!("ws://{}{}", t.host_header, t.path)).collect();
+    let urls: Vec<String> = targets.iter().map(Target::url).collect();
     let over = match targets.len() {
         1 => String::new(),
         n => format!(" over {n} servers"),

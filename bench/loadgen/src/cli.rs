@@ -6,7 +6,7 @@ use crate::{broadcast, connrate, echo, idle, pingpong, pubsub};
 
 // Wrapped by hand: clap wraps help only with a feature that needs the terminal's size.
 const AFTER_HELP: &str = "\
-URL is ws://HOST:PORT/PATH. Durations and timeouts are in seconds; whole numbers may
+URL is ws://HOST:PORT/PATH, or wss://HOST:PORT/PATH with --ca-file. Durations and timeouts are in seconds; whole numbers may
 group digits with `_` (10_000). `loadgen MODE --help` describes a mode at length.
 
 Output: PHASE lines while running (PHASE measure_start and PHASE measure_end bracket the
@@ -25,6 +25,14 @@ unexpected disconnects), 2 on bad usage.";
 pub struct Cli {
     #[command(subcommand)]
     pub mode: Mode,
+    /// PEM file of the certificate authorities that wss:// servers' certificates must
+    /// chain to (needed for wss:// URLs)
+    #[arg(long, value_name = "PEM", global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Offer permessage-deflate (no context takeover either way), compress the messages
+    /// sent and inflate those received; a server that does not accept it is an error
+    #[arg(long, global = true)]
+    pub compression: bool,
 }
 
 // Negative numbers are let through to the flags' own checks, which say what is wrong.
@@ -155,5 +163,30 @@ mod tests {
             Cli::try_parse_from(["loadgen", "echo", "--url", "ws://127.0.0.1:9/", "--bogus", "1"]).is_err()
         );
         assert!(Cli::try_parse_from(["loadgen", "echo"]).is_err());
+    }
+
+    #[test]
+    fn tls_and_compression_flags_go_after_the_mode() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "idle",
+            "--url",
+            "wss://127.0.0.1:9/ws",
+            "--ca-file",
+            "ca.pem",
+            "--compression",
+        ])
+        .unwrap();
+        assert_eq!(cli.ca_file.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert!(cli.compression);
+        let Mode::Idle(a) = cli.mode else { panic!("not idle") };
+        assert!(a.url.tls);
+        let cli = Cli::try_parse_from(["loadgen", "echo", "--url", "ws://127.0.0.1:9/", "--payload", "json"])
+            .unwrap();
+        assert!(cli.ca_file.is_none() && !cli.compression);
+        let Mode::Echo(a) = cli.mode else { panic!("not echo") };
+        assert_eq!(a.payload, crate::payload::Payload::Json);
+        assert!(Cli::try_parse_from(["loadgen", "echo", "--url", "ws://127.0.0.1:9/", "--payload", "xml"])
+            .is_err());
     }
 }

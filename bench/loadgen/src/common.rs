@@ -3,14 +3,13 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use crate::stats::{phase, Latencies, Span, SpanStart};
-use crate::ws::{self, Reader, Rng, Target};
+use crate::ws::{self, Reader, Rng, Stream, Target};
 
 pub struct Conn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub reader: Reader,
     pub rng: Rng,
 }

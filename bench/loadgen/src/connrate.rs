@@ -11,6 +11,10 @@
 //! is an error: the worker starts its next cycle and the run goes on to its end, but
 //! the result is not `ok`.
 //!
+//! Over wss:// the cycle begins with a full TLS handshake (no session resumption: each
+//! connection is a new client's) and its stream ends with the server's close_notify
+//! (or its TCP FIN).
+//!
 //! `--connect-timeout` bounds each step of a cycle: connect + upgrade, the echo, and
 //! the close handshake with the end of the stream.
 //!
@@ -27,13 +31,11 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::cli::{non_negative, positive, positive_whole, whole};
 use crate::common::{first_errors, measured_window, put_hex};
 use crate::stats::{fmt_us, phase, Latencies, LatencyFields, Num, RunFields, Span, SpanStart};
-use crate::ws::{self, Reader, Rng, Target, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
+use crate::ws::{self, Reader, Rng, Stream, Target, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::Outcome;
 
 const PREFIX: &[u8] = b"Echo: ";
@@ -164,11 +166,10 @@ pub async fn run(args: &ConnrateArgs) -> Result<Outcome, String> {
     let first = first_errors(&error_list, KEEP_ERRORS);
 
     let summary = format!(
-        "connrate ws://{}{}: {concurrency} workers, {size} B: {rate:.0} connections/s over {duration} s \
+        "connrate {}: {concurrency} workers, {size} B: {rate:.0} connections/s over {duration} s \
          ({measured} cycles; {completed} in all), cycle p50 {} p99 {} max {}, handshake p50 {} p99 {}; \
          errors {errors}; measured window: {}; whole run: {:.2} s CPU, wall {:.1} s{}",
-        target.host_header,
-        target.path,
+        target.url(),
         fmt_us(cycle.p50_us),
         fmt_us(cycle.p99_us),
         fmt_us(cycle.max_us),
@@ -181,7 +182,7 @@ pub async fn run(args: &ConnrateArgs) -> Result<Outcome, String> {
     );
     let report = Report {
         mode: "connrate",
-        url: format!("ws://{}{}", target.host_header, target.path),
+        url: target.url(),
         concurrency,
         size,
         duration_s: Num(duration),
@@ -257,8 +258,8 @@ async fn one_cycle(
     let handshake = t0.elapsed();
 
     out.clear();
-    ws::encode(out, OP_TEXT, message, rng);
-    stream.write_all(out).await.map_err(|e| format!("send message: {e}"))?;
+    ws::encode_message(out, OP_TEXT, message, rng, reader.deflate());
+    stream.send(out).await.map_err(|e| format!("send message: {e}"))?;
     match tokio::time::timeout(plan.timeout, await_echo(&mut stream, &mut reader, rng, expected)).await {
         Ok(r) => r?,
         Err(_) => return Err(format!("no echo within {:?}", plan.timeout)),
@@ -284,14 +285,14 @@ async fn one_cycle(
     }
     if plan.linger_zero {
         // Both sides are done: drop with an RST rather than a FIN (see the module doc).
-        stream.set_zero_linger().map_err(|e| format!("SO_LINGER: {e}"))?;
+        stream.tcp().set_zero_linger().map_err(|e| format!("SO_LINGER: {e}"))?;
     }
     Ok(handshake)
 }
 
 /// Waits for the echo of our one message; answers pings meanwhile.
 async fn await_echo(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     reader: &mut Reader,
     rng: &mut Rng,
     expected: &[u8],
@@ -317,7 +318,7 @@ async fn await_echo(
         if let Some(p) = pong {
             let mut o = Vec::with_capacity(p.len() + 8);
             ws::encode(&mut o, OP_PONG, &p, rng);
-            stream.write_all(&o).await.map_err(|e| format!("send pong: {e}"))?;
+            stream.send(&o).await.map_err(|e| format!("send pong: {e}"))?;
         }
         match reader.fill(stream).await {
             Ok(0) => return Err("server ended the stream before the echo".into()),

@@ -5,10 +5,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 
 use crate::cli::{non_negative, positive, positive_whole, whole};
 use crate::common::{connect_many, first_errors, get_hex, measured_window, put_hex, Conn};
+use crate::payload::{self, Payload};
 use crate::stats::{fmt_us, phase, Cpu, Latencies, LatencyFields, Num, RunFields, Span};
 use crate::ws::{self, Target, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::Outcome;
@@ -29,6 +29,10 @@ pub struct EchoArgs {
     /// Bytes of each message
     #[arg(long, value_name = "BYTES", default_value_t = 32, value_parser = whole)]
     pub size: u64,
+    /// What the messages hold: `filler` (x repeated) or `json` (JSON-like text, for
+    /// runs with --compression)
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = Payload::Filler)]
+    pub payload: Payload,
     /// Seconds measured, after the warm-up
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive)]
     pub duration: f64,
@@ -61,7 +65,9 @@ struct ConnResult {
 
 struct Plan {
     inflight: usize,
-    size: usize,
+    /// The message body; its bytes at `seq` are rewritten with each message's number.
+    body: Vec<u8>,
+    seq: std::ops::Range<usize>,
     measure_start: Instant,
     measure_end: Instant,
     stall: Duration,
@@ -76,6 +82,8 @@ struct Report {
     connections: usize,
     inflight: usize,
     size: usize,
+    payload: &'static str,
+    compression: bool,
     duration_s: Num,
     warmup_s: Num,
     messages: u64,
@@ -111,6 +119,7 @@ pub async fn run(args: &EchoArgs) -> Result<Outcome, String> {
     let warmup = args.warmup;
     let concurrency = args.concurrency as usize;
     let stall = args.stall_timeout;
+    let (body, seq) = payload::make(args.payload, size)?;
 
     let wall0 = Instant::now();
     let cpu0 = Cpu::now();
@@ -125,6 +134,7 @@ pub async fn run(args: &EchoArgs) -> Result<Outcome, String> {
         ));
     }
     let hs = hs.summary();
+    let compression = conns.iter().flatten().any(|c| c.reader.deflate());
     phase("connected", &format!("connections={connections} handshake_p99_us={:.0}", hs.p99_us));
 
     let start = Instant::now();
@@ -138,7 +148,8 @@ pub async fn run(args: &EchoArgs) -> Result<Outcome, String> {
     for conn in conns.into_iter().flatten() {
         let plan = Plan {
             inflight,
-            size,
+            body: body.clone(),
+            seq: seq.clone(),
             measure_start,
             measure_end,
             stall: Duration::from_secs_f64(stall),
@@ -180,13 +191,18 @@ pub async fn run(args: &EchoArgs) -> Result<Outcome, String> {
     let rate = measured as f64 / duration;
     let ok = errors.is_empty() && bad == 0 && measured > 0;
 
+    let payload = match args.payload {
+        Payload::Filler => "filler",
+        Payload::Json => "json",
+    };
     let codes: Vec<String> = close_codes.iter().map(|(k, v)| format!("{k}x{v}")).collect();
     let summary = format!(
-        "echo {url}: {connections} conns x {inflight} in flight, {size} B: {rate:.0} msg/s over {duration} s \
+        "echo {url}: {connections} conns x {inflight} in flight, {size} B {payload}{deflated}: {rate:.0} msg/s over {duration} s \
          ({measured} replies; {total} in all), RTT p50 {p50} p99 {p99} max {max}; \
          per connection {fewest}..{most}; errors {nerr}, bad replies {bad}, server disconnects {disconnects}, close errors {ncl} (close codes {codes}); \
          measured window: {window}; whole run: loadgen CPU {cpu:.2} s, wall {wall:.1} s{first}",
-        url = target.host_header.clone() + &target.path,
+        url = target.url(),
+        deflated = if compression { ", compressed" } else { "" },
         p50 = fmt_us(lat.p50_us),
         p99 = fmt_us(lat.p99_us),
         max = fmt_us(lat.max_us),
@@ -203,10 +219,12 @@ pub async fn run(args: &EchoArgs) -> Result<Outcome, String> {
     );
     let report = Report {
         mode: "echo",
-        url: format!("ws://{}{}", target.host_header, target.path),
+        url: target.url(),
         connections,
         inflight,
         size,
+        payload,
+        compression,
         duration_s: Num(duration),
         warmup_s: Num(warmup),
         messages: measured,
@@ -234,21 +252,23 @@ pub async fn run(args: &EchoArgs) -> Result<Outcome, String> {
 
 async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
     let mut r = ConnResult { lat: Latencies::with_capacity(plan.expected_per_conn), ..Default::default() };
-    let size = plan.size;
-    let k = size.min(16);
-    let mut payload = vec![b'x'; size];
+    let deflate = c.reader.deflate();
+    let mut payload = plan.body;
+    let size = payload.len();
+    let seq_at = plan.seq;
+    let k = seq_at.len();
     let mut out: Vec<u8> = Vec::with_capacity(plan.inflight * (size + 14) + 64);
     let mut pending: VecDeque<(u64, Instant)> = VecDeque::with_capacity(plan.inflight + 1);
     let mut seq = 0u64;
 
     let now = Instant::now();
     for _ in 0..plan.inflight {
-        put_hex(&mut payload[..k], seq);
-        ws::encode(&mut out, OP_TEXT, &payload, &mut c.rng);
+        put_hex(&mut payload[seq_at.clone()], seq);
+        ws::encode_message(&mut out, OP_TEXT, &payload, &mut c.rng, deflate);
         pending.push_back((seq, now));
         seq += 1;
     }
-    if let Err(e) = c.stream.write_all(&out).await {
+    if let Err(e) = c.stream.send(&out).await {
         r.error = Some(format!("write: {e}"));
         return r;
     }
@@ -298,9 +318,14 @@ async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
                         r.error = Some("reply to nothing (more replies than messages)".into());
                         break 'outer;
                     };
+                    // "Echo: " + the message: its number where it was written, and every
+                    // other byte as in the body (which differs only in that number).
                     let ok = d.len() == PREFIX.len() + size
                         && d.starts_with(PREFIX)
-                        && (k == 0 || get_hex(&d[PREFIX.len()..PREFIX.len() + k]) == Some(want & mask(k)));
+                        && (k == 0
+                            || get_hex(&d[PREFIX.len() + seq_at.start..][..k]) == Some(want & mask(k)))
+                        && d[PREFIX.len()..][..seq_at.start] == payload[..seq_at.start]
+                        && d[PREFIX.len() + seq_at.end..] == payload[seq_at.end..];
                     if !ok {
                         r.bad_replies += 1;
                         r.error = Some(format!(
@@ -317,8 +342,8 @@ async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
                         r.lat.push(now - sent);
                     }
                     if sending {
-                        put_hex(&mut payload[..k], seq);
-                        ws::encode(&mut out, OP_TEXT, &payload, &mut c.rng);
+                        put_hex(&mut payload[seq_at.clone()], seq);
+                        ws::encode_message(&mut out, OP_TEXT, &payload, &mut c.rng, deflate);
                         pending.push_back((seq, now));
                         seq += 1;
                         fresh += 1;
@@ -354,7 +379,7 @@ async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
             for e in pending.range_mut(len - fresh..) {
                 e.1 = t;
             }
-            if let Err(e) = c.stream.write_all(&out).await {
+            if let Err(e) = c.stream.send(&out).await {
                 r.error = Some(format!("write: {e}"));
                 r.disconnected = true;
                 break;

@@ -29,7 +29,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{watch, Notify};
 
 use crate::cli::{non_negative, positive, positive_whole, whole};
@@ -600,7 +599,7 @@ async fn send(
                         put_hex(&mut p[1..], sync_round);
                         sync_round += 1;
                         group.sync_rounds.set(group.sync_rounds.get().max(sync_round));
-                        ws::encode(&mut out, OP_TEXT, &p, &mut c.rng);
+                        ws::encode_message(&mut out, OP_TEXT, &p, &mut c.rng, c.reader.deflate());
                     }
                     *next = now_t + SYNC_EVERY;
                 }
@@ -623,7 +622,7 @@ async fn send(
                     put_hex(&mut payload[1..17], r.sent);
                     let t = Instant::now() - group.base;
                     put_hex(&mut payload[17..33], t.as_nanos() as u64);
-                    ws::encode(&mut out, OP_TEXT, &payload, &mut c.rng);
+                    ws::encode_message(&mut out, OP_TEXT, &payload, &mut c.rng, c.reader.deflate());
                     r.sent += 1;
                 }
                 ch.sent.set(r.sent);
@@ -679,7 +678,7 @@ async fn send(
             }
         };
         if !out.is_empty() {
-            if let Err(e) = c.stream.write_all(&out).await {
+            if let Err(e) = c.stream.send(&out).await {
                 r.error = Some(format!("write: {e}"));
                 return r;
             }
@@ -865,7 +864,7 @@ async fn receive_all(
             return r;
         }
         if !out.is_empty() {
-            let _ = c.stream.write_all(&out).await;
+            let _ = c.stream.send(&out).await;
             out.clear();
         }
     }

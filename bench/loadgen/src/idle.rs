@@ -12,7 +12,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{watch, Semaphore};
 
 use crate::cli::{non_negative, positive_whole, whole};
@@ -187,7 +186,7 @@ pub async fn run(args: &IdleArgs) -> Result<Outcome, String> {
                     }
                 }
                 if !out.is_empty() {
-                    if let Err(e) = stream.write_all(&out).await {
+                    if let Err(e) = stream.send(&out).await {
                         r.dropped = Some(format!("write: {e}"));
                         return r;
                     }
@@ -252,12 +251,11 @@ pub async fn run(args: &IdleArgs) -> Result<Outcome, String> {
     let ok = connect_errors.is_empty() && dropped.is_empty() && close_errors.is_empty();
     let all_errors = [connect_errors.clone(), dropped.clone(), close_errors.clone()].concat();
     let summary = format!(
-        "idle ws://{}{}: {n_open}/{connections} connections open in {open_seconds:.2} s \
+        "idle {}: {n_open}/{connections} connections open in {open_seconds:.2} s \
          ({:.0} handshakes/s, {concurrency} at a time, handshake p50 {} p99 {} max {}), held {hold} s \
          ({pings} pings answered), closed in {close_seconds:.2} s; connect failures {}, dropped while idle {}, \
          close errors {}; {}, {:.2} s of it opening{}",
-        target.host_header,
-        target.path,
+        target.url(),
         n_open as f64 / open_seconds,
         fmt_us(s.p50_us),
         fmt_us(s.p99_us),
@@ -271,7 +269,7 @@ pub async fn run(args: &IdleArgs) -> Result<Outcome, String> {
     );
     let report = Report {
         mode: "idle",
-        url: format!("ws://{}{}", target.host_header, target.path),
+        url: target.url(),
         connections,
         opened: n_open,
         open_seconds: Num(open_seconds),

@@ -8,6 +8,11 @@
 //!   loadgen pubsub    --url ws://127.0.0.1:PORT      --topics 10 --subscribers 100 --rate 0 --duration 5
 //!   loadgen idle      --url ws://127.0.0.1:PORT/ws   --connections 10000 --hold 30
 //!   loadgen connrate  --url ws://127.0.0.1:PORT/ws   --concurrency 16 --duration 5 --warmup 1
+//!   loadgen echo      --url wss://127.0.0.1:PORT/ws  --ca-file ca.pem --size 4096 --payload json --compression
+//!
+//! Every mode speaks wss:// (TLS, trusting the certificate authorities of `--ca-file`)
+//! as well as ws://, and with `--compression` offers permessage-deflate and requires the
+//! server to accept it (see `ws.rs` and `deflate.rs`).
 //!
 //! `loadgen MODE --help` lists a mode's flags and their defaults.
 //!
@@ -29,9 +34,11 @@ mod broadcast;
 mod cli;
 mod common;
 mod connrate;
+mod deflate;
 mod echo;
 mod fanout;
 mod idle;
+mod payload;
 mod pingpong;
 mod pubsub;
 mod stats;
@@ -72,6 +79,13 @@ fn main() -> ExitCode {
         cmd.build();
         let sub = cmd.find_subcommand_mut(cli.mode.name()).expect("every mode is a subcommand");
         sub.error(clap::error::ErrorKind::ArgumentConflict, e).exit();
+    }
+    match ws::ClientOptions::new(cli.ca_file.as_deref(), cli.compression) {
+        Ok(options) => options.install(),
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::from(2);
+        }
     }
     stats::raise_nofile();
 

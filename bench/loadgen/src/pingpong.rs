@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 
 use crate::cli::{positive_whole, whole};
 use crate::common::{connect_many, first_errors, get_hex, put_hex};
@@ -77,9 +76,9 @@ pub async fn run(args: &PingpongArgs) -> Result<Outcome, String> {
         }
         put_hex(&mut payload[..k], i);
         out.clear();
-        ws::encode(&mut out, OP_TEXT, &payload, &mut c.rng);
+        ws::encode_message(&mut out, OP_TEXT, &payload, &mut c.rng, c.reader.deflate());
         let sent = Instant::now();
-        if let Err(e) = c.stream.write_all(&out).await {
+        if let Err(e) = c.stream.send(&out).await {
             error = Some(format!("write: {e}"));
             break;
         }
@@ -139,7 +138,7 @@ pub async fn run(args: &PingpongArgs) -> Result<Outcome, String> {
             if let Some(p) = pong {
                 let mut o = Vec::new();
                 ws::encode(&mut o, OP_PONG, &p, &mut c.rng);
-                let _ = c.stream.write_all(&o).await;
+                let _ = c.stream.send(&o).await;
             }
         }
     }
@@ -161,10 +160,9 @@ pub async fn run(args: &PingpongArgs) -> Result<Outcome, String> {
     let ok = error.is_none() && n == count;
     let rate = n as f64 / measured.wall;
     let summary = format!(
-        "pingpong ws://{}{}: {n}/{count} round trips of {size} B, RTT mean {} p50 {} p99 {} p99.9 {} max {} \
+        "pingpong {}: {n}/{count} round trips of {size} B, RTT mean {} p50 {} p99 {} p99.9 {} max {} \
          ({rate:.0} round trips/s); error: {}; close: {}; measured: {}; whole run: {:.2} s CPU, wall {wall:.1} s",
-        target.host_header,
-        target.path,
+        target.url(),
         fmt_us(s.mean_us),
         fmt_us(s.p50_us),
         fmt_us(s.p99_us),
@@ -177,7 +175,7 @@ pub async fn run(args: &PingpongArgs) -> Result<Outcome, String> {
     );
     let report = Report {
         mode: "pingpong",
-        url: format!("ws://{}{}", target.host_header, target.path),
+        url: target.url(),
         count: n,
         size,
         round_trips_per_sec: Num(rate),

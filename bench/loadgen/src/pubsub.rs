@@ -15,7 +15,7 @@ use crate::Outcome;
 
 #[derive(clap::Args, Debug)]
 pub struct PubsubArgs {
-    /// The server's address, ws://HOST:PORT (a path, if any, goes before /sub and /pub)
+    /// The server's address, ws://HOST:PORT or wss://HOST:PORT (a path, if any, goes before /sub and /pub)
     #[arg(long, value_name = "URL", value_parser = Target::parse)]
     pub url: Target,
     /// Topics, each with one publisher
@@ -53,7 +53,7 @@ pub async fn run(args: &PubsubArgs) -> Result<Outcome, String> {
         .collect();
     let layout = Layout {
         mode: "pubsub",
-        url: format!("ws://{}{}", base.host_header, base.path.trim_end_matches('/')),
+        url: base.url().trim_end_matches('/').to_string(),
         shape: format!("{topics} topics x (1 publisher -> {subscribers} subscribers)"),
         fields: Fields { topics, subscribers },
         channels,

@@ -5,6 +5,11 @@
 //! channel names, never as a queue of commands: a topic joined and left a thousand
 //! times while Redis was slow is one name, and a new connection after an outage is
 //! brought up to date by the same comparison, against nothing.
+//!
+//! The names of changes are bounded too: while Redis is away, topics opened and closed
+//! once each (a topic per user, say) would pile up as distinct names until it is back.
+//! Past `CHANGED_SLACK` more than the wanted channels, the names are dropped for a note
+//! that the next look compares everything, which costs no more than that many names.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
@@ -13,11 +18,17 @@ use tokio::sync::Notify;
 
 use super::envelope::{channel, Target};
 
+/// Changed channels kept by name beyond the number wanted; past it, the next look
+/// compares every channel instead.
+const CHANGED_SLACK: usize = 1024;
+
 #[derive(Debug, Default)]
 struct Wanted {
     channels: HashSet<Vec<u8>>,
     /// Channels added or removed since the task last looked.
     changed: HashSet<Vec<u8>>,
+    /// More changed than `changed` keeps: the next look compares every channel.
+    compare_all: bool,
 }
 
 /// Subscriptions to make and to end, to make a connection's match the desired set.
@@ -44,7 +55,13 @@ impl Interest {
         let changed =
             if want { wanted.channels.insert(channel.clone()) } else { wanted.channels.remove(&channel) };
         if changed {
-            wanted.changed.insert(channel);
+            if !wanted.compare_all {
+                wanted.changed.insert(channel);
+                if wanted.changed.len() > wanted.channels.len() + CHANGED_SLACK {
+                    wanted.changed = HashSet::new();
+                    wanted.compare_all = true;
+                }
+            }
             drop(wanted);
             self.changed.notify_one();
         }
@@ -77,6 +94,7 @@ impl Interest {
     pub(crate) fn changes(&self, subscribed: &HashSet<Vec<u8>>, all: bool) -> Changes {
         let mut wanted = self.wanted();
         let changed = std::mem::take(&mut wanted.changed);
+        let all = all || std::mem::take(&mut wanted.compare_all);
         let mut out = Changes::default();
         if all {
             out.subscribe = wanted.channels.iter().filter(|c| !subscribed.contains(*c)).cloned().collect();
@@ -151,6 +169,34 @@ mod tests {
         let stale = HashSet::from([b"roost:topic:gone".to_vec(), b"roost:topic:a".to_vec()]);
         let fix = interest.changes(&stale, true);
         assert_eq!(fix, Changes { subscribe: vec![], unsubscribe: vec![b"roost:topic:gone".to_vec()] });
+    }
+
+    #[test]
+    fn churn_of_many_distinct_topics_keeps_a_bounded_record_and_still_converges() {
+        let interest = Interest::default();
+        let mut subscribed = HashSet::new();
+        interest.topic_opened(b"kept");
+        let first = interest.changes(&subscribed, false);
+        apply(&mut subscribed, &first);
+        // A long outage: 100,000 topics each opened and closed once, one left open.
+        for i in 0..100_000u32 {
+            let topic = format!("user {i}");
+            interest.topic_opened(topic.as_bytes());
+            interest.topic_closed(topic.as_bytes());
+        }
+        interest.topic_opened(b"new");
+        interest.topic_closed(b"kept");
+        assert!(interest.wanted().changed.len() <= 1 + CHANGED_SLACK, "the record stays bounded");
+        let changes = interest.changes(&subscribed, false);
+        assert_eq!(
+            changes,
+            Changes {
+                subscribe: vec![b"roost:topic:new".to_vec()],
+                unsubscribe: vec![b"roost:topic:kept".to_vec()]
+            }
+        );
+        apply(&mut subscribed, &changes);
+        assert_eq!(interest.changes(&subscribed, false), Changes::default(), "back to looking at changes");
     }
 
     #[tokio::test]

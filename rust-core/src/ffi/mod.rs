@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::frames;
 use crate::server::Server;
+use crate::tls::TlsIdentity;
 use boundary::{
     boundary, bytes, check_extensible_size, lookup, read_extensible, require_out, text, write_extensible,
     write_if_wanted, write_out,
@@ -86,7 +87,8 @@ pub unsafe extern "C" fn roost_options_init(out: *mut roost_options, size: usize
 ///
 /// Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` for a NULL `out`, an option out of
 /// range (the message names it), a `backplane_url` that is not a `redis://` URL (the
-/// message says why) or options of a newer header that set fields this library does
+/// message says why), a TLS certificate chain or private key that is missing its other
+/// half, malformed or unusable (the message says which and why) or options of a newer header that set fields this library does
 /// not know; `ROOST_IO` when the ready descriptor cannot be made.
 #[no_mangle]
 pub unsafe extern "C" fn roost_server_new(
@@ -108,12 +110,40 @@ pub unsafe extern "C" fn roost_server_new(
             // SAFETY: `backplane_url` points to `backplane_url_len` bytes or is NULL, as
             // the caller promises.
             config.backplane = unsafe { backplane_url(&options)? };
+            // SAFETY: the `tls_*` pointers point to their lengths' bytes or are NULL, as
+            // the caller promises.
+            config.tls = unsafe { tls_identity(&options)? };
             config
         };
         let server = Server::new(config)?;
         // SAFETY: checked above.
         unsafe { write_out(out, boundary::register(PolledServer::new(server)), "out") }
     })
+}
+
+/// The TLS identity of `options`: `None` when both lengths are 0.
+///
+/// # Safety
+/// `options.tls_certificate_chain` and `options.tls_private_key` point to their
+/// lengths' readable bytes, or are NULL.
+unsafe fn tls_identity(options: &roost_options) -> crate::Result<Option<TlsIdentity>> {
+    // SAFETY: forwarded from the caller.
+    let (chain, key) = unsafe {
+        (
+            bytes(options.tls_certificate_chain, options.tls_certificate_chain_len, "tls_certificate_chain")?,
+            bytes(options.tls_private_key, options.tls_private_key_len, "tls_private_key")?,
+        )
+    };
+    match (chain.is_empty(), key.is_empty()) {
+        (true, true) => Ok(None),
+        (false, false) => TlsIdentity::from_pem(chain, key).map(Some),
+        (false, true) => Err(Error::InvalidArgument(
+            "tls_certificate_chain is set but tls_private_key is not: TLS needs both".into(),
+        )),
+        (true, false) => Err(Error::InvalidArgument(
+            "tls_private_key is set but tls_certificate_chain is not: TLS needs both".into(),
+        )),
+    }
 }
 
 /// The backplane URL of `options`: `None` when its length is 0.

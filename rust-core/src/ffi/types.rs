@@ -149,6 +149,24 @@ pub struct roost_options {
     /// publishes reach the clients of other servers only through the backplane.
     /// Default false.
     pub reuse_port: bool,
+    /// The server's TLS certificate chain as PEM (one or more `CERTIFICATE` sections,
+    /// the server's own first), `tls_certificate_chain_len` bytes, copied by
+    /// `roost_server_new`. With `tls_private_key`, the server speaks TLS (wss://) on
+    /// every connection: the TLS handshake comes before the upgrade request, and
+    /// `handshake_timeout_ms` covers both. Both lengths 0, the default: plain ws://.
+    /// One without the other, or a certificate or key that cannot be used, gives
+    /// `ROOST_INVALID_ARGUMENT` from `roost_server_new`, saying which and why. Over
+    /// TLS, sends never write the socket from the caller's thread: every frame goes
+    /// through the connection's own task, which encrypts it.
+    pub tls_certificate_chain: *const u8,
+    /// Length of `tls_certificate_chain` in bytes.
+    pub tls_certificate_chain_len: usize,
+    /// The private key of the chain's first certificate as PEM (a `PRIVATE KEY`,
+    /// `RSA PRIVATE KEY` or `EC PRIVATE KEY` section, not encrypted),
+    /// `tls_private_key_len` bytes, copied by `roost_server_new`.
+    pub tls_private_key: *const u8,
+    /// Length of `tls_private_key` in bytes.
+    pub tls_private_key_len: usize,
     /// permessage-deflate (RFC 7692) with the clients that offer it:
     /// `ROOST_COMPRESSION_OFF` (0, the default) declines every offer;
     /// `ROOST_COMPRESSION_DEFLATE` accepts the first valid one, without context
@@ -224,6 +242,10 @@ pub struct roost_stats {
     pub backplane_reconnects: u64,
     /// Whether the backplane is connected to Redis and subscribed now.
     pub backplane_connected: bool,
+    /// TLS handshakes that failed or timed out: clients speaking plain HTTP or garbage
+    /// to a TLS server, handshakes cut short or too slow, clients that refused the
+    /// certificate. 0 on a server without TLS.
+    pub tls_handshakes_failed: u64,
 }
 
 impl Extensible for roost_stats {
@@ -247,6 +269,7 @@ impl From<&crate::stats::Stats> for roost_stats {
             backplane_malformed: s.backplane_malformed,
             backplane_reconnects: s.backplane_reconnects,
             backplane_connected: s.backplane_connected,
+            tls_handshakes_failed: s.tls_handshakes_failed,
         }
     }
 }
@@ -285,6 +308,11 @@ impl From<&Config> for roost_options {
             backplane_url_len: 0,
             backplane_queue: count(c.backplane_queue),
             reuse_port: c.reuse_port,
+            // The PEM is the program's own memory; `roost_options_init` gives none.
+            tls_certificate_chain: std::ptr::null(),
+            tls_certificate_chain_len: 0,
+            tls_private_key: std::ptr::null(),
+            tls_private_key_len: 0,
             compression: match c.compression {
                 Compression::Off => ROOST_COMPRESSION_OFF,
                 Compression::Deflate => ROOST_COMPRESSION_DEFLATE,
@@ -341,6 +369,8 @@ impl TryFrom<&roost_options> for Config {
                 n => n as usize,
             },
             reuse_port: o.reuse_port,
+            // Read from `tls_*` by `roost_server_new`, which may dereference them.
+            tls: None,
             compression,
             compression_min_size: match o.compression_min_size {
                 0 => Config::default().compression_min_size,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod redis_server;
+pub mod tls;
 
 use std::future::Future;
 use std::os::fd::RawFd;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use roost::{Config, ConnectInfo, Event, Server};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -303,7 +304,7 @@ pub async fn ws_connect_with_header(port: u16, target: &str, name: &'static str,
 }
 
 /// The next text or binary message (pings and pongs skipped). Panics on close or end.
-pub async fn ws_recv(ws: &mut Ws) -> Message {
+pub async fn ws_recv<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> Message {
     loop {
         match ws.next().await {
             Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => return m,
@@ -315,7 +316,9 @@ pub async fn ws_recv(ws: &mut Ws) -> Message {
 
 /// Reads until the server's close frame; returns its code and reason. Data messages
 /// before it are skipped. Panics if the stream ends without a close frame.
-pub async fn ws_expect_close(ws: &mut Ws) -> (u16, String) {
+pub async fn ws_expect_close<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+) -> (u16, String) {
     loop {
         match ws.next().await {
             Some(Ok(Message::Close(Some(frame)))) => {
@@ -329,7 +332,7 @@ pub async fn ws_expect_close(ws: &mut Ws) -> (u16, String) {
 }
 
 /// Sends `text` and expects the same text back.
-pub async fn ws_echo_text(ws: &mut Ws, text: &str) {
+pub async fn ws_echo_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, text: &str) {
     ws.send(Message::text(text.to_owned())).await.expect("send");
     match ws_recv(ws).await {
         Message::Text(t) => assert_eq!(t.as_str(), text),

@@ -1,6 +1,6 @@
 //! A real redis-server for the backplane's tests: each test starts its own on a free
 //! port, without persistence, and it is killed when the value is dropped. `make
-//! test-rust` installs redis-server when the machine lacks it (tests/install-redis.sh).
+//! test-rust` installs redis-server when the machine lacks it (tests/install-system-packages.sh).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
