@@ -24,7 +24,10 @@
  *                                      servers share PORT (each with its own clients)
  * and one turns on compression:
  *   ROOST_COMPRESSION=deflate          speaks permessage-deflate with clients that
- *                                      offer it (roost_options.compression)
+ *                                      offer it (roost_options.compression), each
+ *                                      message compressed on its own;
+ *                   =deflate-per-connection  the same, each connection keeping its
+ *                                      compression context between messages
  *
  * Two more make it serve TLS (wss://), both needed:
  *   ROOST_TLS_CERT=PATH                PEM file of the certificate chain
@@ -363,6 +366,8 @@ int main(int argc, char **argv) {
     const char *compression = getenv("ROOST_COMPRESSION");
     if (compression != NULL && strcmp(compression, "deflate") == 0) {
         options.compression = ROOST_COMPRESSION_DEFLATE;
+    } else if (compression != NULL && strcmp(compression, "deflate-per-connection") == 0) {
+        options.compression = ROOST_COMPRESSION_DEFLATE_PER_CONNECTION;
     }
     const char *cert_path = getenv("ROOST_TLS_CERT");
     const char *key_path = getenv("ROOST_TLS_KEY");

@@ -71,11 +71,15 @@ class App:
               most). The others get every message, in order; `stats()` counts both.
             - compression: permessage-deflate (RFC 7692) with the clients that offer
               it, as every browser does: None (the default: offers are declined,
-              messages go out as they are) or "deflate" (the first valid offer is
+              messages go out as they are), "deflate" (the first valid offer is
               accepted without context takeover, so a broadcast or publish is
-              compressed once for every recipient that negotiated it; a client that
-              offers nothing, or only what is declined, is served uncompressed).
-              max_message_size applies to a compressed message's inflated size.
+              compressed once for every recipient that negotiated it) or
+              "deflate-per-connection" (each connection keeps its compressor from
+              message to message: far smaller similar messages, each recipient's copy
+              compressed separately, about 310 KiB per connection that has sent a
+              compressed message). A client that offers nothing, or only what is
+              declined, is served uncompressed. max_message_size applies to a
+              compressed message's inflated size.
             - compression_min_size: Smallest message, in bytes, sent compressed
               (default 256); smaller ones, and those compression would not shrink,
               go out uncompressed.

@@ -128,6 +128,7 @@ SLOW_CONSUMER_POLICIES = {
 COMPRESSION_MODES: dict[str | None, int] = {
     None: lib.ROOST_COMPRESSION_OFF,
     "deflate": lib.ROOST_COMPRESSION_DEFLATE,
+    "deflate-per-connection": lib.ROOST_COMPRESSION_DEFLATE_PER_CONNECTION,
 }
 #: Limits whose None has a meaning, written as 0 in roost_options: no pings; a frame
 #: limit that follows the message limit.
@@ -236,7 +237,8 @@ class Limits:
                 f"compression must be a str or None, not {type(self.compression).__name__}"
             )
         if self.compression not in COMPRESSION_MODES:
-            raise ValueError(f"compression must be None or 'deflate', not {self.compression!r}")
+            names = ", ".join(repr(name) for name in COMPRESSION_MODES)
+            raise ValueError(f"compression must be one of {names}, not {self.compression!r}")
         if self.compression_min_size == 0:
             raise ValueError("compression_min_size must be at least 1")
 

@@ -44,6 +44,7 @@ class _Lib:
     ROOST_SLOW_CONSUMER_SKIP: int
     ROOST_COMPRESSION_OFF: int
     ROOST_COMPRESSION_DEFLATE: int
+    ROOST_COMPRESSION_DEFLATE_PER_CONNECTION: int
     roost_py_collect_topic: CData
     def roost_version(self) -> CData: ...
     def roost_version_number(self) -> int: ...

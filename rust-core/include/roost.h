@@ -101,6 +101,12 @@
 #define ROOST_COMPRESSION_DEFLATE 1
 
 /**
+ * `roost_options.compression`: permessage-deflate, the server keeping a compression
+ * context per connection.
+ */
+#define ROOST_COMPRESSION_DEFLATE_PER_CONNECTION 2
+
+/**
  * `roost_options.slow_consumer`: close a slow recipient with 1008 (the default).
  */
 #define ROOST_SLOW_CONSUMER_CLOSE 0
@@ -350,9 +356,13 @@ typedef struct {
    * `ROOST_COMPRESSION_DEFLATE` accepts the first valid one, without context
    * takeover, so that a broadcast or publish is compressed once for all the
    * recipients that negotiated it and a connection keeps no compression state
-   * between messages. Compressing costs CPU for every message sent at or above
-   * `compression_min_size` (once per broadcast), and inflating clients' messages
-   * costs CPU too; `max_message_size` applies to the inflated size.
+   * between messages. `ROOST_COMPRESSION_DEFLATE_PER_CONNECTION` keeps a
+   * compressor per connection (server context takeover): better ratios for small,
+   * similar messages, each recipient's copy compressed separately, and about
+   * 310 KiB per connection once it has sent a compressed message. Compressing costs
+   * CPU for every message sent at or above `compression_min_size`, and inflating
+   * clients' messages costs CPU too; `max_message_size` applies to the inflated
+   * size.
    */
   uint32_t compression;
   /**

@@ -31,6 +31,15 @@ pub enum Compression {
     /// within `max_message_size`. Messages smaller than `compression_min_size` go out
     /// uncompressed.
     Deflate,
+    /// Accept permessage-deflate with server context takeover: each connection keeps
+    /// its own compressor from message to message, so a message may refer to the ones
+    /// before it and small, similar messages (chat lines, ticks of the same JSON shape)
+    /// shrink far more. The price: every recipient's copy of a broadcast or publish is
+    /// compressed separately, by the connection's task, and a connection that has sent
+    /// a compressed message holds its compressor (about 310 KiB with the full window)
+    /// until it ends. A client that asks for `server_no_context_takeover` gets the
+    /// shared frames of `Deflate`. Clients still compress without context takeover.
+    DeflatePerConnection,
 }
 
 /// Limits and options of one server. `Config::default()` is sized for many mostly idle

@@ -24,8 +24,8 @@ use tokio::time::{timeout, timeout_at, Instant, Sleep};
 
 use crate::transport::Transport;
 
-use crate::config::Compression;
 use crate::connection_state::{ConnectionState, Taken};
+use crate::deflate::ConnectionCompressor;
 use crate::events::{ConnectInfo, Event};
 use crate::frame_reader::{FrameReader, Incoming, Limits, Violation};
 use crate::frames;
@@ -48,7 +48,6 @@ const HELD_BACK_CHECK: Duration = Duration::from_millis(500);
 pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, shared: Arc<ServerState>, handshake: Place) {
     let _ = socket.set_nodelay(true);
     let config = &shared.config;
-    let compression = config.compression != Compression::Off;
     let deadline = Instant::now() + config.handshake_timeout;
     let mut socket = match &shared.tls {
         None => Transport::Plain(socket),
@@ -61,11 +60,12 @@ pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, shared: Arc<Serve
     let request = match timeout_at(deadline, handshake::read_head(&mut socket)).await {
         Err(_) | Ok(Ok(None)) => return,
         Ok(Err(refusal)) => return handshake::refuse(&mut socket, refusal).await,
-        Ok(Ok(Some((head, rest)))) => match handshake::check(head, rest, |p| shared.route_of(p), compression)
-        {
-            Ok(request) => request,
-            Err(refusal) => return handshake::refuse(&mut socket, refusal).await,
-        },
+        Ok(Ok(Some((head, rest)))) => {
+            match handshake::check(head, rest, |p| shared.route_of(p), config.compression) {
+                Ok(request) => request,
+                Err(refusal) => return handshake::refuse(&mut socket, refusal).await,
+            }
+        }
     };
     let place = match shared.take_place(Limit::Connection) {
         Some(place) if !shared.stopping.load(Ordering::Acquire) => place,
@@ -105,7 +105,9 @@ pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, shared: Arc<Serve
         handle.shutdown();
     }
 
-    let driver = Driver::new(socket, FrameReader::new(request.deflate.is_some()), handle, shared.clone());
+    let compressor = request.deflate.and_then(|a| a.own_compressor_window()).map(ConnectionCompressor::new);
+    let driver =
+        Driver::new(socket, FrameReader::new(request.deflate.is_some()), compressor, handle, shared.clone());
     let ended = AssertUnwindSafe(driver.run()).catch_unwind().await;
     (registration.code, registration.reason) = ended.unwrap_or_else(|_| internal_error());
 }
@@ -184,6 +186,10 @@ struct Driver {
     /// Bytes of the outbox's frames in the batch, released from the outbox's count
     /// once written.
     batch_bytes: usize,
+    /// The connection's own compressor when the server keeps a compression context
+    /// per connection: the task compresses each data frame it takes from the outbox,
+    /// in the order they go out.
+    compressor: Option<ConnectionCompressor>,
     /// The pong owed for the latest ping, not yet in the batch. It joins the batch when
     /// the frames before it are written; a newer ping replaces it (RFC 6455 5.5.3), so
     /// a peer that pings without reading is owed one pong, not one per ping.
@@ -202,6 +208,7 @@ impl Driver {
     fn new(
         socket: ConnectionSocket,
         reader: FrameReader,
+        compressor: Option<ConnectionCompressor>,
         handle: Arc<ConnectionState>,
         shared: Arc<ServerState>,
     ) -> Self {
@@ -219,6 +226,7 @@ impl Driver {
             shared,
             batch: VecDeque::new(),
             batch_bytes: 0,
+            compressor,
             pong: None,
             keepalive,
             held_back_check: None,
@@ -228,8 +236,10 @@ impl Driver {
     }
 
     async fn run(mut self) -> (u16, String) {
-        // Over TLS, None: senders never write the socket; frames go through the task.
-        self.handle.set_socket(self.socket.direct_write_fd());
+        // Over TLS, or when the task compresses each frame, None: senders never write
+        // the socket; frames go through the task.
+        let direct_write_fd = if self.compressor.is_some() { None } else { self.socket.direct_write_fd() };
+        self.handle.set_socket(direct_write_fd);
         let end = std::future::poll_fn(|cx| {
             let step = std::panic::catch_unwind(AssertUnwindSafe(|| self.poll_step(cx)));
             // Whatever the step read, the consumer hears of it now, in one wake-up.
@@ -282,9 +292,24 @@ impl Driver {
             }
             match self.handle.take_batch(&mut self.batch, self.shared.config.write_buffer_size) {
                 Taken::Nothing => return Poll::Pending,
-                Taken::Frames(bytes) => self.batch_bytes = bytes,
+                Taken::Frames(bytes) => {
+                    self.batch_bytes = bytes;
+                    self.compress_batch();
+                }
                 Taken::Close(code, reason) => return Poll::Ready(End::LocalClose(code, reason)),
                 Taken::Rest(rest) => self.socket.finish_first(rest),
+            }
+        }
+    }
+
+    /// With a compressor of its own, replaces each data frame just taken (the batch
+    /// holds nothing else) at or above the compression size by its compressed form.
+    fn compress_batch(&mut self) {
+        let Some(compressor) = &mut self.compressor else { return };
+        let min_size = self.shared.config.compression_min_size;
+        for frame in self.batch.iter_mut() {
+            if let Some((kind, payload)) = frames::plain_data(frame).filter(|(_, p)| p.len() >= min_size) {
+                *frame = frames::encode_compressed(kind, &compressor.compress(&payload));
             }
         }
     }

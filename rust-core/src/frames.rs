@@ -75,6 +75,22 @@ pub(crate) fn encode_compressed(kind: DataKind, compressed: &[u8]) -> Bytes {
     encode_frame(RSV1 | code, compressed)
 }
 
+/// The kind and payload of a data frame `encode` made (FIN set, RSV1 clear, unmasked),
+/// sharing the frame's buffer; `None` for any other frame.
+pub(crate) fn plain_data(frame: &Bytes) -> Option<(DataKind, Bytes)> {
+    let kind = match frame.first()? {
+        0x81 => DataKind::Text,
+        0x82 => DataKind::Binary,
+        _ => return None,
+    };
+    let start = match *frame.get(1)? {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    (frame.len() >= start).then(|| (kind, frame.slice(start..)))
+}
+
 /// A frame with FIN set: `first` holds the opcode and any reserved bits.
 fn encode_frame(first: u8, payload: &[u8]) -> Bytes {
     const FIN: u8 = 0x80;
@@ -223,5 +239,20 @@ mod tests {
         assert_eq!(encode(DataKind::Text, &[b'a'; 126])[1], 126);
         assert_eq!(encode(DataKind::Text, &vec![b'a'; 65_535])[1], 126);
         assert_eq!(encode(DataKind::Text, &vec![b'a'; 65_536])[1], 127);
+    }
+
+    #[test]
+    fn the_payload_of_a_plain_data_frame_in_each_length_form() {
+        for len in [0, 125, 126, 65_535, 65_536] {
+            let payload = vec![b'p'; len];
+            let (kind, back) = plain_data(&encode(DataKind::Binary, &payload)).unwrap();
+            assert_eq!((kind, &back[..]), (DataKind::Binary, &payload[..]));
+        }
+        assert_eq!(
+            plain_data(&encode(DataKind::Text, b"hi")).map(|(k, p)| (k, p.to_vec())),
+            Some((DataKind::Text, b"hi".to_vec()))
+        );
+        assert!(plain_data(&encode_compressed(DataKind::Text, b"xyz")).is_none());
+        assert!(plain_data(&encode_ping()).is_none());
     }
 }

@@ -17,7 +17,7 @@ pub fn handshake_check(data: &[u8]) {
         b"/chat" => Some(1),
         _ => None,
     };
-    match handshake::check(head, rest, route_of, true) {
+    match handshake::check(head, rest, route_of, crate::config::Compression::Deflate) {
         Ok(request) => {
             let _ = request.response();
             assert_eq!(

@@ -6,6 +6,7 @@ use std::ops::Range;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::config::Compression;
 use crate::deflate::{self, Agreement};
 
 /// Largest request head accepted; a browser's upgrade request is well under 2 KiB.
@@ -126,7 +127,7 @@ pub(crate) fn check(
     head: Vec<u8>,
     rest: Vec<u8>,
     route_of: impl Fn(&[u8]) -> Option<u32>,
-    compression: bool,
+    compression: Compression,
 ) -> Result<UpgradeRequest, Refusal> {
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut storage);
@@ -176,7 +177,11 @@ pub(crate) fn check(
     }
     let accept_key = derive_accept_key(key);
     let offers = request.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"));
-    let deflate = if compression { deflate::negotiate(offers.map(|h| h.value)) } else { None };
+    let deflate = match compression {
+        Compression::Off => None,
+        Compression::Deflate => deflate::negotiate(offers.map(|h| h.value), false),
+        Compression::DeflatePerConnection => deflate::negotiate(offers.map(|h| h.value), true),
+    };
     let headers = request.headers.iter().map(|h| (span(h.name.as_bytes()), span(h.value))).collect();
     Ok(UpgradeRequest {
         head: head.into_boxed_slice(),

@@ -58,18 +58,7 @@ fn inflate(data: &[u8]) -> Vec<u8> {
 
 /// Reads the next data frame and returns it uncompressed, with whether it was compressed.
 async fn read_message(s: &mut TcpStream) -> (Vec<u8>, bool) {
-    let mut raw = [0u8; 2];
-    use tokio::io::AsyncReadExt;
-    s.read_exact(&mut raw).await.unwrap();
-    let len = match raw[1] & 0x7f {
-        126 => s.read_u16().await.unwrap() as usize,
-        127 => s.read_u64().await.unwrap() as usize,
-        n => n as usize,
-    };
-    let mut payload = vec![0; len];
-    s.read_exact(&mut payload).await.unwrap();
-    assert_eq!(raw[0] & 0x80, 0x80, "fragmented");
-    let compressed = raw[0] & 0x40 != 0;
+    let (payload, compressed) = read_raw(s).await;
     (if compressed { inflate(&payload) } else { payload }, compressed)
 }
 
@@ -235,5 +224,104 @@ fn rsv1_without_the_extension_or_on_a_continuation_closes_1002() {
         s.write_all(&frame(false, 0, OP_TEXT, b"a", Some([1, 2, 3, 4]))).await.unwrap();
         s.write_all(&frame(true, RSV1, OP_CONT, b"b", Some([1, 2, 3, 4]))).await.unwrap();
         assert_eq!(events.disconnect(id).await.0, 1002);
+    });
+}
+
+/// Inflates a connection's compressed messages in order with one window, as a client
+/// does when the server keeps its compression context.
+struct ContextInflater(Decompress);
+
+impl ContextInflater {
+    fn new() -> Self {
+        ContextInflater(Decompress::new_with_window_bits(false, 15))
+    }
+
+    fn inflate(&mut self, data: &[u8]) -> Vec<u8> {
+        let input = [data, &[0, 0, 0xff, 0xff]].concat();
+        let start = self.0.total_in();
+        let mut out = Vec::with_capacity(data.len() * 8 + 1024);
+        while ((self.0.total_in() - start) as usize) < input.len() || out.len() == out.capacity() {
+            out.reserve(out.capacity().max(1024));
+            let at = (self.0.total_in() - start) as usize;
+            self.0.decompress_vec(&input[at..], &mut out, FlushDecompress::Sync).unwrap();
+        }
+        out
+    }
+}
+
+/// The next data frame's payload, raw, and whether it is compressed.
+async fn read_raw(s: &mut TcpStream) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[0] & 0x80, 0x80, "fragmented");
+    let len = match head[1] & 0x7f {
+        126 => s.read_u16().await.unwrap() as usize,
+        127 => s.read_u64().await.unwrap() as usize,
+        n => n as usize,
+    };
+    let mut payload = vec![0; len];
+    s.read_exact(&mut payload).await.unwrap();
+    (payload, head[0] & 0x40 != 0)
+}
+
+#[test]
+fn per_connection_context_shrinks_repeated_messages_and_keeps_every_send_in_order() {
+    let config = Config { compression: Compression::DeflatePerConnection, ..test_config() };
+    let (h, mut events) = Harness::with_consumer(config, &["/ws"], record_handler());
+    let port = h.port;
+    let server = h.server().clone();
+    run(10, async move {
+        let (mut a, answer) = upgrade_offering(port, "permessage-deflate; client_max_window_bits").await;
+        assert_eq!(answer.as_deref(), Some("permessage-deflate; client_no_context_takeover"));
+        let a_id = events.connect().await.id;
+        let (mut b, _) = upgrade_offering(port, "permessage-deflate").await;
+        let b_id = events.connect().await.id;
+        let (mut plain, _) = upgrade_offering(port, "").await;
+        events.connect().await;
+        // A client that refuses server context takeover gets the shared frames.
+        let (mut stateless, answer) =
+            upgrade_offering(port, "permessage-deflate; server_no_context_takeover").await;
+        assert_eq!(
+            answer.as_deref(),
+            Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+        );
+        events.connect().await;
+
+        let text = json(8);
+        let (mut inflate_a, mut inflate_b) = (ContextInflater::new(), ContextInflater::new());
+        let mut sizes = Vec::new();
+        for round in 0..3 {
+            // A direct send to each, then a broadcast, then another direct send: each
+            // connection's compressor must see them in the order they go out.
+            server.send_text(a_id, format!("{round} to a {text}")).unwrap();
+            server.send_text(b_id, format!("{round} to b {text}")).unwrap();
+            assert_eq!(server.broadcast_text(0, text.as_bytes()).unwrap(), 4);
+            server.send_text(a_id, format!("{round} after {text}")).unwrap();
+            for (s, inflater, name) in [(&mut a, &mut inflate_a, "a"), (&mut b, &mut inflate_b, "b")] {
+                let (first, compressed) = read_raw(s).await;
+                assert!(compressed);
+                assert_eq!(inflater.inflate(&first), format!("{round} to {name} {text}").as_bytes());
+                let (shared, compressed) = read_raw(s).await;
+                assert!(compressed);
+                assert_eq!(inflater.inflate(&shared), text.as_bytes());
+                if name == "a" {
+                    sizes.push(shared.len());
+                    let (after, _) = read_raw(s).await;
+                    assert_eq!(inflater.inflate(&after), format!("{round} after {text}").as_bytes());
+                }
+            }
+            assert_eq!(read_message(&mut plain).await, (text.as_bytes().to_vec(), false));
+            assert_eq!(read_message(&mut stateless).await, (text.as_bytes().to_vec(), true));
+        }
+        // With the context kept, a message repeating earlier ones costs a few bytes
+        // where compressed alone it costs a hundred or more.
+        let alone = compress(text.as_bytes()).len();
+        assert!(sizes.iter().all(|&n| n < alone / 4), "sizes {sizes:?}, alone {alone}");
+        // The client's own messages are still inflated one by one.
+        a.write_all(&frame(true, RSV1, OP_TEXT, &compress(text.as_bytes()), Some([9, 8, 7, 6])))
+            .await
+            .unwrap();
+        assert_eq!(events.message(a_id).await.1, text.as_bytes());
     });
 }

@@ -4,7 +4,8 @@
 Runs the suite's fuzzing client against Roost's echo servers, all on 127.0.0.1:
 
     roost-c       examples/c/echo_server PORT 127.0.0.1 16778240, route /echo
-                  (ROOST_COMPRESSION=deflate)
+                  (ROOST_COMPRESSION=deflate-per-connection: a compression context
+                  kept per connection, so that the two servers cover both modes)
     roost-python  tests/autobahn/echo_server.py (asyncio, compression="deflate"), route /echo
     roost-python-trio   the same on trio (only with --servers ...,python-trio)
 
@@ -232,7 +233,7 @@ class Server:
             cmd,
             cwd=ROOT,
             # permessage-deflate on, for 12.* and 13.* (the Python server sets it itself).
-            env=dict(os.environ, ROOST_COMPRESSION="deflate"),
+            env=dict(os.environ, ROOST_COMPRESSION="deflate-per-connection"),
             stdout=self.log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

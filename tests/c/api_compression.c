@@ -108,5 +108,41 @@ int main(void) {
     check_status(roost_server_stop(server, 2000), ROOST_OK, "stop");
     pump_free(&pump);
     roost_server_free(server);
+
+    /* A compressor per connection: the second copy of a message refers to the first. */
+    options.compression = ROOST_COMPRESSION_DEFLATE_PER_CONNECTION;
+    server = NULL;
+    if (!check_status(roost_server_new(&options, &server), ROOST_OK, "roost_server_new(deflate per connection)"))
+        return check_summary(PROGRAM);
+    check_status(roost_server_add_route(server, BYTES("/ws"), 3, &route), ROOST_OK, "add /ws");
+    check_status(roost_server_start(server, BYTES("127.0.0.1"), 9, 0, &port), ROOST_OK, "start");
+    check_status(roost_server_ready_fd(server, &ready_fd), ROOST_OK, "ready fd");
+    pump_init(&pump, server, ready_fd, 8);
+    deflating = open_client(&pump, port, "Sec-WebSocket-Extensions: permessage-deflate\r\n", extensions,
+                            sizeof extensions, "client of a server with context takeover");
+    check(strcmp(extensions, "permessage-deflate; client_no_context_takeover") == 0,
+          "the server keeps its context (got \"%s\")", extensions);
+    /* Letters that deflate alone shrinks little. */
+    uint32_t state = 2463534242u;
+    for (size_t i = 0; i < sizeof message; i++) {
+        state ^= state << 13, state ^= state >> 17, state ^= state << 5;
+        message[i] = (char)('a' + state % 26);
+    }
+    size_t sizes[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        check_status(roost_server_broadcast_text(server, route, BYTES(message), sizeof message, &recipients),
+                     ROOST_OK, "broadcast");
+        if (deflating >= 0 && check(ws_read_frame(deflating, &frame) == 0, "the client reads a frame")) {
+            check(frame.rsv == 4, "it is compressed");
+            sizes[i] = frame.len;
+            ws_frame_free(&frame);
+        }
+    }
+    check(sizes[1] > 0 && sizes[1] * 4 < sizes[0], "the repeat costs %zu bytes, the first %zu", sizes[1],
+          sizes[0]);
+    if (deflating >= 0) close(deflating);
+    check_status(roost_server_stop(server, 2000), ROOST_OK, "stop");
+    pump_free(&pump);
+    roost_server_free(server);
     return check_summary(PROGRAM);
 }

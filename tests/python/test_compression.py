@@ -99,13 +99,46 @@ async def test_a_broadcast_reaches_compressing_and_plain_clients(connect) -> Non
             assert await plain.recv() == document(300)
 
 
+async def test_per_connection_compression_keeps_each_clients_context(connect) -> None:
+    # The server keeps its context: the client inflates every message with the window
+    # of the ones before (a wrong byte anywhere would fail its inflater), direct sends
+    # and broadcasts interleaved, while its own messages still stand alone.
+    app = App(__file__, compression="deflate-per-connection")
+
+    @app.websocket("/ws")
+    async def handler(websocket: WebSocket) -> None:
+        try:
+            while True:
+                message = await websocket.receive_text()
+                await websocket.send_text(message)
+                await websocket.broadcast(f"all: {message}")
+        except WebSocketDisconnect:
+            pass
+
+    async with serving(app) as url:
+        async with connect(url + "/ws") as one, connect(url + "/ws") as other:
+            agreed = "permessage-deflate; client_no_context_takeover"
+            assert one.conn.response.headers["Sec-WebSocket-Extensions"] == agreed
+            for i in range(20):
+                message = document(10 + i % 3)
+                await one.send(message)
+                assert await one.recv() == message
+                assert await one.recv() == f"all: {message}"
+                assert await other.recv() == f"all: {message}"
+
+
 def test_compression_options_are_checked() -> None:
     assert Limits.defaults().compression is None
     assert Limits.defaults().compression_min_size == 256
     assert (
         App(__file__, compression="deflate", compression_min_size=1).limits.compression == "deflate"
     )
-    with pytest.raises(ValueError, match="compression must be None or 'deflate'"):
+    assert App(__file__, compression="deflate-per-connection").limits.compression == (
+        "deflate-per-connection"
+    )
+    with pytest.raises(
+        ValueError, match="compression must be one of None, 'deflate', 'deflate-per-connection'"
+    ):
         App(__file__, compression="gzip")
     with pytest.raises(TypeError, match="compression must be a str or None"):
         App(__file__, compression=True)

@@ -57,6 +57,55 @@ pub(crate) fn compress(data: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
+/// The compressor of one connection whose server keeps its context (server context
+/// takeover): each message is compressed after the ones before it, so it may refer to
+/// them. Its zlib state is made with the first message it compresses: a connection that
+/// never sends one worth compressing costs nothing here.
+pub(crate) struct ConnectionCompressor {
+    window_bits: u8,
+    stream: Option<Box<Compress>>,
+}
+
+impl std::fmt::Debug for ConnectionCompressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionCompressor").field("window_bits", &self.window_bits).finish()
+    }
+}
+
+impl ConnectionCompressor {
+    /// A compressor with a window of `window_bits` (9 to 15).
+    pub(crate) fn new(window_bits: u8) -> Self {
+        ConnectionCompressor { window_bits, stream: None }
+    }
+
+    /// The payload of the compressed message (RSV1 set) for `data`, without the final
+    /// `TAIL`. Always sent, even when not smaller: the client's inflater must see every
+    /// byte this compressor saw, or later messages would refer to bytes it lacks.
+    pub(crate) fn compress(&mut self, data: &[u8]) -> Vec<u8> {
+        let window_bits = self.window_bits;
+        let stream = self.stream.get_or_insert_with(|| {
+            Box::new(Compress::new_with_window_bits(Compression::default(), false, window_bits))
+        });
+        let start_in = stream.total_in();
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        loop {
+            let consumed = (stream.total_in() - start_in) as usize;
+            // Compressing into memory fails only on a broken stream, never on input.
+            stream
+                .compress_vec(&data[consumed..], &mut out, FlushCompress::Sync)
+                .expect("deflate of a valid stream");
+            // Done once all input is in and the flush's empty block has been written.
+            if (stream.total_in() - start_in) as usize == data.len() && out.len() < out.capacity() {
+                break;
+            }
+            out.reserve(out.capacity().max(64));
+        }
+        debug_assert!(out.ends_with(&TAIL));
+        out.truncate(out.len().saturating_sub(TAIL.len()));
+        out
+    }
+}
+
 /// Inflates one compressed message from its frames' payloads. Made when the message
 /// starts and dropped when it ends: the client agreed to no context takeover.
 pub(crate) struct Inflater {
@@ -175,6 +224,23 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(inflater.inflate(&bomb, &mut out, 1 << 20), Err(TOO_BIG));
         assert!(out.capacity() <= (1 << 20) + 1, "grew to {}", out.capacity());
+    }
+
+    #[test]
+    fn a_connection_compressor_refers_to_earlier_messages() {
+        let line = br#"{"room":"lobby","user":"ada","text":"hello there, how are you all doing today?"}"#;
+        let mut compressor = ConnectionCompressor::new(15);
+        let first = compressor.compress(line);
+        let second = compressor.compress(line);
+        assert!(second.len() < first.len() / 4, "{} then {} bytes", first.len(), second.len());
+        // One inflater over both, as a client with context takeover inflates them.
+        let mut inflater = Inflater::new();
+        for message in [&first, &second] {
+            let mut out = Vec::new();
+            inflater.inflate(message, &mut out, 1 << 20).unwrap();
+            inflater.finish(&mut out, 1 << 20).unwrap();
+            assert_eq!(out, line);
+        }
     }
 
     #[test]

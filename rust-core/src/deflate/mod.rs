@@ -11,5 +11,5 @@
 mod codec;
 mod negotiation;
 
-pub(crate) use codec::{compress, Inflater};
+pub(crate) use codec::{compress, ConnectionCompressor, Inflater};
 pub(crate) use negotiation::{negotiate, Agreement};

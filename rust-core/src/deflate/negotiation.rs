@@ -6,8 +6,10 @@
 //! and a client whose offers are all declined gets an uncompressed connection, never a
 //! failed handshake.
 
-/// Largest LZ77 window, in bits (32 KiB): what Roost's compressor uses.
+/// Largest LZ77 window, in bits (32 KiB): what Roost's shared compressor uses.
 const MAX_WINDOW_BITS: u8 = 15;
+/// Smallest window zlib compresses raw deflate with (it has no 8-bit window).
+const MIN_COMPRESSOR_WINDOW_BITS: u8 = 9;
 
 /// What a connection agreed with its client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +17,9 @@ pub(crate) struct Agreement {
     /// The largest window the client lets the server compress with
     /// (`server_max_window_bits`, 15 when not limited).
     pub server_max_window_bits: u8,
+    /// The server keeps its compression context from message to message (the
+    /// server's choice, unless the client asked for `server_no_context_takeover`).
+    pub server_context_takeover: bool,
 }
 
 impl Agreement {
@@ -22,14 +27,27 @@ impl Agreement {
     /// client that limited the server's window receives uncompressed frames, which
     /// RFC 7692 always allows.
     pub(crate) fn takes_compressed(&self) -> bool {
-        self.server_max_window_bits == MAX_WINDOW_BITS
+        !self.server_context_takeover && self.server_max_window_bits == MAX_WINDOW_BITS
     }
 
-    /// The value of the `Sec-WebSocket-Extensions` header of the 101 answer: no context
-    /// takeover on either side, and the client's limit of the server's window echoed.
+    /// The window, in bits, of the connection's own compressor when the server keeps
+    /// a context per connection; `None` when it does not, or when the client allowed
+    /// only a window smaller than zlib can compress with (its messages then go out
+    /// uncompressed).
+    pub(crate) fn own_compressor_window(&self) -> Option<u8> {
+        (self.server_context_takeover && self.server_max_window_bits >= MIN_COMPRESSOR_WINDOW_BITS)
+            .then_some(self.server_max_window_bits)
+    }
+
+    /// The value of the `Sec-WebSocket-Extensions` header of the 101 answer: no client
+    /// context takeover, no server context takeover unless the server keeps one, and
+    /// the client's limit of the server's window echoed.
     pub(crate) fn response(&self) -> String {
-        let mut answer =
-            String::from("permessage-deflate; server_no_context_takeover; client_no_context_takeover");
+        let mut answer = String::from("permessage-deflate");
+        if !self.server_context_takeover {
+            answer.push_str("; server_no_context_takeover");
+        }
+        answer.push_str("; client_no_context_takeover");
         if self.server_max_window_bits != MAX_WINDOW_BITS {
             answer.push_str(&format!("; server_max_window_bits={}", self.server_max_window_bits));
         }
@@ -39,23 +57,28 @@ impl Agreement {
 
 /// The agreement for the first acceptable permessage-deflate offer among the values of
 /// the request's `Sec-WebSocket-Extensions` headers, in order; `None` when there is
-/// none.
-pub(crate) fn negotiate<'a>(headers: impl IntoIterator<Item = &'a [u8]>) -> Option<Agreement> {
+/// none. `context_takeover`: the server keeps a compression context per connection
+/// where the client lets it.
+pub(crate) fn negotiate<'a>(
+    headers: impl IntoIterator<Item = &'a [u8]>,
+    context_takeover: bool,
+) -> Option<Agreement> {
     headers
         .into_iter()
         .flat_map(|value| value.split(|&b| b == b','))
         .filter_map(|offer| std::str::from_utf8(offer).ok())
-        .find_map(accept)
+        .find_map(|offer| accept(offer, context_takeover))
 }
 
 /// The agreement for one offer (`name; param; param=value`), when Roost accepts it.
-fn accept(offer: &str) -> Option<Agreement> {
+fn accept(offer: &str, context_takeover: bool) -> Option<Agreement> {
     let mut parts = offer.split(';').map(str::trim);
     if !parts.next()?.eq_ignore_ascii_case("permessage-deflate") {
         return None;
     }
     let mut seen: [bool; 4] = [false; 4];
-    let mut agreement = Agreement { server_max_window_bits: MAX_WINDOW_BITS };
+    let mut agreement =
+        Agreement { server_max_window_bits: MAX_WINDOW_BITS, server_context_takeover: context_takeover };
     for param in parts {
         let (name, value) = match param.split_once('=') {
             Some((name, value)) => (name.trim(), Some(unquote(value.trim())?)),
@@ -74,7 +97,8 @@ fn accept(offer: &str) -> Option<Agreement> {
         }
         match (index, value) {
             // The context takeover parameters take no value.
-            (0 | 1, None) => {}
+            (0, None) => agreement.server_context_takeover = false,
+            (1, None) => {}
             (2, Some(bits)) => agreement.server_max_window_bits = window_bits(bits)?,
             // The client's own window: a limit it will keep, or "you may limit it".
             // Roost inflates with the largest window, so either is fine.
@@ -109,7 +133,7 @@ mod tests {
     const BOTH: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
 
     fn answer(headers: &[&str]) -> Option<String> {
-        negotiate(headers.iter().map(|h| h.as_bytes())).map(|a| a.response())
+        negotiate(headers.iter().map(|h| h.as_bytes()), false).map(|a| a.response())
     }
 
     #[test]
@@ -149,7 +173,30 @@ mod tests {
 
     #[test]
     fn only_the_full_window_takes_the_shared_compressed_frames() {
-        assert!(Agreement { server_max_window_bits: 15 }.takes_compressed());
-        assert!(!Agreement { server_max_window_bits: 14 }.takes_compressed());
+        let shared = |bits| Agreement { server_max_window_bits: bits, server_context_takeover: false };
+        assert!(shared(15).takes_compressed());
+        assert!(!shared(14).takes_compressed());
+        assert_eq!(shared(15).own_compressor_window(), None);
+    }
+
+    #[test]
+    fn with_context_takeover_the_server_keeps_its_context_unless_the_client_refuses() {
+        let answer = |offer: &str| negotiate([offer.as_bytes()], true).unwrap();
+        let kept = answer("permessage-deflate; client_max_window_bits");
+        assert_eq!(kept.response(), "permessage-deflate; client_no_context_takeover");
+        assert!(!kept.takes_compressed());
+        assert_eq!(kept.own_compressor_window(), Some(15));
+        let limited = answer("permessage-deflate; server_max_window_bits=10");
+        assert_eq!(
+            limited.response(),
+            "permessage-deflate; client_no_context_takeover; server_max_window_bits=10"
+        );
+        assert_eq!(limited.own_compressor_window(), Some(10));
+        // zlib has no 8-bit window: such a client gets its messages uncompressed.
+        assert_eq!(answer("permessage-deflate; server_max_window_bits=8").own_compressor_window(), None);
+        let refused = answer("permessage-deflate; server_no_context_takeover");
+        assert_eq!(refused.response(), BOTH);
+        assert!(refused.takes_compressed());
+        assert_eq!(refused.own_compressor_window(), None);
     }
 }
