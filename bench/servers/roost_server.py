@@ -7,57 +7,12 @@ Scale-out (bench/scale_out.py): `--processes N` serves the port from N worker pr
 
 TLS and compression scenarios (bench/compare.py): `--tls-cert/--tls-key` serve wss://
 (app.start's ssl_certfile/ssl_keyfile), `--compression` turns permessage-deflate on
-(see COMPRESSION_KEYWORD below)."""
-
-import inspect
-import sys
-import typing
+(compression="deflate": the load generator offers no context takeover, so each message
+is compressed on its own in either of Roost's modes)."""
 
 from _args import parse
 
 from roost import Robyn
-
-# ---- compression: the one place where `--compression` maps to Roost's App keyword ----
-# The keyword of App(...) that turns permessage-deflate on, and the value it is given.
-COMPRESSION_KEYWORD = "compression"
-COMPRESSION_VALUE = True
-
-
-def app_accepts(keyword):
-    """Whether App(...) takes `keyword`: as a parameter of its own, or as a key of the
-    TypedDict that types its **options (`**limits: Unpack[LimitOptions]`)."""
-    parameters = inspect.signature(Robyn).parameters
-    if keyword in parameters:
-        return True
-    for parameter in parameters.values():
-        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            try:
-                hint = typing.get_type_hints(Robyn.__init__).get(parameter.name)
-            except Exception:  # unresolvable annotations: say no rather than guess
-                return False
-            for options in (*typing.get_args(hint), hint):
-                if keyword in getattr(options, "__annotations__", {}):
-                    return True
-    return False
-
-
-def compression_options(wanted):
-    """The App keyword arguments for `--compression` (none without it); exits with a
-    clear message, and status 69, when the installed roost has no such keyword."""
-    if not wanted:
-        return {}
-    if not app_accepts(COMPRESSION_KEYWORD):
-        # Exit status 69 (EX_UNAVAILABLE): bench/compare.py reports the run as not
-        # supported rather than failed.
-        print(
-            f"this roost has no compression (App takes no {COMPRESSION_KEYWORD!r} keyword)",
-            file=sys.stderr,
-        )
-        sys.exit(69)
-    return {COMPRESSION_KEYWORD: COMPRESSION_VALUE}
-
-
-# ---------------------------------------------------------------------------------------
 
 args = parse(
     __doc__,
@@ -73,7 +28,7 @@ app = Robyn(
     ping_interval=None,
     worker_threads=args.worker_threads,
     backplane=args.backplane,
-    **compression_options(args.compression),
+    compression="deflate" if args.compression else None,
 )
 
 
