@@ -615,6 +615,18 @@ mod tests {
         }
     }
 
+    /// Every message `r` reads from `stream` fed to it `piece` bytes at a time.
+    fn read_in_pieces(r: &mut Reader, stream: &[u8], piece: usize) -> Vec<(u8, Vec<u8>)> {
+        let mut got = Vec::new();
+        for chunk in stream.chunks(piece) {
+            r.push(chunk);
+            while let Some(m) = r.next().unwrap() {
+                got.push((m.opcode, m.data.to_vec()));
+            }
+        }
+        got
+    }
+
     fn server_frame(fin: bool, op: u8, payload: &[u8]) -> Vec<u8> {
         let mut f = vec![(if fin { 0x80 } else { 0 }) | op];
         if payload.len() < 126 {
@@ -641,14 +653,7 @@ mod tests {
         stream.extend(server_frame(true, OP_BINARY, &big));
         stream.extend(server_frame(true, OP_CLOSE, &1001u16.to_be_bytes()));
         // Feed it one odd-sized piece at a time.
-        let mut r = Reader::new(64);
-        let mut got: Vec<(u8, Vec<u8>)> = Vec::new();
-        for piece in stream.chunks(37) {
-            r.push(piece);
-            while let Some(m) = r.next().unwrap() {
-                got.push((m.opcode, m.data.to_vec()));
-            }
-        }
+        let got = read_in_pieces(&mut Reader::new(64), &stream, 37);
         let want: Vec<(u8, Vec<u8>)> = vec![
             (OP_TEXT, b"Echo: hi".to_vec()),
             (OP_PING, b"p".to_vec()),
@@ -713,13 +718,7 @@ mod tests {
         stream.extend(compressed_server_frame(true, OP_TEXT, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]));
         let mut r = Reader::new(64);
         r.deflate = true;
-        let mut got: Vec<(u8, Vec<u8>)> = Vec::new();
-        for piece in stream.chunks(29) {
-            r.push(piece);
-            while let Some(m) = r.next().unwrap() {
-                got.push((m.opcode, m.data.to_vec()));
-            }
-        }
+        let got = read_in_pieces(&mut r, &stream, 29);
         let want: Vec<(u8, Vec<u8>)> = vec![
             (OP_TEXT, text.clone()),
             (OP_TEXT, b"plain".to_vec()),
