@@ -176,7 +176,7 @@ typedef enum {
 typedef enum {
   /**
    * A client completed the upgrade: `connection`, `route`, `uuid`, `path`, `query`,
-   * `headers` and `peer` are set.
+   * `headers`, `peer` and `subprotocol` are set.
    */
   ROOST_EVENT_CONNECT = 1,
   /**
@@ -195,6 +195,23 @@ typedef enum {
    * A send that gave `ROOST_WOULD_BLOCK` may be retried on `connection`.
    */
   ROOST_EVENT_WRITABLE = 5,
+  /**
+   * An HTTP request for a route of `roost_server_add_http_route`: `connection` is
+   * the request id (from the sequence of connection ids, never reused), `route`,
+   * `method`, `path`, `query`, `headers` and `peer` are set, and the body is in
+   * `data`. Answer it with `roost_request_respond`; unanswered after
+   * `http_response_timeout_ms`, the client gets 503.
+   */
+  ROOST_EVENT_REQUEST = 6,
+  /**
+   * A WebSocket upgrade on a route of `roost_server_route_vet_upgrades`:
+   * `connection` is the id the connection gets if accepted; `route`, `method`,
+   * `path`, `query`, `headers`, `peer` and `subprotocol` are set. Answer with
+   * `roost_upgrade_accept` (a CONNECT with that id follows) or refuse it with
+   * `roost_request_respond`; unanswered after `http_response_timeout_ms`, the client
+   * gets 503.
+   */
+  ROOST_EVENT_UPGRADE_REQUEST = 7,
 } roost_event_kind;
 
 /**
@@ -261,7 +278,10 @@ typedef struct {
    */
   uint32_t ping_timeout_ms;
   /**
-   * Time a client has to send its upgrade request. Default 10000.
+   * Time a client has to send its first request (upgrade or HTTP) after it
+   * connects (a head not complete by then: closed without an answer; a body: 408),
+   * and each later HTTP request from its first byte to its last (else 408).
+   * Default 10000.
    */
   uint32_t handshake_timeout_ms;
   /**
@@ -273,8 +293,9 @@ typedef struct {
    */
   uint32_t max_connections;
   /**
-   * Upgrades in progress above which a new socket gets HTTP 503 at once.
-   * Default 10000.
+   * Sockets not upgraded yet (first request being read, or an HTTP connection,
+   * which holds its place while it is open) above which a new socket gets HTTP 503
+   * at once. Default 10000.
    */
   uint32_t max_pending_handshakes;
   /**
@@ -370,10 +391,78 @@ typedef struct {
    * compression; smaller ones go out uncompressed. Default 256; 0 means the default.
    */
   uint64_t compression_min_size;
+  /**
+   * Runs the core on the thread that calls `roost_server_poll`, with no thread of
+   * its own: each poll first reads and writes the sockets that are ready and fires
+   * due timers, and `roost_server_ready_fd` is readable whenever a poll has work.
+   * For a process with one core to itself (no hand-off between threads per
+   * message). While the program does not poll, no socket is served, not even
+   * keepalive pings; timers fire up to 10 ms late. Other calls may come from any
+   * thread, as always. Not with a
+   * backplane or more than one worker thread (`ROOST_INVALID_ARGUMENT`).
+   * Default false.
+   */
+  bool inline_io;
+  /**
+   * Largest HTTP request body accepted, in bytes after chunked decoding, inclusive;
+   * a larger one gets 413 and the connection is closed. Default 1048576 (1 MiB); 0
+   * means the default.
+   */
+  uint64_t max_http_body_size;
+  /**
+   * Time a kept-alive HTTP connection may wait for its next request before it is
+   * closed. Default 5000; 0 means the default.
+   */
+  uint32_t http_idle_timeout_ms;
+  /**
+   * Time the program has to answer a `ROOST_EVENT_REQUEST` (`roost_request_respond`)
+   * or a `ROOST_EVENT_UPGRADE_REQUEST` (`roost_upgrade_accept`); past it the client
+   * gets 503. Writing one response (a static file included) is bounded by it too.
+   * Default 30000; 0 means the default.
+   */
+  uint32_t http_response_timeout_ms;
+  /**
+   * The path of a health check answered by the library (`health_path_len` bytes,
+   * starting with '/', copied by `roost_server_new`): GET or HEAD gives 200 `ok`,
+   * and 503 `stopping` once the server is stopping. NULL, the default: none.
+   */
+  const uint8_t *health_path;
+  /**
+   * Length of `health_path` in bytes.
+   */
+  size_t health_path_len;
+  /**
+   * The path where the library serves the server's counters as Prometheus text
+   * (`metrics_path_len` bytes, starting with '/', copied by `roost_server_new`).
+   * NULL, the default: none.
+   */
+  const uint8_t *metrics_path;
+  /**
+   * Length of `metrics_path` in bytes.
+   */
+  size_t metrics_path_len;
+  /**
+   * The origins whose pages may open WebSockets, comma separated (spaces around
+   * entries are ignored), `allowed_origins_len` bytes, copied by `roost_server_new`;
+   * each `scheme://host[:port]` as browsers send it in `Origin` (no path; the port
+   * only when it is not the scheme's default), e.g.
+   * `"https://example.com, http://localhost:8080"`. An upgrade request whose
+   * `Origin` is not one of them (ASCII case-insensitive) gets 403 `Forbidden origin`
+   * before the upgrade's other checks; a request without `Origin` (not from a
+   * browser page) is not held to the list; an upgrade for a path no route serves
+   * gets 404 whatever its origin. NULL or length 0, the default: any origin. An
+   * entry that is not an origin gives `ROOST_INVALID_ARGUMENT` from
+   * `roost_server_new`, saying which.
+   */
+  const uint8_t *allowed_origins;
+  /**
+   * Length of `allowed_origins` in bytes.
+   */
+  size_t allowed_origins_len;
 } roost_options;
 
 /**
- * One request header of a connect event.
+ * One request header of a CONNECT, REQUEST or UPGRADE_REQUEST event.
  */
 typedef struct {
   /**
@@ -421,7 +510,8 @@ typedef struct {
    */
   uint64_t connection;
   /**
-   * Message payload (TEXT, BINARY) or close reason (DISCONNECT).
+   * Message payload (TEXT, BINARY), close reason (DISCONNECT) or request body
+   * (REQUEST).
    */
   const uint8_t *data;
   /**
@@ -437,7 +527,7 @@ typedef struct {
    */
   size_t uuid_len;
   /**
-   * Request path without the query string (CONNECT).
+   * Request path without the query string (CONNECT, REQUEST, UPGRADE_REQUEST).
    */
   const uint8_t *path;
   /**
@@ -445,7 +535,7 @@ typedef struct {
    */
   size_t path_len;
   /**
-   * Raw query string after `?`, not decoded (CONNECT).
+   * Raw query string after `?`, not decoded (CONNECT, REQUEST, UPGRADE_REQUEST).
    */
   const uint8_t *query;
   /**
@@ -453,7 +543,9 @@ typedef struct {
    */
   size_t query_len;
   /**
-   * Request headers in the order sent (CONNECT).
+   * Request headers in the order sent (CONNECT, REQUEST, UPGRADE_REQUEST). Every
+   * name and value points into one copy of the request head, which holds them in
+   * that order.
    */
   const roost_header *headers;
   /**
@@ -461,13 +553,33 @@ typedef struct {
    */
   size_t header_count;
   /**
-   * Peer address as `ip:port` (CONNECT).
+   * Peer address as `ip:port` (CONNECT, REQUEST, UPGRADE_REQUEST).
    */
   const uint8_t *peer;
   /**
    * Length of `peer`.
    */
   size_t peer_len;
+  /**
+   * Request method, e.g. `GET` (REQUEST, UPGRADE_REQUEST). A HEAD request served by
+   * a GET route says `HEAD`: its answer goes out without the body.
+   */
+  const uint8_t *method;
+  /**
+   * Length of `method`.
+   */
+  size_t method_len;
+  /**
+   * The subprotocol agreed on in the upgrade (CONNECT), or the one the connection
+   * gets if accepted (UPGRADE_REQUEST): one of those `roost_server_route_subprotocols`
+   * gave the route. NULL with length 0 when none was (the route has none, or the
+   * client offered none of them).
+   */
+  const uint8_t *subprotocol;
+  /**
+   * Length of `subprotocol`.
+   */
+  size_t subprotocol_len;
 } roost_event;
 
 /**
@@ -539,6 +651,66 @@ typedef struct {
    * certificate. 0 on a server without TLS.
    */
   uint64_t tls_handshakes_failed;
+  /**
+   * Whole messages received from clients (fragments joined) and handed to the
+   * event queue.
+   */
+  uint64_t messages_received;
+  /**
+   * Payload bytes of `messages_received` as polled (after permessage-deflate's
+   * inflation; no frame headers).
+   */
+  uint64_t bytes_received;
+  /**
+   * Messages queued for a connection, counted per recipient: a broadcast or publish
+   * (this server's, or another's through the backplane) that 1,000 connections take
+   * counts 1,000; a recipient skipped or closed as slow does not count. Queued, not delivered: a message still counts when its
+   * connection ends before it is written.
+   */
+  uint64_t messages_sent;
+  /**
+   * Payload bytes of `messages_sent` (as passed to send, broadcast or publish,
+   * before compression and framing), per recipient like the messages.
+   */
+  uint64_t bytes_sent;
+  /**
+   * HTTP requests answered by the HTTP side: routes, static files, the health and
+   * metrics paths, and the library's own answers (404, 405, 408, 413, 503...).
+   * Upgrades are not counted here.
+   */
+  uint64_t http_requests;
+  /**
+   * Upgrade requests answered 400 (malformed, bad key, no subprotocol the route
+   * requires, TLS on a plain port). The `upgrades_refused_*` counts are of requests
+   * with `Upgrade: websocket`, and of those refused before the library could tell
+   * (not parsed, or not read because the server was over `max_pending_handshakes`).
+   */
+  uint64_t upgrades_refused_400;
+  /**
+   * Upgrade requests answered 403: an `Origin` outside `allowed_origins`.
+   */
+  uint64_t upgrades_refused_403;
+  /**
+   * Upgrade requests answered 404: a path no route serves.
+   */
+  uint64_t upgrades_refused_404;
+  /**
+   * Upgrade requests answered 426: incomplete, or a WebSocket version other than 13.
+   */
+  uint64_t upgrades_refused_426;
+  /**
+   * Upgrade requests answered 431: a head over 16 KiB or 64 headers.
+   */
+  uint64_t upgrades_refused_431;
+  /**
+   * Upgrade requests answered 503: over `max_connections` or
+   * `max_pending_handshakes`, or the server stopping.
+   */
+  uint64_t upgrades_refused_503;
+  /**
+   * Upgrade requests answered with any other status but 101.
+   */
+  uint64_t upgrades_refused_other;
 } roost_stats;
 
 #ifdef __cplusplus
@@ -581,10 +753,13 @@ roost_status roost_options_init(roost_options *out, size_t size);
  * exists from now on. Free it with `roost_server_free`.
  *
  * Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` for a NULL `out`, an option out of
- * range (the message names it), a `backplane_url` that is not a `redis://` URL (the
- * message says why), a TLS certificate chain or private key that is missing its other
- * half, malformed or unusable (the message says which and why) or options of a newer header that set fields this library does
- * not know; `ROOST_IO` when the ready descriptor cannot be made.
+ * range (the message names it), a `health_path` or `metrics_path` that does not
+ * start with '/' (or has a '?' or a space, or both are the same), a `backplane_url`
+ * that is not a `redis://` URL (the message says why), an `allowed_origins` entry that
+ * is not `scheme://host[:port]` (the message names it), a TLS certificate chain or
+ * private key that is missing its other half, malformed or unusable (the message says
+ * which and why) or options of a newer header that set fields this library does not
+ * know; `ROOST_IO` when the ready descriptor cannot be made.
  */
 roost_status roost_server_new(const roost_options *options,
                               roost_server **out);
@@ -612,12 +787,121 @@ roost_status roost_server_add_route(roost_server *server,
                                     uint32_t *out_route);
 
 /**
+ * Serves HTTP requests for `method[0..method_len]` (an upper-case token: GET, POST,
+ * PUT, PATCH, DELETE, OPTIONS or any other) on the exact path `path[0..path_len]`
+ * (starting with '/', no query string) and writes its route id to `*out_route`. Each
+ * request becomes a `ROOST_EVENT_REQUEST`. A GET route serves HEAD too (the event
+ * says HEAD; the answer goes out without its body), unless the path has a HEAD route.
+ * WebSocket and HTTP route ids come from one sequence. A path may have a WebSocket
+ * route as well: upgrades go to that one. Only before `roost_server_start`.
+ *
+ * Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` (NULLs, a method that is not an
+ * upper-case token, a bad path, the same method and path twice);
+ * `ROOST_INVALID_STATE` after start.
+ */
+roost_status roost_server_add_http_route(roost_server *server,
+                                         const uint8_t *method,
+                                         size_t method_len,
+                                         const uint8_t *path,
+                                         size_t path_len,
+                                         uint32_t *out_route);
+
+/**
+ * Serves the files of the directory `directory[0..directory_len]` (a path, which must
+ * exist; canonicalized now) under the URL prefix `url_prefix[0..prefix_len]`
+ * (starting with '/'), from the library itself: GET and HEAD, with their
+ * Content-Type, ETag and Last-Modified (304 when current) and byte ranges; no
+ * listings, nothing outside the directory (404), hidden names 404. The longest prefix
+ * that covers a path serves it; HTTP routes come first. The files never reach the
+ * program. Only before `roost_server_start`.
+ *
+ * Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` (NULLs, a prefix that does not start
+ * with '/' or is mounted already, a directory that does not exist or is not one: the
+ * message says which); `ROOST_INVALID_STATE` after start.
+ */
+roost_status roost_server_add_static(roost_server *server,
+                                     const uint8_t *url_prefix,
+                                     size_t prefix_len,
+                                     const uint8_t *directory,
+                                     size_t directory_len);
+
+/**
+ * Makes each upgrade of the WebSocket route `route` wait for the program (`vet`
+ * true): a `ROOST_EVENT_UPGRADE_REQUEST` carries the request, and
+ * `roost_upgrade_accept` or `roost_request_respond` answers it. False, the default,
+ * upgrades at once. Only before `roost_server_start`.
+ *
+ * Returns `ROOST_OK`; `ROOST_NOT_FOUND` for an unknown route;
+ * `ROOST_INVALID_ARGUMENT` for an HTTP route or a bad handle; `ROOST_INVALID_STATE`
+ * after start.
+ */
+roost_status roost_server_route_vet_upgrades(roost_server *server, uint32_t route, bool vet);
+
+/**
+ * Answers the `ROOST_EVENT_REQUEST` or refuses the `ROOST_EVENT_UPGRADE_REQUEST`
+ * whose `connection` is `request`: `status` (200-599 for a request, 300-599 for an
+ * upgrade), `headers[0..headers_len]` (zero or more `Name: value\r\n` lines; the
+ * library writes `Content-Length` and `Connection` itself) and `body[0..body_len]`,
+ * all copied. A HEAD request's answer goes out without its body; a 204 or 304 takes
+ * none. May be called from any thread.
+ *
+ * Returns `ROOST_OK`; `ROOST_NOT_FOUND` when nothing waits for this answer (answered
+ * already, timed out, client gone, unknown id); `ROOST_INVALID_ARGUMENT` for a status
+ * out of range, a body on a 204 or 304, header lines that are malformed (not ending
+ * in `\r\n`, a bare CR or LF, a name that is not a token, a control byte in a value)
+ * or that set `Content-Length`, `Transfer-Encoding` or `Connection`, NULLs with a
+ * length, a bad handle. A refused call leaves the request waiting.
+ */
+roost_status roost_request_respond(roost_server *server,
+                                   uint64_t request,
+                                   uint16_t status,
+                                   const uint8_t *headers,
+                                   size_t headers_len,
+                                   const uint8_t *body,
+                                   size_t body_len);
+
+/**
+ * Lets the upgrade of the `ROOST_EVENT_UPGRADE_REQUEST` whose `connection` is
+ * `request` go ahead: the client gets its 101, and a `ROOST_EVENT_CONNECT` with the
+ * same id follows. May be called from any thread.
+ *
+ * Returns `ROOST_OK`; `ROOST_NOT_FOUND` when nothing waits for this answer (as for
+ * `roost_request_respond`); `ROOST_INVALID_ARGUMENT` when `request` is an HTTP
+ * request (answer it with `roost_request_respond`) or the handle is bad.
+ */
+roost_status roost_upgrade_accept(roost_server *server, uint64_t request);
+
+/**
+ * Gives WebSocket route `route` the subprotocols it speaks: `list[0..list_len]`, comma
+ * separated (spaces around entries ignored), in the server's order of preference, each
+ * an RFC 6455 token, none twice; e.g. `"graphql-transport-ws, graphql-ws"`. Replaces
+ * what the route had. Only before `roost_server_start`.
+ *
+ * An upgrade on the route gets the first of the list that the client offers in any of
+ * its `Sec-WebSocket-Protocol` headers (names compare case-sensitively; the client's
+ * order does not matter): the 101 names it, and the CONNECT event carries it in
+ * `subprotocol`. A client that offers none of them is upgraded without a subprotocol
+ * (no `Sec-WebSocket-Protocol` in the 101, `subprotocol` NULL), or, when `required`,
+ * answered 400 `No supported subprotocol` and never connected.
+ *
+ * Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` for an empty list, an entry that is not
+ * a token or is listed twice, NULL `list` with a length, or a bad server handle;
+ * `ROOST_NOT_FOUND` for a route never added; `ROOST_INVALID_STATE` after start.
+ */
+roost_status roost_server_route_subprotocols(roost_server *server,
+                                             uint32_t route,
+                                             const uint8_t *list,
+                                             size_t list_len,
+                                             bool required);
+
+/**
  * Binds `host[0..host_len]` (an IP address or name) on `port` (0 picks a free port),
  * starts the core's threads and accepts connections. Writes the bound port to
  * `*out_port`.
  *
  * Returns `ROOST_OK`; `ROOST_IO` when the address cannot be bound (in use, not
- * local); `ROOST_INVALID_STATE` when already started or no route was added;
+ * local); `ROOST_INVALID_STATE` when already started or nothing would be served (no
+ * route, no static mount, no health or metrics path);
  * `ROOST_INVALID_ARGUMENT` for NULLs.
  */
 roost_status roost_server_start(roost_server *server,
@@ -646,8 +930,8 @@ roost_status roost_server_ready_fd(roost_server *server, int *out_fd);
  * arrives. Then wait for the descriptor. One thread polls a server at a time.
  *
  * Returns `ROOST_OK` (also after stop, while disconnect events remain), or
- * `ROOST_INVALID_ARGUMENT` (NULLs, `capacity` 0, `event_size` smaller than this
- * library's `roost_event`).
+ * `ROOST_INVALID_ARGUMENT` (NULLs, `capacity` 0, `event_size` smaller than the first
+ * `roost_event`, 0.1.0's 120 bytes).
  */
 roost_status roost_server_poll(roost_server *server,
                                roost_event *events,
@@ -749,8 +1033,10 @@ roost_status roost_connection_pause_reading(roost_server *server, uint64_t conne
 
 /**
  * Stops accepting, closes every connection with 1001 after what is queued for it,
- * waits up to `grace_ms` for their close handshakes, then drops the rest (their
- * DISCONNECT events say 1006). Blocks for at most about `grace_ms`. DISCONNECT events
+ * closes HTTP connections between requests, waits up to `grace_ms` for the close
+ * handshakes and the HTTP requests in flight (answered, then closed; the health path
+ * says 503 meanwhile), then drops the rest (their DISCONNECT events say 1006).
+ * Blocks for at most about `grace_ms`. DISCONNECT events
  * remain available to `roost_server_poll`; sends and broadcasts now give
  * `ROOST_CLOSED`. Calling it again does nothing.
  *

@@ -75,7 +75,11 @@ pub struct Config {
     /// Time a ping may go unanswered before the connection is closed with 1011.
     /// Default 20 s.
     pub ping_timeout: Duration,
-    /// Time a client has to complete the HTTP upgrade request. Default 10 s.
+    /// Time a client has to send its first request (the upgrade request, or an HTTP
+    /// request and its body) from the moment its socket is accepted; past it a socket
+    /// whose request head is not complete is closed without an answer, and one whose
+    /// body is late gets 408. Each later request on a kept-alive HTTP connection has
+    /// as long from its first byte to its last, else 408. Default 10 s.
     pub handshake_timeout: Duration,
     /// Time a closing connection waits for the client's close frame before the socket
     /// is dropped. Default 5 s.
@@ -83,10 +87,13 @@ pub struct Config {
     /// Upgraded connections above which new clients get HTTP 503 (at the end of their
     /// handshake). Default 100,000.
     pub max_connections: usize,
-    /// Sockets whose upgrade request is still being read above which a newly accepted
-    /// socket gets HTTP 503 at once. Separate from `max_connections`, so that silent
-    /// sockets cannot take the places of real clients; each costs a task and a buffer
-    /// of up to 16 KiB for at most `handshake_timeout`. Default 10,000.
+    /// Sockets not upgraded yet above which a newly accepted socket gets HTTP 503 at
+    /// once: sockets whose first request is still being read, and HTTP connections,
+    /// each of which holds its place while it is open (kept alive between requests
+    /// for at most `http_idle_timeout`). Separate from `max_connections`, so that
+    /// silent sockets cannot take the places of real clients; each costs a task and a
+    /// buffer of up to 16 KiB (and a request body while one is read, up to
+    /// `max_http_body_size`). Default 10,000.
     pub max_pending_handshakes: usize,
     /// Whether a connection receives broadcasts to its route from the moment it is
     /// upgraded. A consumer that first greets or vets a client (and must not let a
@@ -137,6 +144,47 @@ pub struct Config {
     /// the sender's thread: every frame goes through the connection's task, which
     /// encrypts it. `None`, the default, serves plain WebSocket (ws://).
     pub tls: Option<TlsIdentity>,
+    /// Runs the core on the consumer's thread: no thread of its own, every socket read
+    /// and written inside `Server::poll`, and `Server::ready_fd` readable whenever
+    /// `poll` has work. For a process that has one core to itself: no hand-off between
+    /// threads per message and no second thread competing for the core. The price:
+    /// while the consumer does not poll (a handler that blocks its event loop), no
+    /// socket is served at all, not even keepalive pings; timers fire up to 10 ms
+    /// late. Does not combine with `backplane` or with more than one worker thread.
+    /// Default false. See docs/design.md, "I/O on the consumer's thread".
+    pub inline_io: bool,
+    /// Largest HTTP request body accepted, in bytes after chunked decoding; a body of
+    /// exactly this size is accepted. A larger declared or sent body gets 413 and the
+    /// connection is closed. The whole body is held in memory until the consumer has
+    /// polled its request, so this bounds what one request may claim. Default 1 MiB.
+    pub max_http_body_size: usize,
+    /// Time a kept-alive HTTP connection may wait for the first byte of its next
+    /// request before it is closed, silently. Each such connection holds a place under
+    /// `max_pending_handshakes` while it is open. Default 5 s.
+    pub http_idle_timeout: Duration,
+    /// Time the consumer has to answer an HTTP request (`Server::respond`) or vet an
+    /// upgrade (`Server::accept_upgrade`); past it the client gets 503 and a late
+    /// answer `Error::NotFound`. Writing one response to a client (a static file
+    /// included) is bounded by it too, so that a client that does not read cannot hold
+    /// its connection for ever. Default 30 s.
+    pub http_response_timeout: Duration,
+    /// The path of a health check answered by the core: GET or HEAD gives 200 `ok`,
+    /// and 503 `stopping` once the server is stopping, so that a load balancer drains
+    /// it. `None`, the default, serves no health check.
+    pub health_path: Option<String>,
+    /// The path where the core serves the server's counters (`Stats`) as Prometheus
+    /// text (exposition format 0.0.4). `None`, the default, serves no metrics.
+    pub metrics_path: Option<String>,
+    /// The origins whose pages may open WebSockets, each `scheme://host[:port]` as a
+    /// browser sends it in `Origin` (no path; the port only when it is not the
+    /// scheme's default). An upgrade request whose `Origin` is not one of them (exact,
+    /// ASCII case-insensitive) gets 403 before any other check of the upgrade; one
+    /// without `Origin` (not from a browser page) is not held to the list. Browsers
+    /// send `Origin` with every WebSocket request and do not apply the same-origin
+    /// policy to WebSockets, so this is what stops another site's page from using its
+    /// visitors' cookies on this server. An upgrade for a path no route serves gets 404
+    /// whatever its origin. Empty, the default: any origin.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -163,6 +211,13 @@ impl Default for Config {
             compression: Compression::Off,
             compression_min_size: 256,
             tls: None,
+            inline_io: false,
+            max_http_body_size: 1 << 20,
+            http_idle_timeout: Duration::from_secs(5),
+            http_response_timeout: Duration::from_secs(30),
+            health_path: None,
+            metrics_path: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -180,6 +235,7 @@ impl Config {
             ("max_pending_handshakes", self.max_pending_handshakes),
             ("worker_threads", self.worker_threads),
             ("backplane_queue", self.backplane_queue),
+            ("max_http_body_size", self.max_http_body_size),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -196,14 +252,37 @@ impl Config {
         if self.handshake_timeout.is_zero() {
             return Err("handshake_timeout must be greater than zero".into());
         }
+        if self.http_idle_timeout.is_zero() {
+            return Err("http_idle_timeout must be greater than zero".into());
+        }
+        if self.http_response_timeout.is_zero() {
+            return Err("http_response_timeout must be greater than zero".into());
+        }
+        for (name, path) in [("health_path", &self.health_path), ("metrics_path", &self.metrics_path)] {
+            if let Some(path) = path {
+                check_route_path(path).map_err(|why| format!("{name} {why}"))?;
+            }
+        }
+        if self.health_path.is_some() && self.health_path == self.metrics_path {
+            return Err("health_path and metrics_path must differ".into());
+        }
         if self.ping_interval.is_some() && self.ping_timeout.is_zero() {
             return Err("ping_timeout must be greater than zero when pings are on".into());
         }
         if self.backplane_queue > u32::MAX as usize {
             return Err(format!("backplane_queue must be at most {}", u32::MAX));
         }
+        if self.inline_io && self.backplane.is_some() {
+            return Err("inline_io does not combine with a backplane".into());
+        }
+        if self.inline_io && self.worker_threads > 1 {
+            return Err("inline_io runs the core on the consumer's thread: worker_threads must be 1".into());
+        }
         if let Some(url) = &self.backplane {
             crate::backplane::check_url(url).map(drop)?;
+        }
+        for origin in &self.allowed_origins {
+            crate::upgrade_rules::check_origin(origin)?;
         }
         Ok(())
     }
@@ -217,4 +296,13 @@ impl Config {
     pub fn frame_limit(&self) -> usize {
         self.max_frame_size.unwrap_or(self.max_message_size)
     }
+}
+
+/// Checks a path that requests are routed by: it starts with '/', and has no query
+/// string or white space (a request target could never match it).
+pub(crate) fn check_route_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') || path.contains('?') || path.contains(char::is_whitespace) {
+        return Err(format!("must start with '/' and contain no '?' or spaces: {path:?}"));
+    }
+    Ok(())
 }

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::{timeout, timeout_at, Instant, Sleep};
+use tokio::time::{timeout, Instant, Sleep};
 
 use crate::transport::Transport;
 
@@ -29,7 +29,8 @@ use crate::deflate::ConnectionCompressor;
 use crate::events::{ConnectInfo, Event};
 use crate::frame_reader::{FrameReader, Incoming, Limits, Violation};
 use crate::frames;
-use crate::handshake::{self, Refusal};
+use crate::handshake::{self, Refusal, Refused};
+use crate::http_serve::{self, Upgrade};
 use crate::server_state::{Limit, Place, ServerState};
 use crate::socket::ConnectionSocket;
 
@@ -41,10 +42,12 @@ const ABORT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// there (nothing else would notice: its socket is not being read).
 const HELD_BACK_CHECK: Duration = Duration::from_millis(500);
 
-/// Serves one accepted socket until it is closed. `handshake` is its place under
-/// `max_pending_handshakes`, held until the upgrade is answered; an upgraded connection
-/// then holds a place under `max_connections` until its task ends. On a TLS server the
-/// TLS handshake comes first; `handshake_timeout` covers it and the upgrade request.
+/// Serves one accepted socket until it is closed: HTTP requests (`http_serve`) until
+/// one upgrades it, then WebSocket. `handshake` is its place under
+/// `max_pending_handshakes`, held while it serves HTTP and until the upgrade is
+/// answered; an upgraded connection then holds a place under `max_connections` until
+/// its task ends. On a TLS server the TLS handshake comes first; `handshake_timeout`
+/// covers it and the first request.
 pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, shared: Arc<ServerState>, handshake: Place) {
     let _ = socket.set_nodelay(true);
     let config = &shared.config;
@@ -57,19 +60,15 @@ pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, shared: Arc<Serve
         },
     };
 
-    let request = match timeout_at(deadline, handshake::read_head(&mut socket)).await {
-        Err(_) | Ok(Ok(None)) => return,
-        Ok(Err(refusal)) => return handshake::refuse(&mut socket, refusal).await,
-        Ok(Ok(Some((head, rest)))) => {
-            match handshake::check(head, rest, |p| shared.route_of(p), config.compression) {
-                Ok(request) => request,
-                Err(refusal) => return handshake::refuse(&mut socket, refusal).await,
-            }
-        }
+    let Some(Upgrade { request, id }) = http_serve::serve(&mut socket, peer, &shared, deadline).await else {
+        return;
     };
     let place = match shared.take_place(Limit::Connection) {
         Some(place) if !shared.stopping.load(Ordering::Acquire) => place,
-        _ => return handshake::refuse(&mut socket, Refusal::TooManyConnections).await,
+        _ => {
+            let refused = Refused::upgrade(Refusal::TooManyConnections);
+            return handshake::refuse(&mut socket, refused, &shared.counters.refusals).await;
+        }
     };
     let answered = timeout(config.handshake_timeout, async {
         socket.write_all(&request.response()).await?;
@@ -81,23 +80,18 @@ pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, shared: Arc<Serve
     }
     drop(handshake);
 
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let handle = Arc::new(
         ConnectionState::new(id, request.route, config.outbound_queue_bytes, config.inbound_queue_depth)
-            .with_compression(request.deflate.is_some_and(|a| a.takes_compressed())),
+            .with_compression(request.deflate.is_some_and(|a| a.takes_compressed()))
+            .with_inline_io(shared.inline.clone()),
     );
     let socket = ConnectionSocket::new(socket, config.read_buffer_size, request.rest);
     let mut registration = Registration::new(shared.clone(), handle.clone(), place);
     shared.events.push(
-        Event::Connect(Box::new(ConnectInfo::new(
-            id,
-            request.route,
-            peer.to_string(),
-            request.head,
-            request.path,
-            request.query,
-            request.headers,
-        ))),
+        Event::Connect(Box::new(
+            ConnectInfo::new(id, request.route, peer.to_string(), request.head)
+                .with_subprotocol(request.subprotocol),
+        )),
         None,
     );
     // A stop that began while this connection was upgrading did not see it.
@@ -165,6 +159,13 @@ enum End {
     LocalClose(u16, String),
     /// Close at once, dropping what is queued: slow consumer, dead peer, panic.
     Abort(u16, &'static str),
+}
+
+/// Messages one step read, and their payload bytes.
+#[derive(Default)]
+struct Received {
+    messages: u64,
+    bytes: u64,
 }
 
 /// Ping schedule: wait `interval`, ping, wait up to `timeout` for any frame.
@@ -346,8 +347,18 @@ impl Driver {
         }
     }
 
-    /// Reads messages into the event queue while inbound credit lasts.
+    /// Reads messages into the event queue while inbound credit lasts, and counts them
+    /// in one go: one pair of atomic adds per step, not per message.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        let mut received = Received::default();
+        let poll = self.read_messages(cx, &mut received);
+        if received.messages > 0 {
+            self.shared.counters.received.add(received.messages, received.bytes);
+        }
+        poll
+    }
+
+    fn read_messages(&mut self, cx: &mut Context<'_>, received: &mut Received) -> Poll<End> {
         for _ in 0..READ_BUDGET {
             if !self.peer_hung_up && !self.handle.may_read() {
                 // Backpressure of our own making, not a dead peer.
@@ -380,6 +391,8 @@ impl Driver {
             if !binary && &data[..] == b"__roost_panic__" {
                 panic!("fault injection: panic inside a connection task");
             }
+            received.messages += 1;
+            received.bytes += data.len() as u64;
             let event = Event::Message { id: self.handle.id, route: self.handle.route, binary, data };
             self.signal_due |= self.shared.events.push_unsignalled(event, Some(self.handle.clone()));
         }

@@ -15,13 +15,14 @@
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes};
 use futures_util::task::AtomicWaker;
 
 use crate::config::SlowConsumer;
 use crate::error::{Error, Result};
+use crate::inline_io::InlineIo;
 
 /// Something the consumer asked to go out on a connection.
 #[derive(Debug)]
@@ -115,6 +116,8 @@ pub struct ConnectionState {
     takes_compressed: bool,
     /// Wakes the connection's task: new outgoing data, credit returned, resumed.
     waker: AtomicWaker,
+    /// With inline_io: the step that wakes the task on the runtime's own thread.
+    inline: Option<Arc<InlineIo>>,
 }
 
 impl ConnectionState {
@@ -138,6 +141,31 @@ impl ConnectionState {
             killed: AtomicU16::new(0),
             takes_compressed: false,
             waker: AtomicWaker::new(),
+            inline: None,
+        }
+    }
+
+    /// The same connection, its task woken through `inline`'s step (inline_io).
+    pub(crate) fn with_inline_io(mut self, inline: Option<Arc<InlineIo>>) -> Self {
+        self.inline = inline;
+        self
+    }
+
+    /// Wakes the task. With inline_io a step must follow, or the consumer would not
+    /// know to run the runtime; outside the runtime (a consumer's call) the wake
+    /// itself waits for that step: the runtime would otherwise be signalled through a
+    /// system call for every task woken, a thousand for a broadcast to a thousand.
+    fn wake_task(&self) {
+        let Some(inline) = &self.inline else {
+            return self.waker.wake();
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            if let Some(waker) = self.waker.take() {
+                inline.defer_wake(waker);
+            }
+        } else {
+            self.waker.wake();
+            inline.want_step();
         }
     }
 
@@ -189,7 +217,7 @@ impl ConnectionState {
                     outbox.task_writing = true;
                     outbox.rest = Some(Box::new(rest));
                     drop(outbox);
-                    self.waker.wake();
+                    self.wake_task();
                     return Ok(());
                 }
                 Written::Nothing(frame) => frame,
@@ -201,7 +229,7 @@ impl ConnectionState {
         outbox.bytes += len;
         outbox.queue.push_back(Outgoing::Frame(frame));
         drop(outbox);
-        self.waker.wake();
+        self.wake_task();
         Ok(())
     }
 
@@ -222,13 +250,13 @@ impl ConnectionState {
             self.killed.store(1008, Ordering::Release);
             outbox.queue.clear();
             drop(outbox);
-            self.waker.wake();
+            self.wake_task();
             return Offer::Closed;
         }
         outbox.bytes += len;
         outbox.queue.push_back(Outgoing::Frame(frame.clone()));
         drop(outbox);
-        self.waker.wake();
+        self.wake_task();
         Offer::Queued
     }
 
@@ -241,7 +269,7 @@ impl ConnectionState {
         outbox.state = OutboxState::Closing;
         outbox.queue.push_back(Outgoing::Close(code, reason));
         drop(outbox);
-        self.waker.wake();
+        self.wake_task();
         Ok(())
     }
 
@@ -254,7 +282,7 @@ impl ConnectionState {
         }
         outbox.queue.push_back(Outgoing::Close(1001, "server shutting down".into()));
         drop(outbox);
-        self.waker.wake();
+        self.wake_task();
     }
 
     /// Whether the connection still takes messages: no close is queued and it was not
@@ -347,7 +375,7 @@ impl ConnectionState {
     pub(crate) fn message_polled(&self) {
         let before = self.unpolled.fetch_sub(1, Ordering::AcqRel);
         if before >= self.inbound_depth {
-            self.waker.wake();
+            self.wake_task();
         }
     }
 
@@ -355,7 +383,7 @@ impl ConnectionState {
     pub(crate) fn set_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::Release);
         if !paused {
-            self.waker.wake();
+            self.wake_task();
         }
     }
 

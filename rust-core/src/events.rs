@@ -14,17 +14,18 @@
 //! 18,000, and throughput rose by a fifth).
 
 use std::collections::VecDeque;
-use std::ops::Range;
+use std::ops::{Deref, Range};
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
 use crate::connection_state::ConnectionState;
+pub use crate::http_request::RequestHead;
 use crate::wakeup::ReadyFd;
 
-/// The request of a newly upgraded connection. Strings are views into the request head
-/// as the client sent it.
+/// The request of a newly upgraded connection; its parts are those of its
+/// `RequestHead`.
 #[derive(Debug)]
 pub struct ConnectInfo {
     /// Connection id.
@@ -35,49 +36,83 @@ pub struct ConnectInfo {
     pub uuid: String,
     /// Peer address, `ip:port`.
     pub peer: String,
-    head: Box<[u8]>,
-    path: Range<usize>,
-    query: Range<usize>,
-    headers: Vec<(Range<usize>, Range<usize>)>,
+    head: RequestHead,
+    subprotocol: Option<Range<usize>>,
 }
 
 impl ConnectInfo {
-    pub(crate) fn new(
-        id: u64,
-        route: u32,
-        peer: String,
-        head: Box<[u8]>,
-        path: Range<usize>,
-        query: Range<usize>,
-        headers: Vec<(Range<usize>, Range<usize>)>,
-    ) -> Self {
+    pub(crate) fn new(id: u64, route: u32, peer: String, head: RequestHead) -> Self {
         let uuid = uuid::Uuid::new_v4().hyphenated().to_string();
-        ConnectInfo { id, route, uuid, peer, head, path, query, headers }
+        ConnectInfo { id, route, uuid, peer, head, subprotocol: None }
     }
 
-    /// The request head, through the blank line.
-    pub fn head(&self) -> &[u8] {
+    /// The same request, with the subprotocol agreed on (a span of the head).
+    pub(crate) fn with_subprotocol(mut self, subprotocol: Option<Range<usize>>) -> Self {
+        self.subprotocol = subprotocol;
+        self
+    }
+
+    /// The subprotocol agreed on in the upgrade (`Server::route_subprotocols`), or
+    /// `None` when the route has none or the client offered none of them.
+    pub fn subprotocol(&self) -> Option<&[u8]> {
+        self.subprotocol.as_ref().map(|span| &self.head.bytes()[span.clone()])
+    }
+}
+
+impl Deref for ConnectInfo {
+    type Target = RequestHead;
+
+    /// The upgrade request: its path, query string and headers.
+    fn deref(&self) -> &RequestHead {
         &self.head
     }
+}
 
-    /// The request path, without the query string.
-    pub fn path(&self) -> &[u8] {
-        crate::handshake::path_or_root(&self.head[self.path.clone()])
+/// An HTTP request handed to the consumer: one for an HTTP route (`Event::Request`,
+/// answered with `Server::respond`), or an upgrade the consumer vets
+/// (`Event::UpgradeRequest`, answered with `Server::accept_upgrade` or
+/// `Server::respond`). Its parts are those of its `RequestHead`.
+#[derive(Debug)]
+pub struct RequestInfo {
+    /// The id to answer. Taken from the sequence of connection ids: for an upgrade, the
+    /// id the connection gets if it is accepted.
+    pub id: u64,
+    /// Route the request matched.
+    pub route: u32,
+    /// Peer address, `ip:port`.
+    pub peer: String,
+    /// The request body, decoded (empty for an upgrade).
+    pub body: Bytes,
+    head: RequestHead,
+    subprotocol: Option<Range<usize>>,
+}
+
+impl RequestInfo {
+    pub(crate) fn new(id: u64, route: u32, peer: String, head: RequestHead, body: Bytes) -> Self {
+        RequestInfo { id, route, peer, body, head, subprotocol: None }
     }
 
-    /// The raw query string (after `?`, not decoded); empty when there is none.
-    pub fn query(&self) -> &[u8] {
-        &self.head[self.query.clone()]
+    /// The same upgrade, with the subprotocol it gets if accepted (a span of the head).
+    pub(crate) fn with_subprotocol(mut self, subprotocol: Option<Range<usize>>) -> Self {
+        self.subprotocol = subprotocol;
+        self
     }
 
-    /// The request headers in the order sent, as (name, value).
-    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.headers.iter().map(|(n, v)| (&self.head[n.clone()], &self.head[v.clone()]))
+    /// For an upgrade, the subprotocol the connection gets if it is accepted (the one
+    /// its CONNECT will carry); `None` when it gets none, and for an HTTP request.
+    pub fn subprotocol(&self) -> Option<&[u8]> {
+        self.subprotocol.as_ref().map(|span| &self.head.bytes()[span.clone()])
     }
+}
 
-    /// Number of request headers.
-    pub fn header_count(&self) -> usize {
-        self.headers.len()
+impl Deref for RequestInfo {
+    type Target = RequestHead;
+
+    /// The request: its method, path, query string and headers. The method of a HEAD
+    /// request served by a GET route is `HEAD` (its answer then goes out without its
+    /// body).
+    fn deref(&self) -> &RequestHead {
+        &self.head
     }
 }
 
@@ -114,6 +149,13 @@ pub enum Event {
         /// Connection id.
         id: u64,
     },
+    /// An HTTP request for an HTTP route: answer it with `Server::respond` within
+    /// `Config::http_response_timeout`.
+    Request(Box<RequestInfo>),
+    /// A WebSocket upgrade on a route that vets its upgrades: let it go ahead with
+    /// `Server::accept_upgrade` (a `Connect` with the same id follows) or refuse it
+    /// with `Server::respond`, within `Config::http_response_timeout`.
+    UpgradeRequest(Box<RequestInfo>),
 }
 
 /// An event waiting in the queue; messages carry their connection's handle so that

@@ -1,11 +1,12 @@
 //! Fan-out: one message's shared frames offered to many recipients (a route's broadcast, a
 //! topic's publish) under the server's slow-consumer policy, and the counts of what
-//! that policy did.
+//! that policy did and of what the recipients took.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::SlowConsumer;
 use crate::connection_state::{ConnectionState, Offer};
+use crate::counters::Tally;
 use crate::outgoing::Encoded;
 
 #[derive(Debug)]
@@ -15,11 +16,13 @@ pub(crate) struct Fanout {
     skipped: AtomicU64,
     /// Recipients closed with 1008 for being over their limit (`SlowConsumer::Close`).
     closed: AtomicU64,
+    /// Messages queued for recipients, one per recipient, and their payload bytes.
+    queued: Tally,
 }
 
 impl Fanout {
     pub(crate) fn new(policy: SlowConsumer) -> Self {
-        Fanout { policy, skipped: AtomicU64::new(0), closed: AtomicU64::new(0) }
+        Fanout { policy, skipped: AtomicU64::new(0), closed: AtomicU64::new(0), queued: Tally::default() }
     }
 
     /// Offers `message` to every recipient, each sharing the one frame of its kind
@@ -38,7 +41,10 @@ impl Fanout {
                 Offer::Refused => {}
             }
         }
-        // One atomic add per fan-out, not per recipient.
+        // One atomic add per fan-out and count, not per recipient.
+        if queued > 0 {
+            self.queued.add(queued as u64, queued as u64 * message.len() as u64);
+        }
         if skipped > 0 {
             self.skipped.fetch_add(skipped, Ordering::Relaxed);
         }
@@ -54,5 +60,10 @@ impl Fanout {
 
     pub(crate) fn closed(&self) -> u64 {
         self.closed.load(Ordering::Relaxed)
+    }
+
+    /// (messages, payload bytes) queued for recipients so far.
+    pub(crate) fn queued(&self) -> (u64, u64) {
+        self.queued.read()
     }
 }

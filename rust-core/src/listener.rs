@@ -12,10 +12,13 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use tokio::net::TcpListener;
+use std::os::fd::AsRawFd;
+
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::connection;
 use crate::handshake::{self, Refusal};
+use crate::inline_io;
 use crate::server_state::{Limit, ServerState};
 
 /// Backlog of the listening socket: bursts of thousands of connects are normal.
@@ -60,19 +63,24 @@ pub(crate) async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) 
             accepted = listener.accept() => accepted,
         };
         match accepted {
+            // With inline_io, a socket the consumer's set cannot watch (out of
+            // kernel memory for epoll) could never be served: it is dropped.
+            Ok((socket, _)) if !watched(&state, &socket) => drop(socket),
             Ok((mut socket, peer)) => match state.take_place(Limit::Handshake) {
                 Some(place) => {
-                    tokio::spawn(connection::serve(socket, peer, state.clone(), place));
+                    tokio::spawn(inline_io::counted(connection::serve(socket, peer, state.clone(), place)));
                 }
                 None if refusing.load(Ordering::Acquire) < state.config.max_pending_handshakes => {
                     let limit = state.config.handshake_timeout;
-                    let refusing = refusing.clone();
+                    let (refusing, state) = (refusing.clone(), state.clone());
                     refusing.fetch_add(1, Ordering::AcqRel);
-                    tokio::spawn(async move {
-                        let refused = handshake::refuse_unread(&mut socket, Refusal::TooManyConnections);
+                    tokio::spawn(inline_io::counted(async move {
+                        let refusals = &state.counters.refusals;
+                        let refused =
+                            handshake::refuse_unread(&mut socket, Refusal::TooManyConnections, refusals);
                         let _ = tokio::time::timeout(limit, refused).await;
                         refusing.fetch_sub(1, Ordering::AcqRel);
-                    });
+                    }));
                 }
                 None => drop(socket),
             },
@@ -80,5 +88,13 @@ pub(crate) async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) 
             // instead of spinning on the error.
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
+    }
+}
+
+/// Adds an accepted socket to the consumer's set when the runtime runs on its thread.
+fn watched(state: &ServerState, socket: &TcpStream) -> bool {
+    match &state.inline {
+        Some(inline) => inline.watch(socket.as_raw_fd()).is_ok(),
+        None => true,
     }
 }

@@ -43,6 +43,11 @@ impl<'a> Encoded<'a> {
         self.plain()
     }
 
+    /// The payload's length, before compression and framing.
+    pub(crate) fn len(&self) -> usize {
+        self.payload.len()
+    }
+
     fn plain(&self) -> &Bytes {
         self.plain.get_or_init(|| frames::encode(self.kind, self.payload))
     }

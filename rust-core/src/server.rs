@@ -2,9 +2,9 @@
 //! (poll, send, broadcast, publish, subscribe, close, stop). Every method takes `&self` and may be called
 //! from any thread.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -15,16 +15,19 @@ use crate::connection_state::ConnectionState;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::frames::{self, DataKind};
+use crate::inline_io;
 use crate::listener;
 use crate::outgoing::Encoded;
+use crate::routes::{self, Routes};
 use crate::scheduling;
 use crate::server_state::ServerState;
 use crate::stats::Stats;
 use crate::topics::check_topic;
+use crate::upgrade_rules::Subprotocols;
 
 #[derive(Debug)]
 enum Lifecycle {
-    Created { routes: Vec<Box<[u8]>> },
+    Created { routes: Routes },
     Running { runtime: Runtime, port: u16 },
     Stopped,
 }
@@ -43,7 +46,7 @@ impl Server {
         config.validate().map_err(Error::InvalidArgument)?;
         Ok(Server {
             state: Arc::new(ServerState::new(config)?),
-            lifecycle: Mutex::new(Lifecycle::Created { routes: Vec::new() }),
+            lifecycle: Mutex::new(Lifecycle::Created { routes: Routes::default() }),
         })
     }
 
@@ -57,23 +60,78 @@ impl Server {
     }
 
     /// Serves WebSocket upgrades on `path` (exact match, without query string) and
-    /// returns its route id, counted from 0 in the order routes are added.
+    /// returns its route id. WebSocket and HTTP routes take their ids from one
+    /// sequence, counted from 0 in the order routes are added.
     pub fn add_route(&self, path: &str) -> Result<u32> {
-        if !path.starts_with('/') || path.contains('?') || path.contains(char::is_whitespace) {
-            return Err(Error::InvalidArgument(format!(
-                "route path must start with '/' and contain no '?' or spaces: {path:?}"
-            )));
-        }
+        routes::check_path(path)?;
+        self.change_routes(|routes| routes.add_websocket(path))
+    }
+
+    /// Serves HTTP requests for `method` (an upper-case token: GET, POST...) on `path`
+    /// (exact match, without query string) and returns its route id. Each becomes an
+    /// `Event::Request`, answered with `respond`. A GET route serves HEAD too, unless
+    /// the path has a HEAD route of its own. A path may have a WebSocket route as well:
+    /// upgrades go to that one.
+    pub fn add_http_route(&self, method: &str, path: &str) -> Result<u32> {
+        // Bad arguments are told as such whatever the state.
+        routes::check_method(method)?;
+        routes::check_path(path)?;
+        self.change_routes(|routes| routes.add_http(method, path))
+    }
+
+    /// Serves the files of `directory` (which must exist; it is canonicalized now)
+    /// under the URL prefix `prefix` (starting with '/'), from the core itself: GET and
+    /// HEAD, with their type, validators (304) and byte ranges, never a listing nor
+    /// anything outside the directory. The longest prefix that covers a path serves
+    /// it. Requests for HTTP routes come first.
+    pub fn add_static(&self, prefix: &str, directory: impl AsRef<std::path::Path>) -> Result<()> {
+        self.change_routes(|routes| routes.add_static(prefix, directory.as_ref()))
+    }
+
+    /// Makes the upgrades of a WebSocket route wait for the consumer (true), which
+    /// gets an `Event::UpgradeRequest` for each and answers with `accept_upgrade` or
+    /// `respond`; or upgrades them at once (false, the default).
+    pub fn vet_upgrades(&self, route: u32, vet: bool) -> Result<()> {
+        self.change_routes(|routes| routes.set_vet_upgrades(route, vet))
+    }
+
+    /// Gives `route` the subprotocols it speaks, in the server's order of preference
+    /// (each an RFC 6455 token, none twice), replacing any it had. An upgrade gets the
+    /// first of them that the client offers in its `Sec-WebSocket-Protocol` headers,
+    /// whatever the client's own order; the 101 names it and the connect event carries
+    /// it (`ConnectInfo::subprotocol`). A client that offers none of them is upgraded
+    /// without a subprotocol, or, when `required`, refused with 400. Only before start.
+    pub fn route_subprotocols(&self, route: u32, protocols: &[&str], required: bool) -> Result<()> {
+        let protocols = Subprotocols::new(protocols, required)?;
+        self.change_routes(|routes| routes.set_subprotocols(route, protocols))
+    }
+
+    fn change_routes<T>(&self, change: impl FnOnce(&mut Routes) -> Result<T>) -> Result<T> {
         match &mut *self.lifecycle() {
-            Lifecycle::Created { routes } => {
-                if routes.iter().any(|r| **r == *path.as_bytes()) {
-                    return Err(Error::InvalidArgument(format!("route {path:?} is already added")));
-                }
-                routes.push(path.as_bytes().into());
-                Ok((routes.len() - 1) as u32)
-            }
+            Lifecycle::Created { routes } => change(routes),
             _ => Err(Error::InvalidState("routes must be added before start".into())),
         }
+    }
+
+    /// Answers the HTTP request or refuses the upgrade `request` (an id from an
+    /// `Event::Request` or `Event::UpgradeRequest`) with `status` (200-599 for a
+    /// request, 300-599 for an upgrade), `headers` (zero or more `Name: value\r\n`
+    /// lines; `Content-Length`, `Transfer-Encoding` and `Connection` are the core's)
+    /// and `body`, copied. May be called from any thread. `NotFound` when nothing
+    /// waits for that answer (answered already, timed out, client gone).
+    pub fn respond(&self, request: u64, status: u16, headers: &[u8], body: &[u8]) -> Result<()> {
+        self.state.answers.respond(request, status, headers, body)?;
+        self.state.want_step();
+        Ok(())
+    }
+
+    /// Lets the vetted upgrade `request` go ahead: the client gets its 101 and the
+    /// consumer an `Event::Connect` with the same id. May be called from any thread.
+    /// `NotFound` as for `respond`.
+    pub fn accept_upgrade(&self, request: u64) -> Result<()> {
+        self.state.answers.accept(request)?;
+        self.state.want_step();
+        Ok(())
     }
 
     /// Binds `host:port` (port 0 picks a free port), starts the runtime and accepts
@@ -84,26 +142,34 @@ impl Server {
         let Lifecycle::Created { routes } = &mut *lifecycle else {
             return Err(Error::InvalidState("server was already started".into()));
         };
-        if routes.is_empty() {
+        let config = &self.state.config;
+        if routes.is_empty() && config.health_path.is_none() && config.metrics_path.is_none() {
             return Err(Error::InvalidState("add at least one route before start".into()));
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(self.state.config.worker_threads)
-            .thread_name("roost-worker")
-            .on_thread_start(scheduling::yield_to_consumer_on_wakeup)
-            .enable_all()
-            .build()?;
+        let runtime = if self.state.inline.is_some() {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(self.state.config.worker_threads)
+                .thread_name("roost-worker")
+                .on_thread_start(scheduling::yield_to_consumer_on_wakeup)
+                .enable_all()
+                .build()?
+        };
         let listener = {
             let _context = runtime.enter();
             TcpListener::from_std(listener::bind(host, port, self.state.config.reuse_port)?)?
         };
         let port = listener.local_addr()?.port();
-        let paths = std::mem::take(routes);
-        self.state.set_routes(paths.iter().enumerate().map(|(i, p)| (p.clone(), i as u32)).collect());
-        if let Some(backplane) = &self.state.backplane {
-            backplane.start(self.state.clone(), paths, &runtime);
+        if let Some(inline) = &self.state.inline {
+            inline.watch(listener.as_raw_fd())?;
         }
-        runtime.spawn(listener::accept_loop(listener, self.state.clone()));
+        let routes = std::mem::take(routes);
+        if let Some(backplane) = &self.state.backplane {
+            backplane.start(self.state.clone(), routes.websocket_paths(), &runtime);
+        }
+        self.state.set_routes(routes);
+        runtime.spawn(inline_io::counted(listener::accept_loop(listener, self.state.clone())));
         *lifecycle = Lifecycle::Running { runtime, port };
         Ok(port)
     }
@@ -116,16 +182,38 @@ impl Server {
         }
     }
 
-    /// The descriptor that becomes readable when `poll` may return events. Valid from
-    /// creation until the server is dropped.
+    /// The descriptor that becomes readable when `poll` may return events (with
+    /// `inline_io`: when `poll` has work). Valid from creation until the server is
+    /// dropped.
     pub fn ready_fd(&self) -> RawFd {
-        self.state.events.fd()
+        match &self.state.inline {
+            Some(inline) => inline.fd(),
+            None => self.state.events.fd(),
+        }
     }
 
     /// Moves up to `max` waiting events into `out` and returns how many. When it
     /// returns 0 the ready descriptor is re-armed: wait for it before polling again.
+    /// With `inline_io` it first runs the runtime for one step, on this thread.
     pub fn poll(&self, out: &mut Vec<Event>, max: usize) -> usize {
+        if let Some(inline) = &self.state.inline {
+            // A stop in progress holds the lifecycle and runs the runtime itself, on
+            // its own thread: the step is left to it rather than waited for.
+            let lifecycle = match self.lifecycle.try_lock() {
+                Ok(lifecycle) => Some(lifecycle),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            match lifecycle.as_deref() {
+                Some(Lifecycle::Running { runtime, .. }) => inline.step(Some(runtime)),
+                _ => inline.step(None),
+            }
+        }
         let n = self.state.events.poll(out, max);
+        if n == max {
+            // More may be waiting, and with inline_io the descriptor may not say so.
+            self.state.want_step();
+        }
         if n > 0 {
             self.state.write_through.store(true, Ordering::Relaxed);
         }
@@ -154,7 +242,9 @@ impl Server {
     fn send(&self, id: u64, kind: DataKind, data: &[u8]) -> Result<()> {
         let connection = self.connection(id)?;
         let message = Encoded::new(kind, data, self.state.config.compress_from());
-        connection.send(message.frame_for(&connection).clone(), &self.state.write_through)
+        connection.send(message.frame_for(&connection).clone(), &self.state.write_through)?;
+        self.state.counters.sent.add(1, data.len() as u64);
+        Ok(())
     }
 
     /// Queues a text message for every connection of `route` and returns how many
@@ -174,7 +264,7 @@ impl Server {
 
     fn broadcast(&self, route: u32, kind: DataKind, data: &[u8]) -> Result<usize> {
         self.check_running()?;
-        if route as usize >= self.state.route_count() {
+        if !self.state.routes().is_websocket(route) {
             return Err(Error::NotFound);
         }
         let message = Encoded::new(kind, data, self.state.config.compress_from());
@@ -247,18 +337,7 @@ impl Server {
 
     /// The server's counters now.
     pub fn stats(&self) -> Stats {
-        let mut stats = Stats {
-            connections: self.state.registry.len(),
-            topics: self.state.registry.topic_count(),
-            deliveries_skipped: self.state.fanout.skipped(),
-            slow_consumers_closed: self.state.fanout.closed(),
-            tls_handshakes_failed: self.state.tls.as_ref().map_or(0, |tls| tls.failed()),
-            ..Stats::default()
-        };
-        if let Some(backplane) = &self.state.backplane {
-            backplane.fill(&mut stats);
-        }
-        stats
+        self.state.stats()
     }
 
     fn check_running(&self) -> Result<()> {
@@ -299,8 +378,9 @@ impl Server {
     }
 
     /// Stops accepting, closes every connection with 1001 after what is queued for it,
-    /// waits up to `grace` for the close handshakes, then drops what is left (those get
-    /// a 1006 disconnect event). Blocks the caller (from inside a tokio runtime, on a
+    /// closes HTTP connections between requests, waits up to `grace` for the close
+    /// handshakes and the HTTP requests in flight (each answered, then its connection
+    /// closed), then drops what is left (those get a 1006 disconnect event). Blocks the caller (from inside a tokio runtime, on a
     /// helper thread, since a runtime cannot be shut down from async context).
     /// Disconnect events stay available to `poll`. Calling it again, or on a server
     /// never started, does nothing.
@@ -329,14 +409,21 @@ impl Server {
         let state = &self.state;
         state.stopping.store(true, Ordering::Release);
         state.stop_accepting.notify_one();
+        // HTTP connections between requests close now; those with a request in
+        // flight answer it first (and close after it).
+        state.stop_idle.notify_waiters();
         for handle in state.registry.all() {
             handle.shutdown();
         }
         runtime.block_on(async {
+            // With inline_io, the closes just queued wake their tasks here.
+            if let Some(inline) = &state.inline {
+                inline.wake_deferred();
+            }
             let _ = tokio::time::timeout(grace, async {
                 loop {
                     let drained = state.drained.notified();
-                    if state.registry.len() == 0 {
+                    if state.drained() {
                         break;
                     }
                     drained.await;

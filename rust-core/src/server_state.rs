@@ -1,19 +1,25 @@
 //! The state a server's calls and its tasks (listener, connections) share: the limits,
-//! the event queue, the registry of connections, the routes, and the counters that
-//! hold the server to `max_pending_handshakes` and `max_connections`.
+//! the event queue, the registry of connections, the routes, the answers the consumer
+//! owes, the traffic counters, and the counters that hold the server to
+//! `max_pending_handshakes` and `max_connections`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Notify;
 
+use crate::answers::Answers;
 use crate::backplane::Backplane;
 use crate::config::Config;
+use crate::counters::Counters;
 use crate::error::{Error, Result};
 use crate::events::EventQueue;
 use crate::fanout::Fanout;
+use crate::handshake::Route;
+use crate::inline_io::InlineIo;
 use crate::registry::Registry;
+use crate::routes::Routes;
+use crate::stats::Stats;
 use crate::tls::Tls;
 
 /// State shared by the server's calls and its tasks.
@@ -34,13 +40,27 @@ pub(crate) struct ServerState {
     connections: AtomicUsize,
     pub(crate) next_id: AtomicU64,
     pub(crate) stopping: AtomicBool,
-    routes: OnceLock<HashMap<Box<[u8]>, u32>>,
+    routes: OnceLock<Routes>,
+    /// HTTP requests and vetted upgrades waiting for the consumer's answer.
+    pub(crate) answers: Answers,
+    /// HTTP requests answered by the HTTP side (`Stats::http_requests`).
+    pub(crate) http_requests: AtomicU64,
+    /// Messages and bytes each way, upgrades refused.
+    pub(crate) counters: Counters,
+    /// HTTP requests between their first byte and the end of their answer: a stop
+    /// waits for them (within its grace period) as it waits for connections to close.
+    http_in_flight: AtomicUsize,
+    /// Tells HTTP connections waiting for their next request that the server stops.
+    pub(crate) stop_idle: Notify,
     /// One send may write straight to an idle connection's socket; each poll that
     /// returns events grants it anew (see `connection_state` on write-through).
     pub(crate) write_through: AtomicBool,
     /// Signalled when the last connection leaves during a stop.
     pub(crate) drained: Notify,
     pub(crate) stop_accepting: Notify,
+    /// The consumer's descriptor and step when the runtime runs on its thread
+    /// (`Config::inline_io`).
+    pub(crate) inline: Option<Arc<InlineIo>>,
 }
 
 /// Which limit a `Place` counts against.
@@ -65,6 +85,19 @@ impl Drop for Place {
     }
 }
 
+/// An HTTP request in flight, counted until dropped.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    state: Arc<ServerState>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.state.http_in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.state.notify_if_drained();
+    }
+}
+
 impl ServerState {
     pub(crate) fn new(config: Config) -> Result<ServerState> {
         let fanout = Fanout::new(config.slow_consumer);
@@ -75,9 +108,12 @@ impl ServerState {
             None => None,
         };
         let tls = config.tls.as_ref().map(Tls::new).transpose()?;
+        let events = EventQueue::new()?;
+        let inline = if config.inline_io { Some(Arc::new(InlineIo::new(events.fd())?)) } else { None };
         Ok(ServerState {
             tls,
-            events: EventQueue::new()?,
+            inline,
+            events,
             registry: Registry::new(backplane.as_ref().map(|b| b.interest())),
             config,
             fanout,
@@ -87,6 +123,11 @@ impl ServerState {
             next_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             routes: OnceLock::new(),
+            counters: Counters::default(),
+            answers: Answers::default(),
+            http_requests: AtomicU64::new(0),
+            http_in_flight: AtomicUsize::new(0),
+            stop_idle: Notify::new(),
             write_through: AtomicBool::new(false),
             drained: Notify::new(),
             stop_accepting: Notify::new(),
@@ -94,18 +135,74 @@ impl ServerState {
     }
 
     /// Fixes the routing table, path to route id; once, at start.
-    pub(crate) fn set_routes(&self, routes: HashMap<Box<[u8]>, u32>) {
+    /// With `inline_io`, makes sure the consumer runs a step soon: a call queued work
+    /// for connections' tasks.
+    pub(crate) fn want_step(&self) {
+        if let Some(inline) = &self.inline {
+            inline.want_step();
+        }
+    }
+
+    /// Fixes the routes; once, at start.
+    pub(crate) fn set_routes(&self, routes: Routes) {
         let _ = self.routes.set(routes);
     }
 
-    /// The route serving `path`, if any.
-    pub(crate) fn route_of(&self, path: &[u8]) -> Option<u32> {
-        self.routes.get()?.get(path).copied()
+    /// The routes (none before start).
+    pub(crate) fn routes(&self) -> &Routes {
+        static NONE: OnceLock<Routes> = OnceLock::new();
+        self.routes.get().unwrap_or_else(|| NONE.get_or_init(Routes::default))
     }
 
-    /// Number of routes (0 before start).
-    pub(crate) fn route_count(&self) -> usize {
-        self.routes.get().map_or(0, HashMap::len)
+    /// The WebSocket route serving `path`, if any.
+    pub(crate) fn route_of(&self, path: &[u8]) -> Option<u32> {
+        self.routes().websocket_route(path)
+    }
+
+    /// The WebSocket route serving `path`, with what its upgrades must agree on.
+    pub(crate) fn upgrade_route(&self, path: &[u8]) -> Option<Route<'_>> {
+        let id = self.route_of(path)?;
+        Some(Route { id, subprotocols: self.routes().subprotocols(id) })
+    }
+
+    /// The server's counters now.
+    pub(crate) fn stats(&self) -> Stats {
+        let counters = &self.counters;
+        let (messages_received, bytes_received) = counters.received.read();
+        let (sent, sent_bytes) = counters.sent.read();
+        let (fanned_out, fanned_out_bytes) = self.fanout.queued();
+        let [refused_400, refused_403, refused_404, refused_426, refused_431, refused_503, refused_other] =
+            counters.refusals.read();
+        let mut stats = Stats {
+            connections: self.registry.len(),
+            topics: self.registry.topic_count(),
+            deliveries_skipped: self.fanout.skipped(),
+            slow_consumers_closed: self.fanout.closed(),
+            tls_handshakes_failed: self.tls.as_ref().map_or(0, |tls| tls.failed()),
+            messages_received,
+            bytes_received,
+            messages_sent: sent + fanned_out,
+            bytes_sent: sent_bytes + fanned_out_bytes,
+            http_requests: self.http_requests.load(Ordering::Relaxed),
+            upgrades_refused_400: refused_400,
+            upgrades_refused_403: refused_403,
+            upgrades_refused_404: refused_404,
+            upgrades_refused_426: refused_426,
+            upgrades_refused_431: refused_431,
+            upgrades_refused_503: refused_503,
+            upgrades_refused_other: refused_other,
+            ..Stats::default()
+        };
+        if let Some(backplane) = &self.backplane {
+            backplane.fill(&mut stats);
+        }
+        stats
+    }
+
+    /// Counts an HTTP request from its first byte until the guard is dropped.
+    pub(crate) fn http_in_flight(self: &Arc<Self>) -> InFlight {
+        self.http_in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight { state: self.clone() }
     }
 
     fn counter(&self, limit: Limit) -> &AtomicUsize {
@@ -129,8 +226,13 @@ impl ServerState {
         Some(Place { state: self.clone(), limit })
     }
 
+    /// Whether no connection is open and no HTTP request in flight.
+    pub(crate) fn drained(&self) -> bool {
+        self.registry.len() == 0 && self.http_in_flight.load(Ordering::Acquire) == 0
+    }
+
     pub(crate) fn notify_if_drained(&self) {
-        if self.stopping.load(Ordering::Acquire) && self.registry.len() == 0 {
+        if self.stopping.load(Ordering::Acquire) && self.drained() {
             self.drained.notify_one();
         }
     }

@@ -21,12 +21,9 @@ fn deflate_config() -> Config {
 /// returns the socket and the server's answer to it.
 async fn upgrade_offering(port: u16, offer: &str) -> (TcpStream, Option<String>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut request = upgrade_request(port, "/ws");
-    if !offer.is_empty() {
-        request.truncate(request.len() - 2);
-        request.push_str(&format!("Sec-WebSocket-Extensions: {offer}\r\n\r\n"));
-    }
-    s.write_all(request.as_bytes()).await.unwrap();
+    let extra =
+        if offer.is_empty() { String::new() } else { format!("Sec-WebSocket-Extensions: {offer}\r\n") };
+    s.write_all(upgrade_request_with(port, "/ws", &extra).as_bytes()).await.unwrap();
     let answer = parse_http(&read_head(&mut s).await);
     assert_eq!(answer.status, 101, "{answer:?}");
     (s, answer.header("sec-websocket-extensions").map(str::to_owned))
@@ -99,7 +96,7 @@ fn offers_get_the_agreed_parameters_or_no_extension_and_never_a_failed_handshake
 #[test]
 fn compressed_messages_are_inflated_and_echoes_go_out_compressed() {
     let (h, mut events) = Harness::echo(deflate_config(), &["/ws"]);
-    let port = h.port;
+    let (port, server) = (h.port, h.server().clone());
     run(10, async move {
         let (mut s, answer) = upgrade_offering(port, "permessage-deflate").await;
         assert!(answer.is_some());
@@ -129,6 +126,12 @@ fn compressed_messages_are_inflated_and_echoes_go_out_compressed() {
         s.write_all(&client_frame(true, OP_TEXT, b"small")).await.unwrap();
         assert_eq!(events.message(id).await.1.as_ref(), b"small");
         assert_eq!(read_message(&mut s).await, (b"small".to_vec(), false));
+        // Counted as the consumer sees them, inflated, and as it sent them, before
+        // compression.
+        let payload = 2 * text.len() as u64 + 5;
+        let stats = stats_when(&server, |s| s.messages_sent == 3).await;
+        assert_eq!((stats.messages_received, stats.bytes_received), (3, payload));
+        assert_eq!((stats.messages_sent, stats.bytes_sent), (3, payload));
     });
 }
 

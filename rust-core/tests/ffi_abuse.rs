@@ -1231,7 +1231,7 @@ fn stats(
 ) -> Option<roost_stats> {
     const FILL: u8 = 0xa5;
     let known = std::mem::size_of::<roost_stats>();
-    let mut buf = [0u64; 32];
+    let mut buf = [0u64; 64];
     let bytes = std::mem::size_of_val(&buf);
     assert!(size <= bytes - 8, "stats buffer too small for size {size}");
     // SAFETY: `buf` is `bytes` bytes of plain integers.

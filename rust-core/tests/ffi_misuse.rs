@@ -7,7 +7,6 @@ mod common;
 use std::ffi::{c_int, CStr};
 use std::mem::MaybeUninit;
 use std::ptr::{null, null_mut};
-use std::time::{Duration, Instant};
 
 use common::*;
 use roost::ffi::*;
@@ -84,6 +83,11 @@ fn null_pointers_give_invalid_argument() {
         fails(roost_server_add_route(s, null(), 3, &mut 0), ROOST_INVALID_ARGUMENT);
         let route = add_route(s, "/ws").unwrap();
         assert_eq!(route, 0);
+        fails(
+            roost_server_route_subprotocols(null_mut(), route, "x".as_ptr(), 1, false),
+            ROOST_INVALID_ARGUMENT,
+        );
+        fails(roost_server_route_subprotocols(s, route, null(), 1, false), ROOST_INVALID_ARGUMENT);
         fails(roost_server_start(s, "127.0.0.1".as_ptr(), 9, 0, null_mut()), ROOST_INVALID_ARGUMENT);
         fails(roost_server_start(s, null(), 9, 0, &mut 0), ROOST_INVALID_ARGUMENT);
         fails(roost_server_start(null_mut(), "127.0.0.1".as_ptr(), 9, 0, &mut 0), ROOST_INVALID_ARGUMENT);
@@ -164,6 +168,7 @@ fn freed_handle_is_invalid_argument_and_double_free_is_detected() {
         fails(roost_connection_pause_reading(s, 1, true), ROOST_INVALID_ARGUMENT);
         fails(roost_server_stop(s, 0), ROOST_INVALID_ARGUMENT);
         fails(roost_server_connection_count(s, &mut n), ROOST_INVALID_ARGUMENT);
+        fails(roost_server_route_subprotocols(s, 0, "x".as_ptr(), 1, false), ROOST_INVALID_ARGUMENT);
     }
     // A forged handle is refused the same way.
     fails(roost_server_stop(0xdead_0008usize as *mut roost_server, 0), ROOST_INVALID_ARGUMENT);
@@ -186,6 +191,10 @@ fn calls_in_the_wrong_state_and_bad_arguments() {
     assert_eq!(add_route(s, "/ws"), Err(ROOST_INVALID_ARGUMENT), "duplicate route");
     start(s, 0).unwrap();
     assert_eq!(add_route(s, "/late"), Err(ROOST_INVALID_STATE));
+    assert!(last_error().contains("before start"), "{}", last_error());
+    // SAFETY: a valid buffer of its length.
+    let status = unsafe { roost_server_route_subprotocols(s, 0, "v1".as_ptr(), 2, false) };
+    assert_eq!(status, ROOST_INVALID_STATE);
     assert!(last_error().contains("before start"), "{}", last_error());
     assert_eq!(start(s, 0), Err(ROOST_INVALID_STATE), "start twice");
     // An option out of range is refused at creation and named.
@@ -212,43 +221,6 @@ fn start_on_a_port_in_use_is_io_and_leaves_the_server_startable() {
     assert_ne!(other, port);
     assert_eq!(roost_server_free(s), ROOST_OK);
     drop(taken);
-}
-
-/// Polls through the C ABI (waiting on the ready fd by the protocol) until `want`
-/// accepts an event; returns what `want` returned.
-fn poll_until<T>(s: *mut roost_server, mut want: impl FnMut(&roost_event) -> Option<T>) -> T {
-    let mut fd: c_int = -1;
-    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
-    assert_eq!(unsafe { roost_server_ready_fd(s, &mut fd) }, ROOST_OK);
-    let mut events = [MaybeUninit::<roost_event>::uninit(); 8];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut n = 0usize;
-        let events_ptr = events.as_mut_ptr().cast();
-        // SAFETY: `events` holds 8 events of this size; `n` is writable.
-        let status =
-            unsafe { roost_server_poll(s, events_ptr, 8, std::mem::size_of::<roost_event>(), &mut n) };
-        assert_eq!(status, ROOST_OK);
-        for e in &events[..n] {
-            // SAFETY: the first n were written by roost_server_poll.
-            if let Some(t) = want(unsafe { e.assume_init_ref() }) {
-                return t;
-            }
-        }
-        if n == 0 {
-            assert!(fd_readable(fd, 5000), "no wake-up while waiting for an event");
-        }
-        assert!(Instant::now() < deadline, "event never came");
-    }
-}
-
-unsafe fn slice<'a>(p: *const u8, len: usize) -> &'a [u8] {
-    if len == 0 {
-        &[]
-    } else {
-        // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
-        unsafe { std::slice::from_raw_parts(p, len) }
-    }
 }
 
 #[test]
@@ -353,4 +325,122 @@ fn last_error_is_per_thread_and_version_is_static() {
     // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
     let v = unsafe { CStr::from_ptr(roost_version()) }.to_str().unwrap();
     assert_eq!(v, env!("CARGO_PKG_VERSION"));
+}
+
+fn add_http_route(s: *mut roost_server, method: &str, path: &str) -> Result<u32, roost_status> {
+    let mut route = u32::MAX;
+    // SAFETY: valid buffers and out-pointer.
+    match unsafe {
+        roost_server_add_http_route(s, method.as_ptr(), method.len(), path.as_ptr(), path.len(), &mut route)
+    } {
+        ROOST_OK => Ok(route),
+        status => Err(status),
+    }
+}
+
+fn add_static(s: *mut roost_server, prefix: &str, directory: &str) -> roost_status {
+    // SAFETY: valid buffers.
+    unsafe { roost_server_add_static(s, prefix.as_ptr(), prefix.len(), directory.as_ptr(), directory.len()) }
+}
+
+fn respond(s: *mut roost_server, request: u64, status: u16, headers: &[u8]) -> roost_status {
+    // SAFETY: valid buffers.
+    unsafe { roost_request_respond(s, request, status, headers.as_ptr(), headers.len(), b"x".as_ptr(), 1) }
+}
+
+#[test]
+fn the_http_functions_refuse_bad_arguments_and_calls_in_the_wrong_state() {
+    let s = new_server();
+    let dir = std::env::temp_dir().to_string_lossy().into_owned();
+    // SAFETY: pointers are valid, or wrong in ways the library checks (NULL, freed handle).
+    unsafe {
+        fails(
+            roost_server_add_http_route(null_mut(), "GET".as_ptr(), 3, "/a".as_ptr(), 2, &mut 0),
+            ROOST_INVALID_ARGUMENT,
+        );
+        fails(roost_server_add_http_route(s, null(), 3, "/a".as_ptr(), 2, &mut 0), ROOST_INVALID_ARGUMENT);
+        fails(roost_server_add_http_route(s, "GET".as_ptr(), 3, null(), 2, &mut 0), ROOST_INVALID_ARGUMENT);
+        fails(
+            roost_server_add_http_route(s, "GET".as_ptr(), 3, "/a".as_ptr(), 2, null_mut()),
+            ROOST_INVALID_ARGUMENT,
+        );
+        fails(
+            roost_server_add_static(null_mut(), "/".as_ptr(), 1, dir.as_ptr(), dir.len()),
+            ROOST_INVALID_ARGUMENT,
+        );
+        fails(roost_server_add_static(s, null(), 1, dir.as_ptr(), dir.len()), ROOST_INVALID_ARGUMENT);
+        fails(roost_server_add_static(s, "/".as_ptr(), 1, null(), 4), ROOST_INVALID_ARGUMENT);
+        fails(roost_request_respond(null_mut(), 1, 200, null(), 0, null(), 0), ROOST_INVALID_ARGUMENT);
+        fails(roost_request_respond(s, 1, 200, null(), 3, null(), 0), ROOST_INVALID_ARGUMENT);
+        fails(roost_request_respond(s, 1, 200, null(), 0, null(), 3), ROOST_INVALID_ARGUMENT);
+    }
+    fails(roost_upgrade_accept(null_mut(), 1), ROOST_INVALID_ARGUMENT);
+    fails(roost_server_route_vet_upgrades(null_mut(), 0, true), ROOST_INVALID_ARGUMENT);
+
+    for (method, path) in
+        [("get", "/a"), ("G ET", "/a"), ("", "/a"), ("GET", "a"), ("GET", "/a b"), ("GET", "/a?b")]
+    {
+        assert_eq!(add_http_route(s, method, path), Err(ROOST_INVALID_ARGUMENT), "{method:?} {path:?}");
+    }
+    assert!(last_error().contains("?"), "{}", last_error());
+    let api = add_http_route(s, "GET", "/api").unwrap();
+    assert_eq!(add_http_route(s, "GET", "/api"), Err(ROOST_INVALID_ARGUMENT), "the same route twice");
+    let ws = add_route(s, "/api").expect("a WebSocket route on an HTTP route's path");
+    assert_eq!(ws, api + 1, "one sequence of route ids");
+    let msg = fails(roost_server_route_vet_upgrades(s, api, true), ROOST_INVALID_ARGUMENT);
+    assert!(msg.contains("HTTP route"), "{msg}");
+    fails(roost_server_route_vet_upgrades(s, 77, true), ROOST_NOT_FOUND);
+    assert_eq!(roost_server_route_vet_upgrades(s, ws, true), ROOST_OK);
+    let msg = fails(add_static(s, "assets", &dir), ROOST_INVALID_ARGUMENT);
+    assert!(msg.contains("/"), "{msg}");
+    let msg = fails(add_static(s, "/assets", "/no/such/directory"), ROOST_INVALID_ARGUMENT);
+    assert!(msg.contains("/no/such/directory"), "{msg}");
+    assert_eq!(add_static(s, "/assets", &dir), ROOST_OK);
+
+    // Nothing waits for these answers.
+    fails(respond(s, 12345, 200, b""), ROOST_NOT_FOUND);
+    fails(roost_upgrade_accept(s, 12345), ROOST_NOT_FOUND);
+    // A bad answer is refused before anything is looked up.
+    let msg = fails(respond(s, 12345, 200, b"Content-Length: 1\r\n"), ROOST_INVALID_ARGUMENT);
+    assert!(msg.contains("content-length"), "{msg}");
+    fails(respond(s, 12345, 200, b"X: a\rb\r\n"), ROOST_INVALID_ARGUMENT);
+
+    start(s, 0).unwrap();
+    assert_eq!(add_http_route(s, "POST", "/late"), Err(ROOST_INVALID_STATE));
+    fails(add_static(s, "/late", &dir), ROOST_INVALID_STATE);
+    fails(roost_server_route_vet_upgrades(s, ws, false), ROOST_INVALID_STATE);
+    assert_eq!(roost_server_free(s), ROOST_OK);
+    fails(respond(s, 1, 200, b""), ROOST_INVALID_ARGUMENT);
+    fails(roost_upgrade_accept(s, 1), ROOST_INVALID_ARGUMENT);
+}
+
+#[test]
+fn health_and_metrics_paths_are_checked_when_the_server_is_made() {
+    for (health, metrics, named) in [
+        ("health", "", "health_path"),
+        ("/h", "metrics", "metrics_path"),
+        ("/same", "/same", "differ"),
+        ("/a b", "", "health_path"),
+    ] {
+        let mut o = options();
+        (o.health_path, o.health_path_len) = (health.as_ptr(), health.len());
+        (o.metrics_path, o.metrics_path_len) = (metrics.as_ptr(), metrics.len());
+        let mut s = null_mut();
+        // SAFETY: valid options and out-pointer.
+        let msg = fails(unsafe { roost_server_new(&o, &mut s) }, ROOST_INVALID_ARGUMENT);
+        assert!(msg.contains(named), "{msg}");
+        assert!(s.is_null());
+    }
+    let mut o = options();
+    (o.health_path, o.health_path_len) = (null(), 7);
+    let mut s = null_mut();
+    // SAFETY: NULL with a length, which the library checks.
+    fails(unsafe { roost_server_new(&o, &mut s) }, ROOST_INVALID_ARGUMENT);
+    // A server with a health path and nothing else starts.
+    let mut o = options();
+    (o.health_path, o.health_path_len) = ("/health".as_ptr(), 7);
+    // SAFETY: valid options and out-pointer.
+    assert_eq!(unsafe { roost_server_new(&o, &mut s) }, ROOST_OK);
+    start(s, 0).expect("a health path is something to serve");
+    assert_eq!(roost_server_free(s), ROOST_OK);
 }

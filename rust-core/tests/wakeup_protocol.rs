@@ -57,6 +57,7 @@ fn strict_consumer(server: &Server) -> Seen {
                     }
                     Event::Disconnect { id, code, .. } => panic!("unexpected disconnect {id} ({code})"),
                     Event::Writable { .. } => {}
+                    Event::Request(_) | Event::UpgradeRequest(_) => panic!("a request without HTTP routes"),
                 }
             }
         }

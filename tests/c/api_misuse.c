@@ -123,6 +123,8 @@ static void null_arguments(void) {
     check_status(roost_server_stop(null_server, 0), ROOST_INVALID_ARGUMENT, "stop(NULL server)");
     check_status(roost_server_connection_count(null_server, &count), ROOST_INVALID_ARGUMENT,
                  "connection_count(NULL server)");
+    check_status(roost_server_route_subprotocols(null_server, 0, BYTES("chat"), 4, false), ROOST_INVALID_ARGUMENT,
+                 "route_subprotocols(NULL server)");
     topic_calls(null_server, ROOST_INVALID_ARGUMENT, "NULL server");
     check_status(roost_server_free(NULL), ROOST_OK, "roost_server_free(NULL) does nothing");
 
@@ -161,6 +163,16 @@ static void null_arguments(void) {
     check(route == 0, "the NULL-out call added nothing: \"/ws\" is route 0 (got %u)", route);
     check_status(roost_server_add_route(server, BYTES("/ws"), 3, &route), ROOST_INVALID_ARGUMENT,
                  "add_route(\"/ws\") twice: duplicate");
+    check_status(roost_server_route_subprotocols(server, route, NULL, 4, false), ROOST_INVALID_ARGUMENT,
+                 "route_subprotocols(list NULL, length 4)");
+    check_status(roost_server_route_subprotocols(server, route, NULL, 0, false), ROOST_INVALID_ARGUMENT,
+                 "route_subprotocols(empty list)");
+    check_status(roost_server_route_subprotocols(server, route, BYTES("a b"), 3, false), ROOST_INVALID_ARGUMENT,
+                 "route_subprotocols(\"a b\"): not a token");
+    check_status(roost_server_route_subprotocols(server, route + 1, BYTES("chat"), 4, false), ROOST_NOT_FOUND,
+                 "route_subprotocols(route never added)");
+    check_status(roost_server_route_subprotocols(server, route, BYTES("v2, v1"), 6, true), ROOST_OK,
+                 "route_subprotocols(\"v2, v1\", required)");
     port = 4242;
     check_status(roost_server_start(server, BYTES("127.0.0.1"), 9, 0, NULL), ROOST_INVALID_ARGUMENT,
                  "start(out_port NULL)");
@@ -212,6 +224,15 @@ static void null_arguments(void) {
     check(strstr(roost_last_error(), "worker_threads") != NULL, "the message names worker_threads");
     check(server == NULL, "no handle is written on failure");
     if (st == ROOST_OK) roost_server_free(server);
+
+    /* An allowed origin with a path is not an origin. */
+    roost_options_init(&options, sizeof(roost_options));
+    options.allowed_origins = BYTES("https://example.com/app");
+    options.allowed_origins_len = strlen("https://example.com/app");
+    st = roost_server_new(&options, &server);
+    check_status(st, ROOST_INVALID_ARGUMENT, "roost_server_new(allowed_origins with a path)");
+    check(strstr(roost_last_error(), "https://example.com/app") != NULL, "the message names the entry");
+    if (st == ROOST_OK) roost_server_free(server);
 }
 
 static void freed_handle(void) {
@@ -253,6 +274,8 @@ static void freed_handle(void) {
     check_status(roost_server_stop(server, 0), ROOST_INVALID_ARGUMENT, "stop on a freed handle");
     check_status(roost_server_connection_count(server, &count), ROOST_INVALID_ARGUMENT,
                  "connection_count on a freed handle");
+    check_status(roost_server_route_subprotocols(server, 0, BYTES("chat"), 4, false), ROOST_INVALID_ARGUMENT,
+                 "route_subprotocols on a freed handle");
     topic_calls(server, ROOST_INVALID_ARGUMENT, "freed handle");
     check_status(roost_server_free(server), ROOST_INVALID_ARGUMENT, "roost_server_free a third time");
 
@@ -277,6 +300,8 @@ static void lifecycle(void) {
     check_status(roost_server_start(server, BYTES("127.0.0.1"), 9, 0, &port2), ROOST_INVALID_STATE, "start twice");
     check_status(roost_server_add_route(server, BYTES("/late"), 5, &route), ROOST_INVALID_STATE,
                  "add_route after start");
+    check_status(roost_server_route_subprotocols(server, 0, BYTES("chat"), 4, false), ROOST_INVALID_STATE,
+                 "route_subprotocols after start");
 
     roost_server *second = NULL;
     if (check_status(roost_server_new(NULL, &second), ROOST_OK, "roost_server_new (second)")) {

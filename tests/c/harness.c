@@ -84,6 +84,8 @@ const char *event_kind_name(roost_event_kind kind) {
     case ROOST_EVENT_BINARY: return "BINARY";
     case ROOST_EVENT_DISCONNECT: return "DISCONNECT";
     case ROOST_EVENT_WRITABLE: return "WRITABLE";
+    case ROOST_EVENT_REQUEST: return "REQUEST";
+    case ROOST_EVENT_UPGRADE_REQUEST: return "UPGRADE_REQUEST";
     }
     return "(unknown kind)";
 }
@@ -152,14 +154,20 @@ static int conforms(const roost_event *e) {
     case ROOST_EVENT_CONNECT:
         return unused(e->data, e->data_len) && e->uuid != NULL && e->path != NULL &&
                usable(e->query, e->query_len) && usable(e->headers, e->header_count) &&
-               e->peer != NULL && e->close_code == 0;
+               e->peer != NULL && e->close_code == 0 && unused(e->method, e->method_len);
+    case ROOST_EVENT_REQUEST:
+    case ROOST_EVENT_UPGRADE_REQUEST:
+        if (e->kind == ROOST_EVENT_UPGRADE_REQUEST && !unused(e->data, e->data_len)) return 0;
+        return usable(e->data, e->data_len) && unused(e->uuid, e->uuid_len) && e->path != NULL &&
+               usable(e->query, e->query_len) && usable(e->headers, e->header_count) &&
+               e->peer != NULL && e->method != NULL && e->method_len > 0 && e->close_code == 0;
     case ROOST_EVENT_TEXT:
     case ROOST_EVENT_BINARY:
     case ROOST_EVENT_DISCONNECT:
     case ROOST_EVENT_WRITABLE:
         if (!(unused(e->uuid, e->uuid_len) && unused(e->path, e->path_len) &&
               unused(e->query, e->query_len) && unused(e->headers, e->header_count) &&
-              unused(e->peer, e->peer_len)))
+              unused(e->peer, e->peer_len) && unused(e->method, e->method_len)))
             return 0;
         if (e->kind == ROOST_EVENT_WRITABLE) return unused(e->data, e->data_len);
         if (e->kind == ROOST_EVENT_DISCONNECT) return usable(e->data, e->data_len) && e->close_code != 0;
@@ -184,6 +192,8 @@ static void copy_event(const roost_event *e, test_event *out) {
     out->query_len = e->query_len;
     out->peer = copy_bytes(e->peer, e->peer ? e->peer_len : 0);
     out->peer_len = e->peer_len;
+    out->method = copy_bytes(e->method, e->method ? e->method_len : 0);
+    out->method_len = e->method_len;
     if (e->headers != NULL && e->header_count > 0) {
         out->header_count = e->header_count;
         out->header_names = calloc(e->header_count, sizeof(char *));
@@ -203,6 +213,7 @@ void test_event_free(test_event *event) {
     free(event->path);
     free(event->query);
     free(event->peer);
+    free(event->method);
     for (size_t i = 0; i < event->header_count; i++) {
         free(event->header_names[i]);
         free(event->header_values[i]);

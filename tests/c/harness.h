@@ -62,6 +62,8 @@ typedef struct {
     size_t query_len;
     char *peer;
     size_t peer_len;
+    char *method; /* REQUEST, UPGRADE_REQUEST */
+    size_t method_len;
     size_t header_count;
     char **header_names;
     char **header_values;
@@ -109,7 +111,8 @@ void pump_free(event_pump *pump);
 int pump_connect(event_pump *pump, uint16_t port, const char *target, int rcvbuf, int timeout_ms, uint64_t *conn,
                  const char *label);
 
-/* The value of header `name` (case-insensitive) of a CONNECT event, or NULL. */
+/* The value of header `name` (case-insensitive) of a CONNECT, REQUEST or UPGRADE_REQUEST
+ * event, or NULL. */
 const char *test_event_header(const test_event *event, const char *name);
 
 void test_event_free(test_event *event);

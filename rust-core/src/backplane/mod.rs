@@ -13,6 +13,7 @@ mod envelope;
 mod interest;
 mod link;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -69,8 +70,8 @@ pub(crate) struct Backplane {
     interest: Arc<Interest>,
     queue: usize,
     outgoing: OnceLock<mpsc::Sender<Outgoing>>,
-    /// Route paths by route id, fixed at start.
-    routes: OnceLock<Vec<Box<[u8]>>>,
+    /// WebSocket route paths by route id, fixed at start.
+    routes: OnceLock<HashMap<u32, Box<[u8]>>>,
     counters: Counters,
 }
 
@@ -100,10 +101,10 @@ impl Backplane {
     pub(crate) fn start(
         self: &Arc<Self>,
         state: Arc<ServerState>,
-        routes: Vec<Box<[u8]>>,
+        routes: HashMap<u32, Box<[u8]>>,
         runtime: &tokio::runtime::Runtime,
     ) {
-        for path in &routes {
+        for path in routes.values() {
             self.interest.add_route(path);
         }
         let _ = self.routes.set(routes);
@@ -115,7 +116,7 @@ impl Backplane {
 
     /// Queues a broadcast to `route` for the other servers.
     pub(crate) fn broadcast(&self, route: u32, kind: DataKind, payload: &[u8]) {
-        if let Some(path) = self.routes.get().and_then(|paths| paths.get(route as usize)) {
+        if let Some(path) = self.routes.get().and_then(|paths| paths.get(&route)) {
             self.offer(Target::Route, kind, path, payload, None);
         }
     }

@@ -8,6 +8,7 @@ mod server;
 pub mod types;
 
 use std::ffi::{c_char, c_int, c_void};
+use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 use crate::config::Config;
@@ -86,10 +87,13 @@ pub unsafe extern "C" fn roost_options_init(out: *mut roost_options, size: usize
 /// exists from now on. Free it with `roost_server_free`.
 ///
 /// Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` for a NULL `out`, an option out of
-/// range (the message names it), a `backplane_url` that is not a `redis://` URL (the
-/// message says why), a TLS certificate chain or private key that is missing its other
-/// half, malformed or unusable (the message says which and why) or options of a newer header that set fields this library does
-/// not know; `ROOST_IO` when the ready descriptor cannot be made.
+/// range (the message names it), a `health_path` or `metrics_path` that does not
+/// start with '/' (or has a '?' or a space, or both are the same), a `backplane_url`
+/// that is not a `redis://` URL (the message says why), an `allowed_origins` entry that
+/// is not `scheme://host[:port]` (the message names it), a TLS certificate chain or
+/// private key that is missing its other half, malformed or unusable (the message says
+/// which and why) or options of a newer header that set fields this library does not
+/// know; `ROOST_IO` when the ready descriptor cannot be made.
 #[no_mangle]
 pub unsafe extern "C" fn roost_server_new(
     options: *const roost_options,
@@ -113,6 +117,19 @@ pub unsafe extern "C" fn roost_server_new(
             // SAFETY: the `tls_*` pointers point to their lengths' bytes or are NULL, as
             // the caller promises.
             config.tls = unsafe { tls_identity(&options)? };
+            // SAFETY: the paths point to their lengths' bytes or are NULL, as the caller
+            // promises.
+            unsafe {
+                config.health_path =
+                    optional_text(options.health_path, options.health_path_len, "health_path")?;
+                config.metrics_path =
+                    optional_text(options.metrics_path, options.metrics_path_len, "metrics_path")?;
+            }
+            // SAFETY: `allowed_origins` points to `allowed_origins_len` bytes or is NULL,
+            // as the caller promises.
+            config.allowed_origins = unsafe {
+                comma_list(options.allowed_origins, options.allowed_origins_len, "allowed_origins")?
+            };
             config
         };
         let server = Server::new(config)?;
@@ -146,18 +163,40 @@ unsafe fn tls_identity(options: &roost_options) -> crate::Result<Option<TlsIdent
     }
 }
 
+/// The entries of a comma separated list (spaces around each ignored); none when it is
+/// empty. An empty entry stays, for the caller's check to refuse by name.
+///
+/// # Safety
+/// `list` points to `len` readable bytes, or is NULL.
+unsafe fn comma_list(list: *const u8, len: usize, what: &str) -> crate::Result<Vec<String>> {
+    // SAFETY: forwarded from the caller.
+    let list = unsafe { text(list, len, what)? };
+    if list.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(list.split(',').map(|entry| entry.trim().to_string()).collect())
+}
+
 /// The backplane URL of `options`: `None` when its length is 0.
 ///
 /// # Safety
 /// `options.backplane_url` points to `options.backplane_url_len` readable bytes, or is
 /// NULL.
 unsafe fn backplane_url(options: &roost_options) -> crate::Result<Option<String>> {
-    if options.backplane_url_len == 0 {
+    // SAFETY: forwarded from the caller.
+    unsafe { optional_text(options.backplane_url, options.backplane_url_len, "backplane_url") }
+}
+
+/// The UTF-8 text at `data`, `None` when `len` is 0.
+///
+/// # Safety
+/// `data` points to `len` readable bytes, or is NULL.
+unsafe fn optional_text(data: *const u8, len: usize, what: &str) -> crate::Result<Option<String>> {
+    if len == 0 {
         return Ok(None);
     }
     // SAFETY: forwarded from the caller.
-    let url = unsafe { text(options.backplane_url, options.backplane_url_len, "backplane_url")? };
-    Ok(Some(url.to_string()))
+    Ok(Some(unsafe { text(data, len, what)? }.to_string()))
 }
 
 /// Stops the server if it runs (as `roost_server_stop` with no grace period) and
@@ -189,13 +228,178 @@ pub unsafe extern "C" fn roost_server_add_route(
     path_len: usize,
     out_route: *mut u32,
 ) -> roost_status {
+    // SAFETY: `path` points to `path_len` bytes, and `out_route` is NULL or writable,
+    // as the caller promises.
+    boundary(|| unsafe { add_route_with(server, out_route, |s| s.add_route(text(path, path_len, "path")?)) })
+}
+
+/// The shared body of the functions that add a route: `add` adds it to the server, and
+/// its id goes to `*out_route`.
+///
+/// # Safety
+/// `out_route` is NULL or writable.
+unsafe fn add_route_with(
+    server: *mut roost_server,
+    out_route: *mut u32,
+    add: impl FnOnce(&Server) -> crate::Result<u32>,
+) -> crate::Result<()> {
+    require_out(out_route, "out_route")?;
+    let route = add(&lookup(server)?.server)?;
+    // SAFETY: checked above.
+    unsafe { write_out(out_route, route, "out_route") }
+}
+
+/// Serves HTTP requests for `method[0..method_len]` (an upper-case token: GET, POST,
+/// PUT, PATCH, DELETE, OPTIONS or any other) on the exact path `path[0..path_len]`
+/// (starting with '/', no query string) and writes its route id to `*out_route`. Each
+/// request becomes a `ROOST_EVENT_REQUEST`. A GET route serves HEAD too (the event
+/// says HEAD; the answer goes out without its body), unless the path has a HEAD route.
+/// WebSocket and HTTP route ids come from one sequence. A path may have a WebSocket
+/// route as well: upgrades go to that one. Only before `roost_server_start`.
+///
+/// Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` (NULLs, a method that is not an
+/// upper-case token, a bad path, the same method and path twice);
+/// `ROOST_INVALID_STATE` after start.
+#[no_mangle]
+pub unsafe extern "C" fn roost_server_add_http_route(
+    server: *mut roost_server,
+    method: *const u8,
+    method_len: usize,
+    path: *const u8,
+    path_len: usize,
+    out_route: *mut u32,
+) -> roost_status {
+    // SAFETY: `method` and `path` point to their lengths' bytes, and `out_route` is
+    // NULL or writable, as the caller promises.
+    boundary(|| unsafe {
+        add_route_with(server, out_route, |s| {
+            s.add_http_route(text(method, method_len, "method")?, text(path, path_len, "path")?)
+        })
+    })
+}
+
+/// Serves the files of the directory `directory[0..directory_len]` (a path, which must
+/// exist; canonicalized now) under the URL prefix `url_prefix[0..prefix_len]`
+/// (starting with '/'), from the library itself: GET and HEAD, with their
+/// Content-Type, ETag and Last-Modified (304 when current) and byte ranges; no
+/// listings, nothing outside the directory (404), hidden names 404. The longest prefix
+/// that covers a path serves it; HTTP routes come first. The files never reach the
+/// program. Only before `roost_server_start`.
+///
+/// Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` (NULLs, a prefix that does not start
+/// with '/' or is mounted already, a directory that does not exist or is not one: the
+/// message says which); `ROOST_INVALID_STATE` after start.
+#[no_mangle]
+pub unsafe extern "C" fn roost_server_add_static(
+    server: *mut roost_server,
+    url_prefix: *const u8,
+    prefix_len: usize,
+    directory: *const u8,
+    directory_len: usize,
+) -> roost_status {
     boundary(|| {
-        require_out(out_route, "out_route")?;
-        // SAFETY: `path` points to `path_len` bytes, as the caller promises.
-        let path = unsafe { text(path, path_len, "path")? };
-        let route = lookup(server)?.server.add_route(path)?;
-        // SAFETY: checked above.
-        unsafe { write_out(out_route, route, "out_route") }
+        // SAFETY: `url_prefix` and `directory` point to their lengths' bytes, as the
+        // caller promises.
+        let (prefix, directory) = unsafe {
+            (text(url_prefix, prefix_len, "url_prefix")?, bytes(directory, directory_len, "directory")?)
+        };
+        if directory.is_empty() {
+            return Err(Error::InvalidArgument("directory is empty".into()));
+        }
+        let directory = std::path::Path::new(std::ffi::OsStr::from_bytes(directory));
+        lookup(server)?.server.add_static(prefix, directory)
+    })
+}
+
+/// Makes each upgrade of the WebSocket route `route` wait for the program (`vet`
+/// true): a `ROOST_EVENT_UPGRADE_REQUEST` carries the request, and
+/// `roost_upgrade_accept` or `roost_request_respond` answers it. False, the default,
+/// upgrades at once. Only before `roost_server_start`.
+///
+/// Returns `ROOST_OK`; `ROOST_NOT_FOUND` for an unknown route;
+/// `ROOST_INVALID_ARGUMENT` for an HTTP route or a bad handle; `ROOST_INVALID_STATE`
+/// after start.
+#[no_mangle]
+pub extern "C" fn roost_server_route_vet_upgrades(
+    server: *mut roost_server,
+    route: u32,
+    vet: bool,
+) -> roost_status {
+    boundary(|| lookup(server)?.server.vet_upgrades(route, vet))
+}
+
+/// Answers the `ROOST_EVENT_REQUEST` or refuses the `ROOST_EVENT_UPGRADE_REQUEST`
+/// whose `connection` is `request`: `status` (200-599 for a request, 300-599 for an
+/// upgrade), `headers[0..headers_len]` (zero or more `Name: value\r\n` lines; the
+/// library writes `Content-Length` and `Connection` itself) and `body[0..body_len]`,
+/// all copied. A HEAD request's answer goes out without its body; a 204 or 304 takes
+/// none. May be called from any thread.
+///
+/// Returns `ROOST_OK`; `ROOST_NOT_FOUND` when nothing waits for this answer (answered
+/// already, timed out, client gone, unknown id); `ROOST_INVALID_ARGUMENT` for a status
+/// out of range, a body on a 204 or 304, header lines that are malformed (not ending
+/// in `\r\n`, a bare CR or LF, a name that is not a token, a control byte in a value)
+/// or that set `Content-Length`, `Transfer-Encoding` or `Connection`, NULLs with a
+/// length, a bad handle. A refused call leaves the request waiting.
+#[no_mangle]
+pub unsafe extern "C" fn roost_request_respond(
+    server: *mut roost_server,
+    request: u64,
+    status: u16,
+    headers: *const u8,
+    headers_len: usize,
+    body: *const u8,
+    body_len: usize,
+) -> roost_status {
+    boundary(|| {
+        // SAFETY: `headers` and `body` point to their lengths' bytes, as the caller
+        // promises.
+        let (headers, body) =
+            unsafe { (bytes(headers, headers_len, "headers")?, bytes(body, body_len, "body")?) };
+        lookup(server)?.server.respond(request, status, headers, body)
+    })
+}
+
+/// Lets the upgrade of the `ROOST_EVENT_UPGRADE_REQUEST` whose `connection` is
+/// `request` go ahead: the client gets its 101, and a `ROOST_EVENT_CONNECT` with the
+/// same id follows. May be called from any thread.
+///
+/// Returns `ROOST_OK`; `ROOST_NOT_FOUND` when nothing waits for this answer (as for
+/// `roost_request_respond`); `ROOST_INVALID_ARGUMENT` when `request` is an HTTP
+/// request (answer it with `roost_request_respond`) or the handle is bad.
+#[no_mangle]
+pub extern "C" fn roost_upgrade_accept(server: *mut roost_server, request: u64) -> roost_status {
+    boundary(|| lookup(server)?.server.accept_upgrade(request))
+}
+
+/// Gives WebSocket route `route` the subprotocols it speaks: `list[0..list_len]`, comma
+/// separated (spaces around entries ignored), in the server's order of preference, each
+/// an RFC 6455 token, none twice; e.g. `"graphql-transport-ws, graphql-ws"`. Replaces
+/// what the route had. Only before `roost_server_start`.
+///
+/// An upgrade on the route gets the first of the list that the client offers in any of
+/// its `Sec-WebSocket-Protocol` headers (names compare case-sensitively; the client's
+/// order does not matter): the 101 names it, and the CONNECT event carries it in
+/// `subprotocol`. A client that offers none of them is upgraded without a subprotocol
+/// (no `Sec-WebSocket-Protocol` in the 101, `subprotocol` NULL), or, when `required`,
+/// answered 400 `No supported subprotocol` and never connected.
+///
+/// Returns `ROOST_OK`; `ROOST_INVALID_ARGUMENT` for an empty list, an entry that is not
+/// a token or is listed twice, NULL `list` with a length, or a bad server handle;
+/// `ROOST_NOT_FOUND` for a route never added; `ROOST_INVALID_STATE` after start.
+#[no_mangle]
+pub unsafe extern "C" fn roost_server_route_subprotocols(
+    server: *mut roost_server,
+    route: u32,
+    list: *const u8,
+    list_len: usize,
+    required: bool,
+) -> roost_status {
+    boundary(|| {
+        // SAFETY: `list` points to `list_len` bytes or is NULL, as the caller promises.
+        let protocols = unsafe { comma_list(list, list_len, "list")? };
+        let protocols: Vec<&str> = protocols.iter().map(String::as_str).collect();
+        lookup(server)?.server.route_subprotocols(route, &protocols, required)
     })
 }
 
@@ -204,7 +408,8 @@ pub unsafe extern "C" fn roost_server_add_route(
 /// `*out_port`.
 ///
 /// Returns `ROOST_OK`; `ROOST_IO` when the address cannot be bound (in use, not
-/// local); `ROOST_INVALID_STATE` when already started or no route was added;
+/// local); `ROOST_INVALID_STATE` when already started or nothing would be served (no
+/// route, no static mount, no health or metrics path);
 /// `ROOST_INVALID_ARGUMENT` for NULLs.
 #[no_mangle]
 pub unsafe extern "C" fn roost_server_start(
@@ -251,8 +456,8 @@ pub unsafe extern "C" fn roost_server_ready_fd(
 /// arrives. Then wait for the descriptor. One thread polls a server at a time.
 ///
 /// Returns `ROOST_OK` (also after stop, while disconnect events remain), or
-/// `ROOST_INVALID_ARGUMENT` (NULLs, `capacity` 0, `event_size` smaller than this
-/// library's `roost_event`).
+/// `ROOST_INVALID_ARGUMENT` (NULLs, `capacity` 0, `event_size` smaller than the first
+/// `roost_event`, 0.1.0's 120 bytes).
 #[no_mangle]
 pub unsafe extern "C" fn roost_server_poll(
     server: *mut roost_server,
@@ -419,8 +624,10 @@ pub extern "C" fn roost_connection_pause_reading(
 }
 
 /// Stops accepting, closes every connection with 1001 after what is queued for it,
-/// waits up to `grace_ms` for their close handshakes, then drops the rest (their
-/// DISCONNECT events say 1006). Blocks for at most about `grace_ms`. DISCONNECT events
+/// closes HTTP connections between requests, waits up to `grace_ms` for the close
+/// handshakes and the HTTP requests in flight (answered, then closed; the health path
+/// says 503 meanwhile), then drops the rest (their DISCONNECT events say 1006).
+/// Blocks for at most about `grace_ms`. DISCONNECT events
 /// remain available to `roost_server_poll`; sends and broadcasts now give
 /// `ROOST_CLOSED`. Calling it again does nothing.
 ///

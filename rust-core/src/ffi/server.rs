@@ -8,7 +8,7 @@ use super::types::{roost_event, roost_event_kind, roost_header};
 use crate::events::Event;
 use crate::server::Server;
 
-/// Header views of one connect event; they point into that event's request head.
+/// Header views of one event; they point into that event's request head.
 struct HeaderViews {
     _owned: Vec<roost_header>,
 }
@@ -59,24 +59,37 @@ impl PolledServer {
 fn describe(event: &Event, headers: &mut Vec<HeaderViews>) -> roost_event {
     match event {
         Event::Connect(info) => {
-            let views: Vec<roost_header> = info
-                .headers()
-                .map(|(name, value)| roost_header {
-                    name: name.as_ptr(),
-                    name_len: name.len(),
-                    value: value.as_ptr(),
-                    value_len: value.len(),
-                })
-                .collect();
             let mut e = roost_event::empty(roost_event_kind::ROOST_EVENT_CONNECT, info.id);
             e.route = info.route;
             (e.uuid, e.uuid_len) = (info.uuid.as_ptr(), info.uuid.len());
             (e.path, e.path_len) = (info.path().as_ptr(), info.path().len());
             (e.query, e.query_len) = (info.query().as_ptr(), info.query().len());
             (e.peer, e.peer_len) = (info.peer.as_ptr(), info.peer.len());
-            (e.headers, e.header_count) = (views.as_ptr(), views.len());
-            // Moving the Vec into the batch keeps its heap buffer where it is.
-            headers.push(HeaderViews { _owned: views });
+            (e.headers, e.header_count) = header_views(info.headers(), headers);
+            if let Some(protocol) = info.subprotocol() {
+                (e.subprotocol, e.subprotocol_len) = (protocol.as_ptr(), protocol.len());
+            }
+            e
+        }
+        Event::Request(info) | Event::UpgradeRequest(info) => {
+            let mut e = match event {
+                Event::Request(_) => {
+                    let mut e = roost_event::empty(roost_event_kind::ROOST_EVENT_REQUEST, info.id);
+                    (e.data, e.data_len) = (info.body.as_ptr(), info.body.len());
+                    e
+                }
+                // An upgrade has no body: `data` stays NULL, as unused pointers are.
+                _ => roost_event::empty(roost_event_kind::ROOST_EVENT_UPGRADE_REQUEST, info.id),
+            };
+            e.route = info.route;
+            (e.method, e.method_len) = (info.method().as_ptr(), info.method().len());
+            (e.path, e.path_len) = (info.path().as_ptr(), info.path().len());
+            (e.query, e.query_len) = (info.query().as_ptr(), info.query().len());
+            (e.peer, e.peer_len) = (info.peer.as_ptr(), info.peer.len());
+            (e.headers, e.header_count) = header_views(info.headers(), headers);
+            if let Some(protocol) = info.subprotocol() {
+                (e.subprotocol, e.subprotocol_len) = (protocol.as_ptr(), protocol.len());
+            }
             e
         }
         Event::Message { id, route, binary, data } => {
@@ -99,4 +112,24 @@ fn describe(event: &Event, headers: &mut Vec<HeaderViews>) -> roost_event {
         }
         Event::Writable { id } => roost_event::empty(roost_event_kind::ROOST_EVENT_WRITABLE, *id),
     }
+}
+
+/// Views of one event's headers, kept in `batch` (they point into the event's request
+/// head); returns the array and its length.
+fn header_views<'a>(
+    pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    batch: &mut Vec<HeaderViews>,
+) -> (*const roost_header, usize) {
+    let views: Vec<roost_header> = pairs
+        .map(|(name, value)| roost_header {
+            name: name.as_ptr(),
+            name_len: name.len(),
+            value: value.as_ptr(),
+            value_len: value.len(),
+        })
+        .collect();
+    let described = (views.as_ptr(), views.len());
+    // Moving the Vec into the batch keeps its heap buffer where it is.
+    batch.push(HeaderViews { _owned: views });
+    described
 }

@@ -107,14 +107,18 @@ pub struct roost_options {
     pub ping_interval_ms: u32,
     /// Time a ping may go unanswered before closing with 1011. Default 20000.
     pub ping_timeout_ms: u32,
-    /// Time a client has to send its upgrade request. Default 10000.
+    /// Time a client has to send its first request (upgrade or HTTP) after it
+    /// connects (a head not complete by then: closed without an answer; a body: 408),
+    /// and each later HTTP request from its first byte to its last (else 408).
+    /// Default 10000.
     pub handshake_timeout_ms: u32,
     /// Time a closing connection waits for the peer's close frame. Default 5000.
     pub close_timeout_ms: u32,
     /// Upgraded connections above which new clients get HTTP 503. Default 100000.
     pub max_connections: u32,
-    /// Upgrades in progress above which a new socket gets HTTP 503 at once.
-    /// Default 10000.
+    /// Sockets not upgraded yet (first request being read, or an HTTP connection,
+    /// which holds its place while it is open) above which a new socket gets HTTP 503
+    /// at once. Default 10000.
     pub max_pending_handshakes: u32,
     /// Threads of the core's runtime. Default 1.
     pub worker_threads: u32,
@@ -183,6 +187,54 @@ pub struct roost_options {
     /// Smallest message, in bytes, sent compressed to a client that negotiated
     /// compression; smaller ones go out uncompressed. Default 256; 0 means the default.
     pub compression_min_size: u64,
+    /// Runs the core on the thread that calls `roost_server_poll`, with no thread of
+    /// its own: each poll first reads and writes the sockets that are ready and fires
+    /// due timers, and `roost_server_ready_fd` is readable whenever a poll has work.
+    /// For a process with one core to itself (no hand-off between threads per
+    /// message). While the program does not poll, no socket is served, not even
+    /// keepalive pings; timers fire up to 10 ms late. Other calls may come from any
+    /// thread, as always. Not with a
+    /// backplane or more than one worker thread (`ROOST_INVALID_ARGUMENT`).
+    /// Default false.
+    pub inline_io: bool,
+    /// Largest HTTP request body accepted, in bytes after chunked decoding, inclusive;
+    /// a larger one gets 413 and the connection is closed. Default 1048576 (1 MiB); 0
+    /// means the default.
+    pub max_http_body_size: u64,
+    /// Time a kept-alive HTTP connection may wait for its next request before it is
+    /// closed. Default 5000; 0 means the default.
+    pub http_idle_timeout_ms: u32,
+    /// Time the program has to answer a `ROOST_EVENT_REQUEST` (`roost_request_respond`)
+    /// or a `ROOST_EVENT_UPGRADE_REQUEST` (`roost_upgrade_accept`); past it the client
+    /// gets 503. Writing one response (a static file included) is bounded by it too.
+    /// Default 30000; 0 means the default.
+    pub http_response_timeout_ms: u32,
+    /// The path of a health check answered by the library (`health_path_len` bytes,
+    /// starting with '/', copied by `roost_server_new`): GET or HEAD gives 200 `ok`,
+    /// and 503 `stopping` once the server is stopping. NULL, the default: none.
+    pub health_path: *const u8,
+    /// Length of `health_path` in bytes.
+    pub health_path_len: usize,
+    /// The path where the library serves the server's counters as Prometheus text
+    /// (`metrics_path_len` bytes, starting with '/', copied by `roost_server_new`).
+    /// NULL, the default: none.
+    pub metrics_path: *const u8,
+    /// Length of `metrics_path` in bytes.
+    pub metrics_path_len: usize,
+    /// The origins whose pages may open WebSockets, comma separated (spaces around
+    /// entries are ignored), `allowed_origins_len` bytes, copied by `roost_server_new`;
+    /// each `scheme://host[:port]` as browsers send it in `Origin` (no path; the port
+    /// only when it is not the scheme's default), e.g.
+    /// `"https://example.com, http://localhost:8080"`. An upgrade request whose
+    /// `Origin` is not one of them (ASCII case-insensitive) gets 403 `Forbidden origin`
+    /// before the upgrade's other checks; a request without `Origin` (not from a
+    /// browser page) is not held to the list; an upgrade for a path no route serves
+    /// gets 404 whatever its origin. NULL or length 0, the default: any origin. An
+    /// entry that is not an origin gives `ROOST_INVALID_ARGUMENT` from
+    /// `roost_server_new`, saying which.
+    pub allowed_origins: *const u8,
+    /// Length of `allowed_origins` in bytes.
+    pub allowed_origins_len: usize,
 }
 
 impl Extensible for roost_options {
@@ -253,6 +305,42 @@ pub struct roost_stats {
     /// to a TLS server, handshakes cut short or too slow, clients that refused the
     /// certificate. 0 on a server without TLS.
     pub tls_handshakes_failed: u64,
+    /// Whole messages received from clients (fragments joined) and handed to the
+    /// event queue.
+    pub messages_received: u64,
+    /// Payload bytes of `messages_received` as polled (after permessage-deflate's
+    /// inflation; no frame headers).
+    pub bytes_received: u64,
+    /// Messages queued for a connection, counted per recipient: a broadcast or publish
+    /// (this server's, or another's through the backplane) that 1,000 connections take
+    /// counts 1,000; a recipient skipped or closed as slow does not count. Queued, not delivered: a message still counts when its
+    /// connection ends before it is written.
+    pub messages_sent: u64,
+    /// Payload bytes of `messages_sent` (as passed to send, broadcast or publish,
+    /// before compression and framing), per recipient like the messages.
+    pub bytes_sent: u64,
+    /// HTTP requests answered by the HTTP side: routes, static files, the health and
+    /// metrics paths, and the library's own answers (404, 405, 408, 413, 503...).
+    /// Upgrades are not counted here.
+    pub http_requests: u64,
+    /// Upgrade requests answered 400 (malformed, bad key, no subprotocol the route
+    /// requires, TLS on a plain port). The `upgrades_refused_*` counts are of requests
+    /// with `Upgrade: websocket`, and of those refused before the library could tell
+    /// (not parsed, or not read because the server was over `max_pending_handshakes`).
+    pub upgrades_refused_400: u64,
+    /// Upgrade requests answered 403: an `Origin` outside `allowed_origins`.
+    pub upgrades_refused_403: u64,
+    /// Upgrade requests answered 404: a path no route serves.
+    pub upgrades_refused_404: u64,
+    /// Upgrade requests answered 426: incomplete, or a WebSocket version other than 13.
+    pub upgrades_refused_426: u64,
+    /// Upgrade requests answered 431: a head over 16 KiB or 64 headers.
+    pub upgrades_refused_431: u64,
+    /// Upgrade requests answered 503: over `max_connections` or
+    /// `max_pending_handshakes`, or the server stopping.
+    pub upgrades_refused_503: u64,
+    /// Upgrade requests answered with any other status but 101.
+    pub upgrades_refused_other: u64,
 }
 
 impl Extensible for roost_stats {
@@ -277,6 +365,18 @@ impl From<&crate::stats::Stats> for roost_stats {
             backplane_reconnects: s.backplane_reconnects,
             backplane_connected: s.backplane_connected,
             tls_handshakes_failed: s.tls_handshakes_failed,
+            messages_received: s.messages_received,
+            bytes_received: s.bytes_received,
+            messages_sent: s.messages_sent,
+            bytes_sent: s.bytes_sent,
+            http_requests: s.http_requests,
+            upgrades_refused_400: s.upgrades_refused_400,
+            upgrades_refused_403: s.upgrades_refused_403,
+            upgrades_refused_404: s.upgrades_refused_404,
+            upgrades_refused_426: s.upgrades_refused_426,
+            upgrades_refused_431: s.upgrades_refused_431,
+            upgrades_refused_503: s.upgrades_refused_503,
+            upgrades_refused_other: s.upgrades_refused_other,
         }
     }
 }
@@ -326,6 +426,18 @@ impl From<&Config> for roost_options {
                 Compression::DeflatePerConnection => ROOST_COMPRESSION_DEFLATE_PER_CONNECTION,
             },
             compression_min_size: c.compression_min_size as u64,
+            inline_io: c.inline_io,
+            max_http_body_size: c.max_http_body_size as u64,
+            http_idle_timeout_ms: ms(c.http_idle_timeout),
+            http_response_timeout_ms: ms(c.http_response_timeout),
+            // The paths are the program's own memory; `roost_options_init` gives none.
+            health_path: std::ptr::null(),
+            health_path_len: 0,
+            metrics_path: std::ptr::null(),
+            metrics_path_len: 0,
+            // The list is the program's own memory; `roost_options_init` gives none.
+            allowed_origins: std::ptr::null(),
+            allowed_origins_len: 0,
         }
     }
 }
@@ -385,6 +497,25 @@ impl TryFrom<&roost_options> for Config {
                 0 => Config::default().compression_min_size,
                 n => size(n),
             },
+            inline_io: o.inline_io,
+            max_http_body_size: match o.max_http_body_size {
+                0 => Config::default().max_http_body_size,
+                n => size(n),
+            },
+            http_idle_timeout: match o.http_idle_timeout_ms {
+                0 => Config::default().http_idle_timeout,
+                n => ms(n),
+            },
+            http_response_timeout: match o.http_response_timeout_ms {
+                0 => Config::default().http_response_timeout,
+                n => ms(n),
+            },
+            // Read from `health_path` and `metrics_path` by `roost_server_new`, which
+            // may dereference them.
+            health_path: None,
+            metrics_path: None,
+            // Read from `allowed_origins` by `roost_server_new`, which may dereference it.
+            allowed_origins: Vec::new(),
         })
     }
 }
@@ -394,7 +525,7 @@ impl TryFrom<&roost_options> for Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum roost_event_kind {
     /// A client completed the upgrade: `connection`, `route`, `uuid`, `path`, `query`,
-    /// `headers` and `peer` are set.
+    /// `headers`, `peer` and `subprotocol` are set.
     ROOST_EVENT_CONNECT = 1,
     /// A whole text message (valid UTF-8) in `data`.
     ROOST_EVENT_TEXT = 2,
@@ -404,9 +535,22 @@ pub enum roost_event_kind {
     ROOST_EVENT_DISCONNECT = 4,
     /// A send that gave `ROOST_WOULD_BLOCK` may be retried on `connection`.
     ROOST_EVENT_WRITABLE = 5,
+    /// An HTTP request for a route of `roost_server_add_http_route`: `connection` is
+    /// the request id (from the sequence of connection ids, never reused), `route`,
+    /// `method`, `path`, `query`, `headers` and `peer` are set, and the body is in
+    /// `data`. Answer it with `roost_request_respond`; unanswered after
+    /// `http_response_timeout_ms`, the client gets 503.
+    ROOST_EVENT_REQUEST = 6,
+    /// A WebSocket upgrade on a route of `roost_server_route_vet_upgrades`:
+    /// `connection` is the id the connection gets if accepted; `route`, `method`,
+    /// `path`, `query`, `headers`, `peer` and `subprotocol` are set. Answer with
+    /// `roost_upgrade_accept` (a CONNECT with that id follows) or refuse it with
+    /// `roost_request_respond`; unanswered after `http_response_timeout_ms`, the client
+    /// gets 503.
+    ROOST_EVENT_UPGRADE_REQUEST = 7,
 }
 
-/// One request header of a connect event.
+/// One request header of a CONNECT, REQUEST or UPGRADE_REQUEST event.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct roost_header {
@@ -438,7 +582,8 @@ pub struct roost_event {
     pub route: u32,
     /// Connection id, never reused.
     pub connection: u64,
-    /// Message payload (TEXT, BINARY) or close reason (DISCONNECT).
+    /// Message payload (TEXT, BINARY), close reason (DISCONNECT) or request body
+    /// (REQUEST).
     pub data: *const u8,
     /// Length of `data`.
     pub data_len: usize,
@@ -446,27 +591,41 @@ pub struct roost_event {
     pub uuid: *const u8,
     /// Length of `uuid`.
     pub uuid_len: usize,
-    /// Request path without the query string (CONNECT).
+    /// Request path without the query string (CONNECT, REQUEST, UPGRADE_REQUEST).
     pub path: *const u8,
     /// Length of `path`.
     pub path_len: usize,
-    /// Raw query string after `?`, not decoded (CONNECT).
+    /// Raw query string after `?`, not decoded (CONNECT, REQUEST, UPGRADE_REQUEST).
     pub query: *const u8,
     /// Length of `query`.
     pub query_len: usize,
-    /// Request headers in the order sent (CONNECT).
+    /// Request headers in the order sent (CONNECT, REQUEST, UPGRADE_REQUEST). Every
+    /// name and value points into one copy of the request head, which holds them in
+    /// that order.
     pub headers: *const roost_header,
     /// Number of `headers`.
     pub header_count: usize,
-    /// Peer address as `ip:port` (CONNECT).
+    /// Peer address as `ip:port` (CONNECT, REQUEST, UPGRADE_REQUEST).
     pub peer: *const u8,
     /// Length of `peer`.
     pub peer_len: usize,
+    /// Request method, e.g. `GET` (REQUEST, UPGRADE_REQUEST). A HEAD request served by
+    /// a GET route says `HEAD`: its answer goes out without the body.
+    pub method: *const u8,
+    /// Length of `method`.
+    pub method_len: usize,
+    /// The subprotocol agreed on in the upgrade (CONNECT), or the one the connection
+    /// gets if accepted (UPGRADE_REQUEST): one of those `roost_server_route_subprotocols`
+    /// gave the route. NULL with length 0 when none was (the route has none, or the
+    /// client offered none of them).
+    pub subprotocol: *const u8,
+    /// Length of `subprotocol`.
+    pub subprotocol_len: usize,
 }
 
 impl Extensible for roost_event {
-    /// Events have not grown yet.
-    const FIRST_SIZE: usize = std::mem::size_of::<roost_event>();
+    /// Through `peer_len`, in version 0.1.0.
+    const FIRST_SIZE: usize = std::mem::offset_of!(roost_event, method);
     const NAME: &'static str = "roost_event";
 }
 
@@ -489,6 +648,10 @@ impl roost_event {
             header_count: 0,
             peer: std::ptr::null(),
             peer_len: 0,
+            method: std::ptr::null(),
+            method_len: 0,
+            subprotocol: std::ptr::null(),
+            subprotocol_len: 0,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! frame encoder/decoder, and process measurements (RSS, CPU time).
 #![allow(dead_code)]
 
+pub mod http_client;
 pub mod redis_server;
 pub mod tls;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use roost::{Config, ConnectInfo, Event, Server};
+use roost::{Config, ConnectInfo, Event, Server, Stats};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -92,8 +93,22 @@ pub struct Harness {
 impl Harness {
     /// Creates a server with `config` and `paths`, starts it on 127.0.0.1:0. No consumer.
     pub fn new(config: Config, paths: &[&str]) -> Harness {
+        Harness::with_routes(config, |server| {
+            paths.iter().map(|p| server.add_route(p).expect("add_route")).collect()
+        })
+    }
+
+    /// Creates a server with `config`, lets `add` add its routes (returning their
+    /// ids), starts it on 127.0.0.1:0. No consumer.
+    pub fn with_routes(config: Config, add: impl FnOnce(&Server) -> Vec<u32>) -> Harness {
         let server = Server::new(config).expect("Server::new");
-        let routes = paths.iter().map(|p| server.add_route(p).expect("add_route")).collect();
+        let routes = add(&server);
+        Harness::start(server, routes)
+    }
+
+    /// Starts a server the test has set up (its `routes` added, and whatever else
+    /// must come before start) on 127.0.0.1:0. No consumer.
+    pub fn start(server: Server, routes: Vec<u32>) -> Harness {
         let port = server.start("127.0.0.1", 0).expect("start");
         assert_ne!(port, 0);
         Harness { server: Some(Arc::new(server)), port, routes, consumer: None }
@@ -145,6 +160,21 @@ impl Drop for Harness {
             })
             .join();
         }
+    }
+}
+
+/// The server's counters once `done` holds for them, waiting up to 5 s: a count may
+/// trail what a client has already seen (a reply is on the wire before its send
+/// returns). Panics with the last counters when `done` never holds.
+pub async fn stats_when(server: &Server, done: impl Fn(&Stats) -> bool) -> Stats {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let stats = server.stats();
+        if done(&stats) {
+            return stats;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "counters never got there: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -355,6 +385,13 @@ pub fn upgrade_request(port: u16, target: &str) -> String {
     )
 }
 
+/// `upgrade_request` with `extra` header lines ("Name: value\r\n" each) added.
+pub fn upgrade_request_with(port: u16, target: &str, extra: &str) -> String {
+    let mut request = upgrade_request(port, target);
+    request.truncate(request.len() - 2);
+    request + extra + "\r\n"
+}
+
 /// An HTTP answer read up to the end of the stream.
 #[derive(Debug)]
 pub struct HttpAnswer {
@@ -547,6 +584,57 @@ pub async fn read_close<R: AsyncRead + Unpin>(r: &mut R) -> (u16, String) {
             let code = u16::from_be_bytes([f.payload[0], f.payload[1]]);
             return (code, String::from_utf8(f.payload[2..].to_vec()).expect("utf-8 reason"));
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The C ABI's side
+// ---------------------------------------------------------------------------------
+
+/// Polls a server through the C ABI (waiting on the ready fd by the protocol) until
+/// `want` accepts an event; returns what `want` returned.
+pub fn poll_until<T>(
+    s: *mut roost::ffi::roost_server,
+    mut want: impl FnMut(&roost::ffi::roost_event) -> Option<T>,
+) -> T {
+    use roost::ffi::{roost_event, roost_server_poll, roost_server_ready_fd, roost_status::ROOST_OK};
+    use std::mem::MaybeUninit;
+    use std::time::Instant;
+    let mut fd: std::ffi::c_int = -1;
+    // SAFETY: `fd` is writable; a bad handle gives a status.
+    assert_eq!(unsafe { roost_server_ready_fd(s, &mut fd) }, ROOST_OK);
+    let mut events = [MaybeUninit::<roost_event>::uninit(); 8];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut n = 0usize;
+        let events_ptr = events.as_mut_ptr().cast();
+        // SAFETY: `events` holds 8 events of this size; `n` is writable.
+        let status =
+            unsafe { roost_server_poll(s, events_ptr, 8, std::mem::size_of::<roost_event>(), &mut n) };
+        assert_eq!(status, ROOST_OK);
+        for e in &events[..n] {
+            // SAFETY: the first n were written by roost_server_poll.
+            if let Some(t) = want(unsafe { e.assume_init_ref() }) {
+                return t;
+            }
+        }
+        if n == 0 {
+            assert!(fd_readable(fd, 5000), "no wake-up while waiting for an event");
+        }
+        assert!(Instant::now() < deadline, "event never came");
+    }
+}
+
+/// The bytes of a pointer and length from a polled event (NULL with 0: none).
+///
+/// # Safety
+/// `p` points to `len` readable bytes that outlive the result, or `len` is 0.
+pub unsafe fn slice<'a>(p: *const u8, len: usize) -> &'a [u8] {
+    if len == 0 {
+        &[]
+    } else {
+        // SAFETY: as the caller promises.
+        unsafe { std::slice::from_raw_parts(p, len) }
     }
 }
 
