@@ -10,6 +10,10 @@ async def echo(websocket):
         msg = await websocket.receive_text()
         await websocket.send_text(f"Echo: {msg}")
 
+@app.get("/hello")
+async def hello(request):
+    return "hi"
+
 app.start(port=8080)
 """
 
@@ -23,6 +27,8 @@ from ._errors import (
     TLSConfigError,
     WebSocketDisconnect,
 )
+from ._headers import Headers
+from ._http import Request, Response, Url
 from ._native import LimitOptions, Limits
 from ._query import QueryParams
 from ._roost_ffi import ffi as _ffi
@@ -39,16 +45,20 @@ __all__ = [
     "Address",
     "App",
     "CorePanic",
+    "Headers",
     "InvalidArgument",
     "InvalidState",
     "LimitOptions",
     "Limits",
     "QueryParams",
+    "Request",
+    "Response",
     "Robyn",
     "RoostError",
     "ServerIOError",
     "Stats",
     "TLSConfigError",
+    "Url",
     "WebSocket",
     "WebSocketDisconnect",
     "__version__",

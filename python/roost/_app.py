@@ -1,11 +1,14 @@
-"""The application: route registration, and serving on asyncio or trio."""
+"""The application: route registration (WebSocket and HTTP routes, static files, the
+upgrade hook), and serving on asyncio or trio."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, Unpack
 
 import anyio
@@ -13,15 +16,21 @@ from anyio.abc import TaskStatus
 
 from ._dispatcher import Dispatcher
 from ._endpoint import Endpoint
-from ._native import LimitOptions, Limits, NativeServer
+from ._http import Request
+from ._http_options import HttpOptions
+from ._http_routes import HttpRoute, check_path
+from ._native import LimitOptions, Limits, NativeServer, scratch_server
+from ._route_table import RouteTable
 from ._stats import Stats
 from ._tls import PathArg, TlsFiles, load_tls
 from ._topics import check_topic_name, message, topic_name
 from ._workers import Supervisor, WorkerLink, reserve_port, worker_count
 
 F = TypeVar("F", bound=Callable[..., Any])
+Hook = TypeVar("Hook", bound=Callable[[Request], Any])
 
-BACKENDS = ("asyncio", "trio")
+#: What `start(backend=...)` takes: "uvloop" is asyncio on uvloop's event loop.
+BACKENDS = ("asyncio", "uvloop", "trio")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 
@@ -38,6 +47,14 @@ class App:
             theirs come to this one's clients. Local delivery never waits for Redis:
             when it is unreachable, messages reach this process's clients only, and
             the core reconnects by itself (`stats()` counts all of it).
+        health_path: A path where GET and HEAD answer 200 `ok` (503 `stopping`
+            while the app stops), for load balancers; default None: none.
+        metrics_path: A path where GET and HEAD answer the core's counters in
+            Prometheus' text format; default None: none.
+        allowed_origins: The origins (`scheme://host[:port]`, compared without
+            regard to case) whose browsers may open WebSockets; an upgrade with
+            another `Origin` header gets 403 and no handler runs. Default None:
+            any. A request without an Origin header (not from a browser) passes.
         **limits: The core's limits, each defaulting to the core's own value
             (`roost.Limits.defaults()`; the header roost.h documents them):
 
@@ -83,6 +100,20 @@ class App:
             - compression_min_size: Smallest message, in bytes, sent compressed
               (default 256); smaller ones, and those compression would not shrink,
               go out uncompressed.
+            - inline_io: Runs the core on the event loop's thread (default True when
+              `$ROOST_INLINE_IO` is "1", else False): every socket is read and
+              written while the loop polls the core, with no thread of the core's
+              own, so no message is handed between threads. For a process with one
+              core to itself (`workers=N` on N cores). The price: while a handler
+              blocks the event loop no socket is served, not even keepalive pings,
+              and timers fire up to 10 ms late. Not with a backplane, nor with
+              worker_threads above 1 (ValueError).
+            - max_http_body_size: Largest HTTP request body accepted, in bytes,
+              inclusive (larger: 413).
+            - http_idle_timeout: Seconds a kept-alive HTTP connection may wait for
+              its next request before the core closes it.
+            - http_response_timeout: Seconds an HTTP handler or the
+              `before_upgrade` hook has to answer before the client gets 503.
 
     Raises:
         TypeError: an unknown limit, or a value of the wrong type.
@@ -95,10 +126,15 @@ class App:
         *,
         shutdown_grace: float = 5.0,
         backplane: str | None = None,
+        health_path: str | None = None,
+        metrics_path: str | None = None,
+        allowed_origins: Sequence[str] | None = None,
         **limits: Unpack[LimitOptions],
     ) -> None:
         self.file_path = file_path
         self.limits = Limits.resolve(limits)
+        if "inline_io" not in limits and os.environ.get("ROOST_INLINE_IO") == "1":
+            self.limits = dataclasses.replace(self.limits, inline_io=True)
         if backplane is None:
             backplane = os.environ.get("ROOST_BACKPLANE") or None
         if backplane is not None and not isinstance(backplane, str):
@@ -106,28 +142,48 @@ class App:
         #: The Redis URL whose pub/sub carries broadcasts and publishes to the app's
         #: other processes and hosts, or None.
         self.backplane = backplane
-        if backplane is not None:
-            # The core checks the URL (and says what is wrong) when a server is made;
-            # making one starts no thread.
-            NativeServer(self.limits, backplane=backplane).free()
+        #: The health and metrics paths and the allowed origins.
+        self.http_options = HttpOptions.of(health_path, metrics_path, allowed_origins)
+        # The core checks the limits together, the URL and the HTTP options (and says
+        # what is wrong) when a server is made; making one starts no thread.
+        NativeServer(self.limits, backplane=backplane, http=self.http_options).free()
         #: SystemExit or KeyboardInterrupt raised by a handler: the server stops
         #: gracefully, then `start` / `serve` raise it.
         self._exit_request: BaseException | None = None
         self.shutdown_grace = float(shutdown_grace)
         self._endpoints: dict[str, Endpoint] = {}
+        self._http_routes: dict[tuple[str, str], HttpRoute] = {}
+        #: (URL prefix, directory) of each static mount, in registration order.
+        self._static_mounts: list[tuple[str, str]] = []
+        self._before_upgrade: Callable[[Request], Any] | None = None
         self._stop_requested: anyio.Event | None = None
         self._native: NativeServer | None = None
         #: The bound port while serving, else None.
         self.port: int | None = None
 
-    def websocket(self, path: str) -> Callable[[F], F]:
+    def websocket(
+        self,
+        path: str,
+        subprotocols: Sequence[str] | None = None,
+        require_subprotocol: bool = False,
+    ) -> Callable[[F], F]:
         """Decorator registering an `async def handler(websocket, ...)` for `path`
         (exact match). The handler gains `handler.on_connect` and `handler.on_close`
         decorators.
 
+        Args:
+            path: The exact path, starting with "/".
+            subprotocols: The subprotocols this path speaks, preferred first: the
+                first of them that the client offers (`Sec-WebSocket-Protocol`) is
+                selected, echoed in the answer and given as `websocket.subprotocol`.
+            require_subprotocol: Refuse (400 `No supported subprotocol`) a client
+                that offers none of them; by default it connects without one.
+
         Raises:
-            TypeError: the handler is not an async function.
-            ValueError: `path` is not a path or is already registered.
+            TypeError: the handler is not an async function, or `subprotocols` is not
+                a list of str.
+            ValueError: `path` is not a path or is already registered, a subprotocol
+                is not a token, or `require_subprotocol` without `subprotocols`.
         """
         if not isinstance(path, str) or not path.startswith("/") or "?" in path:
             raise ValueError(
@@ -135,17 +191,145 @@ class App:
             )
         if path in self._endpoints:
             raise ValueError(f"WebSocket path {path!r} is already registered")
+        offered = _subprotocols(subprotocols, require_subprotocol)
+        if offered:
+            # The core's rules for the list, when the program states it.
+            with scratch_server() as scratch:
+                scratch.set_subprotocols(scratch.add_route(path), offered, require_subprotocol)
 
         def register(handler: F) -> F:
             if path in self._endpoints:
                 raise ValueError(f"WebSocket path {path!r} is already registered")
-            endpoint = Endpoint(path, handler)
+            endpoint = Endpoint(path, handler, offered, require_subprotocol)
             handler.on_connect = endpoint.set_on_connect  # type: ignore[attr-defined]
             handler.on_close = endpoint.set_on_close  # type: ignore[attr-defined]
             self._endpoints[path] = endpoint
             return handler
 
         return register
+
+    def get(self, path: str) -> Callable[[F], F]:
+        """Decorator registering a handler for GET requests to `path` (exact match,
+        without the query string), and HEAD ones, whose response the core sends
+        without its body. It returns the handler itself.
+
+        The handler, `def` or `async def`, takes the `Request` (or nothing) and
+        returns the response: str (200 text/plain), bytes (200
+        application/octet-stream), dict or list (200 application/json), a `Response`,
+        or None (204). When it raises, the client gets 500 and the traceback is
+        logged on the `roost` logger. A sync handler runs on the event loop: keep it
+        short, or make it async and hand blocking work to a thread.
+
+        Raises:
+            TypeError: `path` is not a str, or the handler is not callable.
+            ValueError: `path` does not start with "/" or holds a "?", or the same
+                method and path are already registered.
+        """
+        return self._http_route("GET", path)
+
+    def post(self, path: str) -> Callable[[F], F]:
+        """Decorator registering a handler for POST requests to `path` (as `get`)."""
+        return self._http_route("POST", path)
+
+    def put(self, path: str) -> Callable[[F], F]:
+        """Decorator registering a handler for PUT requests to `path` (as `get`)."""
+        return self._http_route("PUT", path)
+
+    def patch(self, path: str) -> Callable[[F], F]:
+        """Decorator registering a handler for PATCH requests to `path` (as `get`)."""
+        return self._http_route("PATCH", path)
+
+    def delete(self, path: str) -> Callable[[F], F]:
+        """Decorator registering a handler for DELETE requests to `path` (as `get`)."""
+        return self._http_route("DELETE", path)
+
+    def _http_route(self, method: str, path: str) -> Callable[[F], F]:
+        check_path(path, "an HTTP route's path")
+        if (method, path) in self._http_routes:
+            raise ValueError(f"{method} {path} is already registered")
+        # The core's rules for a method and a path (a token, what a path may hold).
+        with scratch_server() as scratch:
+            scratch.add_http_route(method, path)
+
+        def register(handler: F) -> F:
+            if (method, path) in self._http_routes:
+                raise ValueError(f"{method} {path} is already registered")
+            self._http_routes[(method, path)] = HttpRoute(method, path, handler)
+            return handler
+
+        return register
+
+    def static(self, url_prefix: str, directory: str | os.PathLike[str]) -> None:
+        """Serves the files under `directory` at `url_prefix` (`/assets/app.js` is
+        `directory/app.js`). The core serves them: their bytes never pass through
+        Python. A directory's `index.html` answers for it; there are no listings.
+        A path that would leave the directory (`..`, a symbolic link out) gets 404.
+        Files get a Content-Type by extension, ETag and Last-Modified (with 304
+        answers to conditional requests) and byte ranges. An HTTP route on the same
+        path wins; the longest matching prefix serves.
+
+        Raises:
+            TypeError: an argument of the wrong type.
+            ValueError: (`InvalidArgument`) `url_prefix` does not start with "/" or
+                is already mounted, or `directory` does not exist or is not a
+                directory.
+        """
+        if not isinstance(url_prefix, str):
+            raise TypeError(f"url_prefix must be a str, not {type(url_prefix).__name__}")
+        if not isinstance(directory, (str, os.PathLike)):
+            raise TypeError(f"directory must be a path, not {type(directory).__name__}")
+        directory = os.fspath(directory)
+        mounts = [*self._static_mounts, (url_prefix, directory)]
+        # The core's rules (the prefix, one mount per prefix, the directory), now.
+        with scratch_server() as scratch:
+            for prefix, path in mounts:
+                scratch.add_static(prefix, path)
+        self._static_mounts = mounts
+
+    def serve_directory(
+        self,
+        route: str,
+        directory_path: str | os.PathLike[str],
+        index_file: str | None = None,
+        show_files_listing: bool = False,
+    ) -> None:
+        """Robyn's name for `static(route, directory_path)`.
+
+        Args:
+            route: The URL prefix.
+            directory_path: The directory.
+            index_file: None or "index.html": a directory's index.html answers for it.
+            show_files_listing: Must be False: no directory listings are served.
+
+        Raises:
+            ValueError: another `index_file`, or `show_files_listing`; as `static`.
+        """
+        if index_file not in (None, "index.html"):
+            raise ValueError(
+                f"index_file {index_file!r} is not served: a directory's index is index.html"
+            )
+        if show_files_listing:
+            raise ValueError("show_files_listing is not supported: no directory listings")
+        self.static(route, directory_path)
+
+    def before_upgrade(self, hook: Hook) -> Hook:
+        """Decorator registering the app's upgrade hook, `hook(request)`, sync or
+        async: it sees every WebSocket upgrade request (a `Request`) that passed the
+        core's own checks (route, origin, subprotocol), before the upgrade. It returns
+        None to accept it, or a `Response` (status 300 to 599) to refuse it; then the
+        client gets that response and no WebSocket handler runs. If it raises (or
+        returns anything else), the client gets 500 and the traceback is logged.
+
+        Raises:
+            TypeError: `hook` is not callable.
+            ValueError: the app already has a hook.
+        """
+        if not callable(hook):
+            raise TypeError(f"before_upgrade takes a function, got {hook!r}")
+        if self._before_upgrade is not None:
+            raise ValueError(f"the app already has a before_upgrade hook: {self._before_upgrade!r}")
+        self._before_upgrade = hook
+        return hook
 
     def start(
         self,
@@ -175,7 +359,8 @@ class App:
         Args:
             host: Address to bind; default `$ROOST_HOST` or 127.0.0.1.
             port: Port to bind (0 picks one); default `$ROOST_PORT` or 8080.
-            backend: "asyncio" or "trio"; default `$ROOST_BACKEND` or "asyncio".
+            backend: "asyncio", "uvloop" (asyncio on uvloop's loop: `pip install
+                roost[uvloop]`) or "trio"; default `$ROOST_BACKEND` or "asyncio".
             workers: Processes serving the port; default `$ROOST_WORKERS` or 1 (this
                 process serves, no fork).
             ssl_certfile: PEM file of the server's certificate chain, its own
@@ -191,8 +376,8 @@ class App:
                 or only one of `ssl_certfile` and `ssl_keyfile`.
             TLSConfigError: a TLS file that cannot be read or used (a ValueError; its
                 message and `filename` name the file).
-            RuntimeError: no route is registered, the app is already serving, or
-                `workers` > 1 outside Linux.
+            RuntimeError: nothing to serve, the app is already serving, or `workers`
+                > 1 outside Linux.
             SystemExit: the address cannot be bound (exit status 1, message on stderr);
                 with workers, also when they keep dying (status 1) or when a handler
                 raised SystemExit (its status).
@@ -204,7 +389,7 @@ class App:
         tls = load_tls(ssl_certfile, ssl_keyfile, ssl_keyfile_password)
         try:
             if count == 1:
-                anyio.run(self._serve_until_signal, host, port, chosen, None, tls, backend=chosen)
+                run_on(chosen, self._serve_until_signal, host, port, chosen, None, tls)
                 return
             status = self._supervise(self._host(host), self._port(port), chosen, count, tls)
         except OSError as error:
@@ -219,15 +404,13 @@ class App:
         """The parent of `count` workers (see `_workers`); returns the exit status."""
         # Refuse what a worker would refuse (no route, limits or TLS files the core
         # rejects) here, once; no core thread starts in this process.
-        self._new_native(reuse_port=True, tls=tls).free()
+        self._new_native(reuse_port=True, tls=tls)[0].free()
         reservation = reserve_port(host, port)
         try:
             bound = reservation.getsockname()[1]
 
             def serve_as_worker(link: WorkerLink) -> None:
-                anyio.run(
-                    self._serve_until_signal, host, bound, backend, link, tls, backend=backend
-                )
+                run_on(backend, self._serve_until_signal, host, bound, backend, link, tls)
 
             def announce() -> None:
                 print(
@@ -255,7 +438,7 @@ class App:
         """Serves until a stop signal: SIGINT or SIGTERM, or for a worker SIGTERM only
         (its parent decides on Ctrl+C); a worker tells its parent when it serves
         instead of printing the serving line."""
-        native = self._bind(host, port, reuse_port=worker is not None, tls=tls)
+        served = self._bind(host, port, reuse_port=worker is not None, tls=tls)
         stop_signals = (signal.SIGINT, signal.SIGTERM) if worker is None else (signal.SIGTERM,)
         with anyio.open_signal_receiver(*stop_signals) as signals:
             if worker is None:
@@ -273,7 +456,7 @@ class App:
                 # A handler's SystemExit or KeyboardInterrupt leaves this task group
                 # as itself, not inside an exception group.
                 try:
-                    await self._run(native, anyio.TASK_STATUS_IGNORED)
+                    await self._run(served, anyio.TASK_STATUS_IGNORED)
                 except (SystemExit, KeyboardInterrupt) as request:
                     exit_request.append(request)
                     tasks.cancel_scope.cancel()
@@ -311,7 +494,8 @@ class App:
             ssl_keyfile_password: The password of an encrypted `ssl_keyfile`.
 
         Raises:
-            RuntimeError: no route is registered, or the app is already serving.
+            RuntimeError: nothing to serve (no route, no static files, no health or
+                metrics path), or the app is already serving.
             OSError: the address cannot be bound.
             TypeError, ValueError: TLS arguments as `start` says.
             TLSConfigError: a TLS file that cannot be read or used.
@@ -327,20 +511,52 @@ class App:
     def _port(port: int | None) -> int:
         return int(os.environ.get("ROOST_PORT", DEFAULT_PORT)) if port is None else port
 
-    def _new_native(self, *, reuse_port: bool, tls: TlsFiles | None) -> NativeServer:
-        """A core server with this app's limits and routes, not started."""
-        if not self._endpoints:
-            raise RuntimeError("no WebSocket route: decorate a handler with @app.websocket(path)")
+    def _new_native(
+        self, *, reuse_port: bool, tls: TlsFiles | None
+    ) -> tuple[NativeServer, RouteTable]:
+        """A core server with this app's limits and routes, not started, and what its
+        route ids stand for."""
+        if not (
+            self._endpoints
+            or self._http_routes
+            or self._static_mounts
+            or self.http_options.health_path
+            or self.http_options.metrics_path
+        ):
+            raise RuntimeError(
+                "nothing to serve: register a route (@app.websocket(path), @app.get(path), "
+                "...) or static files (app.static)"
+            )
         if self._stop_requested is not None:
             raise RuntimeError("this app is already serving")
-        native = NativeServer(self.limits, reuse_port=reuse_port, backplane=self.backplane, tls=tls)
+        native = NativeServer(
+            self.limits,
+            reuse_port=reuse_port,
+            backplane=self.backplane,
+            tls=tls,
+            http=self.http_options,
+        )
+        table = RouteTable(
+            before_upgrade=self._before_upgrade, scheme="http" if tls is None else "https"
+        )
         try:
             for endpoint in self._endpoints.values():
-                native.add_route(endpoint.path)
+                route = native.add_route(endpoint.path)
+                table.websocket[route] = endpoint
+                if endpoint.subprotocols:
+                    native.set_subprotocols(
+                        route, endpoint.subprotocols, endpoint.require_subprotocol
+                    )
+                if self._before_upgrade is not None:
+                    native.vet_upgrades(route)
+            for http_route in self._http_routes.values():
+                table.http[native.add_http_route(http_route.method, http_route.path)] = http_route
+            for prefix, directory in self._static_mounts:
+                native.add_static(prefix, directory)
         except BaseException:
             native.free()
             raise
-        return native
+        return native, table
 
     def _bind(
         self,
@@ -349,8 +565,8 @@ class App:
         *,
         reuse_port: bool = False,
         tls: TlsFiles | None = None,
-    ) -> NativeServer:
-        native = self._new_native(reuse_port=reuse_port, tls=tls)
+    ) -> tuple[NativeServer, RouteTable]:
+        native, table = self._new_native(reuse_port=reuse_port, tls=tls)
         try:
             self.port = native.start(self._host(host), self._port(port))
         except BaseException:
@@ -358,15 +574,18 @@ class App:
             raise
         self._stop_requested = anyio.Event()
         self._native = native
-        return native
+        return native, table
 
-    async def _run(self, native: NativeServer, task_status: TaskStatus[int]) -> None:
+    async def _run(
+        self, served: tuple[NativeServer, RouteTable], task_status: TaskStatus[int]
+    ) -> None:
         assert self._stop_requested is not None and self.port is not None
+        native, table = served
         try:
             async with anyio.create_task_group() as tasks:
                 dispatcher = Dispatcher(
                     native,
-                    list(self._endpoints.values()),
+                    table,
                     self.limits.inbound_queue_depth,
                     tasks,
                     self._exit_requested,
@@ -441,8 +660,9 @@ class App:
 
     def stats(self) -> Stats:
         """The core's counters now (all 0 when the app is not serving): open
-        connections, topics in use, and what the `slow_consumer` policy did. Safe from
-        any thread."""
+        connections, topics in use, what the `slow_consumer` policy did, messages and
+        bytes each way, HTTP requests answered and upgrades refused. Safe from any
+        thread."""
         native = self._native
         return native.stats() if native is not None else Stats()
 
@@ -479,6 +699,45 @@ class App:
                 await ws._run_on_close(False)
 
 
+def _subprotocols(subprotocols: Sequence[str] | None, required: bool) -> tuple[str, ...]:
+    """`@app.websocket`'s subprotocols as a tuple, their form checked (the core checks
+    that each is a token).
+
+    Raises:
+        TypeError: not a list of str, or `required` not a bool.
+        ValueError: `required` with no subprotocol, or one holding a comma.
+    """
+    if not isinstance(required, bool):
+        raise TypeError(f"require_subprotocol must be a bool, not {type(required).__name__}")
+    if subprotocols is None:
+        offered: tuple[str, ...] = ()
+    elif isinstance(subprotocols, (str, bytes)):
+        raise TypeError(
+            f"subprotocols must be a list of str, not a single {type(subprotocols).__name__}: "
+            f"subprotocols=[{subprotocols!r}]"
+        )
+    else:
+        offered = tuple(subprotocols)
+    for name in offered:
+        if not isinstance(name, str):
+            raise TypeError(f"a subprotocol must be a str, not {type(name).__name__}")
+        if "," in name:
+            raise ValueError(f"{name!r} is not a subprotocol (a token, without commas)")
+    if required and not offered:
+        raise ValueError("require_subprotocol=True needs subprotocols=[...]")
+    return offered
+
+
 def _scheme(tls: TlsFiles | None) -> str:
     """The URL scheme clients use: wss with TLS."""
     return "ws" if tls is None else "wss"
+
+
+def run_on(backend: str, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    """Runs `func(*args)` to its end on a new event loop of `backend` (one of BACKENDS)."""
+    if backend != "uvloop":
+        anyio.run(func, *args, backend=backend)
+        return
+    if importlib.util.find_spec("uvloop") is None:
+        raise ValueError('backend "uvloop" needs the uvloop package: pip install "roost[uvloop]"')
+    anyio.run(func, *args, backend="asyncio", backend_options={"use_uvloop": True})

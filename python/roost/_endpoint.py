@@ -12,9 +12,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Endpoint:
-    """The handler of one path and its optional `on_connect` / `on_close`."""
+    """The handler of one path and its optional `on_connect` / `on_close`.
 
-    def __init__(self, path: str, handler: Callable[..., Any]) -> None:
+    Args:
+        path: The exact path.
+        handler: The `async def handler(websocket, ...)`.
+        subprotocols: The subprotocols the path speaks, preferred first.
+        require_subprotocol: Whether a client that offers none of them is refused.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        handler: Callable[..., Any],
+        subprotocols: tuple[str, ...] = (),
+        require_subprotocol: bool = False,
+    ) -> None:
         if not inspect.iscoroutinefunction(handler):
             raise TypeError(
                 f"the WebSocket handler for {path!r} must be an async function (async def), "
@@ -22,6 +35,8 @@ class Endpoint:
             )
         self.path = path
         self.handler = handler
+        self.subprotocols = subprotocols
+        self.require_subprotocol = require_subprotocol
         self.handler_signature = QuerySignature(handler)
         self.on_connect: Callable[..., Any] | None = None
         self.on_connect_signature: QuerySignature | None = None

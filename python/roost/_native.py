@@ -4,14 +4,17 @@ the one place where statuses become exceptions."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import anyio
 
 from ._errors import ERRORS_BY_STATUS, RoostError
+from ._http_options import NO_HTTP_OPTIONS, HttpOptions
 from ._roost_ffi import ffi, lib
 from ._stats import Stats
 from ._tls import TlsFiles
@@ -96,6 +99,10 @@ class LimitOptions(TypedDict, total=False):
     backplane_queue: int
     compression: str | None
     compression_min_size: int
+    inline_io: bool
+    max_http_body_size: int
+    http_idle_timeout: float
+    http_response_timeout: float
 
 
 #: Limits counted in bytes or items: the same number in Python and in roost_options.
@@ -111,6 +118,7 @@ _COUNTS = (
     "worker_threads",
     "backplane_queue",
     "compression_min_size",
+    "max_http_body_size",
 )
 #: Limits in seconds here and in milliseconds in roost_options.
 _SECONDS = {
@@ -118,6 +126,8 @@ _SECONDS = {
     "ping_timeout": "ping_timeout_ms",
     "handshake_timeout": "handshake_timeout_ms",
     "close_timeout": "close_timeout_ms",
+    "http_idle_timeout": "http_idle_timeout_ms",
+    "http_response_timeout": "http_response_timeout_ms",
 }
 #: `slow_consumer` by name, and its values in roost_options.
 SLOW_CONSUMER_POLICIES = {
@@ -172,6 +182,15 @@ class Limits:
     compression: str | None
     #: Smallest message, in bytes, sent compressed to a client that negotiated it.
     compression_min_size: int
+    #: The core runs on the event loop's thread, inside each poll (no thread of its own).
+    inline_io: bool
+    #: Largest HTTP request body accepted, inclusive (larger: 413).
+    max_http_body_size: int
+    #: Seconds a kept-alive HTTP connection may wait for its next request.
+    http_idle_timeout: float
+    #: Seconds an HTTP handler (or `before_upgrade`) has to answer before the client
+    #: gets 503.
+    http_response_timeout: float
 
     @classmethod
     def defaults(cls) -> Limits:
@@ -186,6 +205,7 @@ class Limits:
         )
         for name, field in _SECONDS.items():
             values[name] = getattr(options, field) / 1000
+        values["inline_io"] = bool(options.inline_io)
         for name in _NONE_IS_ZERO:
             values[name] = values[name] or None
         return cls(**values)
@@ -241,6 +261,12 @@ class Limits:
             raise ValueError(f"compression must be one of {names}, not {self.compression!r}")
         if self.compression_min_size == 0:
             raise ValueError("compression_min_size must be at least 1")
+        # In roost_options 0 stands for the default: these would not mean what they say.
+        for name in ("max_http_body_size", "http_idle_timeout", "http_response_timeout"):
+            if getattr(self, name) == 0:
+                raise ValueError(f"{name} must be positive")
+        if not isinstance(self.inline_io, bool):
+            raise TypeError(f"inline_io must be a bool, not {type(self.inline_io).__name__}")
 
     def to_options(self) -> Any:
         options = _new_options()
@@ -250,10 +276,21 @@ class Limits:
             setattr(options, field, _ms(getattr(self, name) or 0))
         options.slow_consumer = SLOW_CONSUMER_POLICIES[self.slow_consumer]
         options.compression = COMPRESSION_MODES[self.compression]
+        options.inline_io = self.inline_io
         # A client joins its path's broadcasts only after on_connect's greeting went
         # out (and never when its query parameters are rejected).
         options.join_broadcast_on_connect = False
         return options
+
+
+def _set_bytes(options: Any, field: str, value: str) -> Any:
+    """Points `options.<field>` (and `<field>_len`) at `value` as UTF-8; returns the
+    buffer, which must outlive the call that reads `options`."""
+    raw = value.encode("utf-8")
+    buffer = ffi.new("uint8_t[]", raw)
+    setattr(options, field, buffer)
+    setattr(options, f"{field}_len", len(raw))
+    return buffer
 
 
 def _ms(seconds: float) -> int:
@@ -272,6 +309,7 @@ class NativeServer:
         reuse_port: bool = False,
         backplane: str | None = None,
         tls: TlsFiles | None = None,
+        http: HttpOptions = NO_HTTP_OPTIONS,
     ) -> None:
         options = limits.to_options()
         # Several processes serving one port (App.start(workers=N)) each bind it so.
@@ -286,8 +324,20 @@ class NativeServer:
         options.tls_certificate_chain, options.tls_private_key = chain, key
         options.tls_certificate_chain_len = len(tls.certificate_chain) if tls else 0
         options.tls_private_key_len = len(tls.private_key) if tls else 0
+        # The HTTP side's options (roost_options_init left them NULL: off); `keep`
+        # holds the buffers until roost_server_new has copied them.
+        keep = [
+            _set_bytes(options, field, value)
+            for field, value in (
+                ("health_path", http.health_path),
+                ("metrics_path", http.metrics_path),
+                ("allowed_origins", http.origins_list()),
+            )
+            if value is not None
+        ]
         out = ffi.new("roost_server **")
         status = lib.roost_server_new(options, out)
+        del keep
         if status != OK and tls is not None and "TLS" in (message := last_error()):
             raise tls.error(message)
         check(status)
@@ -299,6 +349,32 @@ class NativeServer:
         out = ffi.new("uint32_t *")
         check(lib.roost_server_add_route(self.ptr, raw, len(raw), out))
         return int(out[0])
+
+    def add_http_route(self, method: str, path: str) -> int:
+        raw_method, raw_path = method.encode("utf-8"), path.encode("utf-8")
+        out = ffi.new("uint32_t *")
+        check(
+            lib.roost_server_add_http_route(
+                self.ptr, raw_method, len(raw_method), raw_path, len(raw_path), out
+            )
+        )
+        return int(out[0])
+
+    def add_static(self, url_prefix: str, directory: str) -> None:
+        raw_prefix = url_prefix.encode("utf-8")
+        raw_directory = os.fsencode(directory)
+        check(
+            lib.roost_server_add_static(
+                self.ptr, raw_prefix, len(raw_prefix), raw_directory, len(raw_directory)
+            )
+        )
+
+    def set_subprotocols(self, route: int, subprotocols: Sequence[str], required: bool) -> None:
+        raw = ",".join(subprotocols).encode("utf-8")
+        check(lib.roost_server_route_subprotocols(self.ptr, route, raw, len(raw), required))
+
+    def vet_upgrades(self, route: int) -> None:
+        check(lib.roost_server_route_vet_upgrades(self.ptr, route, True))
 
     def start(self, host: str, port: int) -> int:
         raw = host.encode("utf-8")
@@ -352,3 +428,15 @@ class NativeServer:
         if not self._freed:
             self._freed = True
             check(lib.roost_server_free(self.ptr))
+
+
+@contextlib.contextmanager
+def scratch_server() -> Iterator[NativeServer]:
+    """A core server that is never started, to have the core check a registration (a
+    route, a mount, a subprotocol list) when the program makes it, with the core's own
+    rules and messages; making one starts no thread."""
+    server = NativeServer(Limits.defaults())
+    try:
+        yield server
+    finally:
+        server.free()

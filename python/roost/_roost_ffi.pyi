@@ -33,6 +33,8 @@ class _Lib:
     ROOST_EVENT_BINARY: int
     ROOST_EVENT_DISCONNECT: int
     ROOST_EVENT_WRITABLE: int
+    ROOST_EVENT_REQUEST: int
+    ROOST_EVENT_UPGRADE_REQUEST: int
     ROOST_VERSION_MAJOR: int
     ROOST_VERSION_MINOR: int
     ROOST_VERSION_PATCH: int
@@ -56,6 +58,38 @@ class _Lib:
     def roost_server_add_route(
         self, server: CData, path: bytes, path_len: int, out_route: CData
     ) -> int: ...
+    def roost_server_add_http_route(
+        self,
+        server: CData,
+        method: bytes,
+        method_len: int,
+        path: bytes,
+        path_len: int,
+        out_route: CData,
+    ) -> int: ...
+    def roost_server_add_static(
+        self,
+        server: CData,
+        url_prefix: bytes,
+        prefix_len: int,
+        directory: bytes,
+        directory_len: int,
+    ) -> int: ...
+    def roost_server_route_subprotocols(
+        self, server: CData, route: int, list: bytes, list_len: int, required: bool
+    ) -> int: ...
+    def roost_server_route_vet_upgrades(self, server: CData, route: int, vet: bool) -> int: ...
+    def roost_request_respond(
+        self,
+        server: CData,
+        request: int,
+        status: int,
+        headers: bytes,
+        headers_len: int,
+        body: bytes,
+        body_len: int,
+    ) -> int: ...
+    def roost_upgrade_accept(self, server: CData, request: int) -> int: ...
     def roost_server_start(
         self, server: CData, host: bytes, host_len: int, port: int, out_port: CData
     ) -> int: ...

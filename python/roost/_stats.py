@@ -33,6 +33,24 @@ class Stats:
         tls_handshakes_failed: TLS handshakes that failed or timed out (serving with
             `ssl_certfile`): clients speaking plain ws:// or garbage to the wss://
             port, handshakes cut short or too slow, clients refusing the certificate.
+        messages_received: Whole messages received from clients.
+        bytes_received: Payload bytes of those messages.
+        messages_sent: Messages sent to clients, counted per recipient (a broadcast
+            to 1,000 clients counts 1,000).
+        bytes_sent: Payload bytes of those messages, per recipient too.
+        http_requests: HTTP requests answered: by routes, static files, the health
+            and metrics paths, and 404, 405, 413 and the like.
+        upgrades_refused_400: WebSocket upgrade requests answered 400 (malformed, or
+            no supported subprotocol when one is required).
+        upgrades_refused_403: ... answered 403 (an Origin not in `allowed_origins`).
+        upgrades_refused_404: ... answered 404 (no WebSocket route on that path).
+        upgrades_refused_426: ... answered 426 (a WebSocket version other than 13).
+        upgrades_refused_431: ... answered 431 (request head too large).
+        upgrades_refused_503: ... answered 503 (over `max_connections` or
+            `max_pending_handshakes`, the server stopping, a `before_upgrade` hook
+            that did not answer in time).
+        upgrades_refused_other: ... answered with any other status (the
+            `before_upgrade` hook's own refusals among them).
     """
 
     connections: int = 0
@@ -46,6 +64,18 @@ class Stats:
     backplane_reconnects: int = 0
     backplane_connected: bool = False
     tls_handshakes_failed: int = 0
+    messages_received: int = 0
+    bytes_received: int = 0
+    messages_sent: int = 0
+    bytes_sent: int = 0
+    http_requests: int = 0
+    upgrades_refused_400: int = 0
+    upgrades_refused_403: int = 0
+    upgrades_refused_404: int = 0
+    upgrades_refused_426: int = 0
+    upgrades_refused_431: int = 0
+    upgrades_refused_503: int = 0
+    upgrades_refused_other: int = 0
 
     @classmethod
     def from_core(cls, stats: Any) -> Stats:

@@ -47,13 +47,14 @@ _SEND_BINARY = lib.roost_connection_send_binary
 
 
 def _headers_dict(raw_headers: bytes) -> dict[str, str]:
-    """The request headers the core parsed, kept as `name:value` lines (a name has no
+    """The request's header lines as sent, which the core has checked (a name has no
     colon and a value no line break, so the split is exact), as a dict: names
-    lower-cased, repeated headers joined by ", "."""
+    lower-cased, values without the whitespace around them, repeated headers joined
+    by ", "."""
     headers: dict[str, str] = {}
     for line in raw_headers.decode("latin-1").split("\n"):
         name, _, value = line.partition(":")
-        name = name.lower()
+        name, value = name.lower(), value.strip(" \t\r")
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return headers
 
@@ -74,6 +75,8 @@ class WebSocket:
         query_params: The parsed query string.
         headers: Request headers, names lower-cased (repeated headers joined by ", ").
         client: The peer's address.
+        subprotocol: The subprotocol selected for this connection (the first of the
+            route's `subprotocols` that the client offered), or None.
     """
 
     # Slots keep each connection's object small; "__dict__" still lets applications
@@ -85,6 +88,7 @@ class WebSocket:
         "_raw_headers",
         "_headers",
         "client",
+        "subprotocol",
         "_server",
         "_connection",
         "_route",
@@ -116,6 +120,7 @@ class WebSocket:
         query: str,
         raw_headers: bytes,
         client: Address,
+        subprotocol: str | None,
         inbox_limit: int,
         new_signal: Callable[[], Signal],
     ) -> None:
@@ -127,6 +132,7 @@ class WebSocket:
         self._raw_headers = raw_headers
         self._headers: dict[str, str] | None = None
         self.client = client
+        self.subprotocol = subprotocol
         self._server = server
         self._connection = connection
         self._route = route

@@ -1,7 +1,7 @@
 """Shared fixtures and helpers of the Python test suite.
 
-Every async test runs twice, on asyncio and on trio (anyio's pytest plugin with the
-`anyio_backend` fixture below). The server runs inside the test's own event loop
+Every async test runs twice, on asyncio (or uvloop, with ROOST_TEST_UVLOOP=1) and on
+trio (anyio's pytest plugin with the `anyio_backend` fixture below). The server runs inside the test's own event loop
 (`serving(app)`), and clients are the `websockets` library's asyncio or trio client
 to match (`connect(url)`), or a hand-written client speaking raw WebSocket frames over
 a TCP socket (`RawClient`) where the test needs to misbehave on purpose.
@@ -41,9 +41,31 @@ WAIT = 10.0
 TEST_LIMIT = 40.0
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+# ROOST_TEST_UVLOOP=1 runs the asyncio half of the suite on uvloop's event loop, and
+# the programs the tests start with backend "uvloop" (`make test-python-uvloop`).
+ON_UVLOOP = os.environ.get("ROOST_TEST_UVLOOP") == "1"
+
+
+# ROOST_TEST_LOOPS=asyncio (or trio) runs the async tests on that loop alone
+# (`make test-python` does on the Pythons other than the machine's python3).
+LOOPS = os.environ.get("ROOST_TEST_LOOPS", "asyncio,trio").split(",")
+if not LOOPS or not set(LOOPS) <= {"asyncio", "trio"}:
+    raise pytest.UsageError(f"ROOST_TEST_LOOPS names asyncio and/or trio, not {LOOPS}")
+
+
+@pytest.fixture(params=LOOPS)
+def roost_backend(request: pytest.FixtureRequest) -> str:
+    """The backend a test serves on, as `App.start(backend=...)` names it."""
+    name = str(request.param)
+    return "uvloop" if name == "asyncio" and ON_UVLOOP else name
+
+
+@pytest.fixture
+def anyio_backend(roost_backend: str) -> Any:
+    """The same backend for anyio's pytest plugin, which runs the test's event loop."""
+    if roost_backend == "uvloop":
+        return ("asyncio", {"use_uvloop": True})
+    return roost_backend
 
 
 def _bounded(test: Callable[..., Any]) -> Callable[..., Any]:
@@ -184,9 +206,9 @@ def _unpause_trio_reading(conn: Any) -> None:
 
 
 @pytest.fixture
-def connect(anyio_backend: str) -> Callable[..., Any]:
+def connect(roost_backend: str) -> Callable[..., Any]:
     """`async with connect(url) as ws:` a `websockets` client on the test's backend."""
-    if anyio_backend == "trio":
+    if roost_backend == "trio":
         from websockets.trio.client import connect as ws_connect
     else:
         from websockets.asyncio.client import connect as ws_connect
@@ -199,9 +221,9 @@ def connect(anyio_backend: str) -> Callable[..., Any]:
         kwargs.setdefault("ping_interval", None)
         async with ws_connect(url, **kwargs) as conn:
             try:
-                yield Client(conn, anyio_backend)
+                yield Client(conn, roost_backend)
             finally:
-                if anyio_backend == "trio":
+                if roost_backend == "trio":
                     _unpause_trio_reading(conn)
 
     return _connect
@@ -272,10 +294,15 @@ def parse_frames(data: bytes) -> list[Frame]:
     return frames
 
 
-def blocking_handshake(port: int, path: str = "/ws") -> socket.socket:
+def blocking_handshake(port: int, path: str = "/ws", *, rcvbuf: int | None = None) -> socket.socket:
     """A connected, upgraded socket, made with blocking calls (for tests that block
-    the event loop on purpose)."""
-    sock = socket.create_connection((HOST, port), timeout=WAIT)
+    the event loop on purpose, or need a client no event loop reads for); `rcvbuf` as
+    in `open_socket`."""
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(WAIT)
+    sock.connect((HOST, port))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\n"
@@ -450,6 +477,55 @@ async def http_exchange(url: str, request: bytes, timeout: float = WAIT) -> str:
 
 def status_of(response_head: str) -> int:
     return int(response_head.split(" ", 2)[1])
+
+
+@dataclass
+class HttpAnswer:
+    """An HTTP response as read off the wire by `read_answer`."""
+
+    status: int
+    #: Header names lower-cased; a repeated header's values joined by ", ".
+    headers: dict[str, str]
+    body: bytes
+    head: str
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+
+async def read_answer(client: RawClient, *, bodiless: bool = False) -> HttpAnswer:
+    """Reads one HTTP response from `client`: its head, then as many body bytes as its
+    Content-Length says (none when `bodiless`, for an answer to HEAD)."""
+    head = (await client.read_until(b"\r\n\r\n")).decode("latin-1")
+    status_line, *lines = head[:-4].split("\r\n")
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        name, value = name.strip().lower(), value.strip()
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    length = 0 if bodiless else int(headers.get("content-length", "0"))
+    body = await client.read_exactly(length) if length else b""
+    assert body is not None, f"the connection ended inside the body of {status_line!r}"
+    return HttpAnswer(int(status_line.split(" ", 2)[1]), headers, body, head)
+
+
+async def http_request(
+    url: str,
+    method: str,
+    target: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+) -> HttpAnswer:
+    """One request on a connection of its own (`Connection: close`), its answer read."""
+    fields = {"Host": host_of(url), "Connection": "close", **(headers or {})}
+    if body:
+        fields.setdefault("Content-Length", str(len(body)))
+    head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items())
+    async with RawClient(await open_socket(port_of(url), host=host_of(url))) as client:
+        await client.send_raw(head.encode("latin-1") + b"\r\n" + body)
+        return await read_answer(client, bodiless=method == "HEAD")
 
 
 # ---------------------------------------------------------------------------------

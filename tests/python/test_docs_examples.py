@@ -145,9 +145,9 @@ def check_serving_line(program, backend: str) -> None:
     )
 
 
-async def test_request_echo(tmp_path, connect, anyio_backend) -> None:
-    async with docs_program(tmp_path, REQUEST, anyio_backend) as program:
-        check_serving_line(program, anyio_backend)
+async def test_request_echo(tmp_path, connect, roost_backend) -> None:
+    async with docs_program(tmp_path, REQUEST, roost_backend) as program:
+        check_serving_line(program, roost_backend)
         async with connect(program.url + "/web_socket") as ws:
             await ws.send("Hello, Batman")
             assert await ws.recv() == "Echo: Hello, Batman"
@@ -155,9 +155,9 @@ async def test_request_echo(tmp_path, connect, anyio_backend) -> None:
             assert await ws.recv() == "Echo: again"
 
 
-async def test_receiving_messages(tmp_path, connect, anyio_backend) -> None:
-    async with docs_program(tmp_path, RECEIVING, anyio_backend) as program:
-        check_serving_line(program, anyio_backend)
+async def test_receiving_messages(tmp_path, connect, roost_backend) -> None:
+    async with docs_program(tmp_path, RECEIVING, roost_backend) as program:
+        check_serving_line(program, roost_backend)
         async with connect(program.url + "/ws") as ws:
             await ws.send("signal")
             assert await ws.recv() == "Got: signal"
@@ -167,17 +167,17 @@ async def test_receiving_messages(tmp_path, connect, anyio_backend) -> None:
     assert re.search(rf"^Client {UUID_RE} disconnected$", program.output.decode(), re.MULTILINE)
 
 
-async def test_sending_messages(tmp_path, connect, anyio_backend) -> None:
-    async with docs_program(tmp_path, SENDING, anyio_backend) as program:
-        check_serving_line(program, anyio_backend)
+async def test_sending_messages(tmp_path, connect, roost_backend) -> None:
+    async with docs_program(tmp_path, SENDING, roost_backend) as program:
+        check_serving_line(program, roost_backend)
         async with connect(program.url + "/ws") as ws:
             await ws.send("to the Batcave")
             assert await ws.recv() == "Echo: to the Batcave"
 
 
-async def test_broadcasting(tmp_path, connect, anyio_backend) -> None:
-    async with docs_program(tmp_path, BROADCASTING, anyio_backend) as program:
-        check_serving_line(program, anyio_backend)
+async def test_broadcasting(tmp_path, connect, roost_backend) -> None:
+    async with docs_program(tmp_path, BROADCASTING, roost_backend) as program:
+        check_serving_line(program, roost_backend)
         async with connect(program.url + "/chat") as batman:
             # Batman hears his own broadcast: he has joined before robin connects. (A
             # client joins broadcasts when its handler starts, and which of two new
@@ -200,9 +200,9 @@ async def test_broadcasting(tmp_path, connect, anyio_backend) -> None:
                 await robin.recv_nothing(0.2)  # the confirmation went to batman only
 
 
-async def test_query_parameters(tmp_path, connect, anyio_backend) -> None:
-    async with docs_program(tmp_path, QUERY_PARAMS, anyio_backend) as program:
-        check_serving_line(program, anyio_backend)
+async def test_query_parameters(tmp_path, connect, roost_backend) -> None:
+    async with docs_program(tmp_path, QUERY_PARAMS, roost_backend) as program:
+        check_serving_line(program, roost_backend)
         async with connect(program.url + "/ws?name=alfred") as alfred:
             await alfred.send("tea?")
             assert await alfred.recv() == "Hello alfred: tea?"
@@ -213,9 +213,9 @@ async def test_query_parameters(tmp_path, connect, anyio_backend) -> None:
                 assert await gordon.recv() == "Hello gordon: status"
 
 
-async def test_easy_access_query_parameters(tmp_path, connect, anyio_backend) -> None:
-    async with docs_program(tmp_path, EASY_ACCESS, anyio_backend) as program:
-        check_serving_line(program, anyio_backend)
+async def test_easy_access_query_parameters(tmp_path, connect, roost_backend) -> None:
+    async with docs_program(tmp_path, EASY_ACCESS, roost_backend) as program:
+        check_serving_line(program, roost_backend)
         async with connect(program.url + "/ws?room=chat&page=5") as ws:
             await ws.send("hi")
             assert await ws.recv() == "room=chat page=5 msg=hi"
@@ -228,9 +228,9 @@ async def test_easy_access_query_parameters(tmp_path, connect, anyio_backend) ->
             assert end.code == 1008
 
 
-async def test_closing_connections(tmp_path, connect, anyio_backend) -> None:
-    async with docs_program(tmp_path, CLOSING, anyio_backend) as program:
-        check_serving_line(program, anyio_backend)
+async def test_closing_connections(tmp_path, connect, roost_backend) -> None:
+    async with docs_program(tmp_path, CLOSING, roost_backend) as program:
+        check_serving_line(program, roost_backend)
         async with connect(program.url + "/ws") as ws:
             await ws.send("hello")
             assert await ws.recv() == "Got: hello"
@@ -240,9 +240,9 @@ async def test_closing_connections(tmp_path, connect, anyio_backend) -> None:
             assert end.code == 1000
 
 
-async def test_connect_and_close_callbacks(tmp_path, connect, anyio_backend) -> None:
-    async with docs_program(tmp_path, CALLBACKS, anyio_backend) as program:
-        check_serving_line(program, anyio_backend)
+async def test_connect_and_close_callbacks(tmp_path, connect, roost_backend) -> None:
+    async with docs_program(tmp_path, CALLBACKS, roost_backend) as program:
+        check_serving_line(program, roost_backend)
         async with connect(program.url + "/chat") as a, connect(program.url + "/chat") as b:
             ids = []
             for ws in (a, b):

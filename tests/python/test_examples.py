@@ -10,7 +10,7 @@ import uuid
 import anyio
 import pytest
 
-from conftest import EXAMPLES, running_program
+from conftest import EXAMPLES, RawClient, open_socket, port_of, running_program, status_of
 
 pytestmark = pytest.mark.anyio
 
@@ -33,17 +33,17 @@ def test_every_example_has_a_test() -> None:
     assert programs == tested
 
 
-async def test_echo(connect, anyio_backend) -> None:
-    async with example("echo.py", anyio_backend) as program:
-        assert f"({anyio_backend})" in program.first_line
+async def test_echo(connect, roost_backend) -> None:
+    async with example("echo.py", roost_backend) as program:
+        assert f"({roost_backend})" in program.first_line
         async with connect(program.url + "/web_socket") as ws:
             for message in ("hello", "héllo ✓", ""):
                 await ws.send(message)
                 assert await ws.recv() == f"Echo: {message}"
 
 
-async def test_receive(connect, anyio_backend) -> None:
-    async with example("receive.py", anyio_backend) as program:
+async def test_receive(connect, roost_backend) -> None:
+    async with example("receive.py", roost_backend) as program:
         async with connect(program.url + "/ws") as ws:
             await ws.send("one")
             assert await ws.recv() == "Got: one"
@@ -55,8 +55,8 @@ async def test_receive(connect, anyio_backend) -> None:
     assert re.search(rf"Client {UUID_RE} disconnected", program.output.decode())
 
 
-async def test_send(connect, anyio_backend) -> None:
-    async with example("send.py", anyio_backend) as program:
+async def test_send(connect, roost_backend) -> None:
+    async with example("send.py", roost_backend) as program:
         async with connect(program.url + "/ws") as ws:
             await ws.send("Zoë")
             assert await ws.recv() == "Echo: Zoë"
@@ -66,8 +66,8 @@ async def test_send(connect, anyio_backend) -> None:
             assert json.loads(reply) == {"echo": "Zoë", "length": 3}
 
 
-async def test_broadcast(connect, anyio_backend) -> None:
-    async with example("broadcast.py", anyio_backend) as program:
+async def test_broadcast(connect, roost_backend) -> None:
+    async with example("broadcast.py", roost_backend) as program:
         # A client joins the broadcasts just before its handler starts, which a finished
         # handshake does not wait for: each client speaks once, its own broadcast coming
         # back, before it is expected to hear the others. b connects after a has.
@@ -93,8 +93,8 @@ async def test_broadcast(connect, anyio_backend) -> None:
                 await b.recv_nothing(0.2)  # and this one to a only
 
 
-async def test_query_params(connect, anyio_backend) -> None:
-    async with example("query_params.py", anyio_backend) as program:
+async def test_query_params(connect, roost_backend) -> None:
+    async with example("query_params.py", roost_backend) as program:
         async with connect(program.url + "/ws?name=robin") as robin:
             await robin.send("hi")
             assert await robin.recv() == "Hello robin: hi"
@@ -112,8 +112,8 @@ async def test_query_params(connect, anyio_backend) -> None:
             assert await anonymous.recv() == "Hello None: y"
 
 
-async def test_typed_query_params(connect, anyio_backend) -> None:
-    async with example("typed_query_params.py", anyio_backend) as program:
+async def test_typed_query_params(connect, roost_backend) -> None:
+    async with example("typed_query_params.py", roost_backend) as program:
         async with connect(program.url + "/ws?room=chat&page=5") as ws:
             await ws.send("hi")
             assert await ws.recv() == "room=chat page=5 msg=hi"
@@ -134,8 +134,8 @@ async def test_typed_query_params(connect, anyio_backend) -> None:
             assert await ws.recv() == "r: m"
 
 
-async def test_close(connect, anyio_backend) -> None:
-    async with example("close.py", anyio_backend) as program:
+async def test_close(connect, roost_backend) -> None:
+    async with example("close.py", roost_backend) as program:
         async with connect(program.url + "/ws") as ws:
             await ws.send("a")
             assert await ws.recv() == "Got: a"
@@ -144,8 +144,8 @@ async def test_close(connect, anyio_backend) -> None:
             assert (messages, end.code) == ([], 1000)
 
 
-async def test_callbacks(connect, anyio_backend) -> None:
-    async with example("callbacks.py", anyio_backend) as program:
+async def test_callbacks(connect, roost_backend) -> None:
+    async with example("callbacks.py", roost_backend) as program:
         async with connect(program.url + "/chat") as a, connect(program.url + "/chat") as b:
             welcome_a, welcome_b = await a.recv(), await b.recv()
             for welcome in (welcome_a, welcome_b):
@@ -163,35 +163,78 @@ async def test_callbacks(connect, anyio_backend) -> None:
             assert await b.recv() == "still here"
 
 
-async def test_chat(connect, anyio_backend) -> None:
-    async with example("chat.py", anyio_backend) as program:
-        async with connect(program.url + "/chat?name=alice") as alice:
-            assert (await alice.recv()).startswith("Welcome to the chat, alice.")
-            assert await alice.recv() == "* alice joined"
-            async with connect(program.url + "/chat?name=bob") as bob:
-                assert (await bob.recv()).startswith("Welcome to the chat, bob.")
-                assert await bob.recv() == "* bob joined"
-                assert await alice.recv() == "* bob joined"
-                await alice.send("hi bob")
-                assert await alice.recv() == "alice: hi bob"
-                assert await bob.recv() == "alice: hi bob"
-                await bob.send(b"binary hi")
-                assert await alice.recv() == "bob: binary hi"
-                assert await bob.recv() == "bob: binary hi"
-            assert await alice.recv() == "* bob left"
-            # Connect while nobody is speaking: a broadcast racing with on_connect can
-            # overtake the welcome (see test_welcome_comes_first.py).
-            async with connect(program.url + "/chat") as anonymous:
-                welcome = await anonymous.recv()
-                short_id = re.fullmatch(r"Welcome to the chat, ([0-9a-f]{8})\. .*", welcome)
-                assert short_id, welcome
-                joined = f"* {short_id.group(1)} joined"
-                assert await anonymous.recv() == joined
-                assert await alice.recv() == joined
+async def get(url: str, path: str) -> tuple[str, bytes]:
+    """GET `path` over HTTP: (the response head, the body)."""
+    async with RawClient(await open_socket(port_of(url))) as client:
+        await client.send_raw(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        head = (await client.read_until(b"\r\n\r\n")).decode("latin-1")
+        length = re.search(r"(?im)^content-length: *(\d+)", head)
+        assert length, head
+        body = await client.read_exactly(int(length.group(1)))
+        assert body is not None, head
+        return head, body
 
 
-async def test_rooms(connect, anyio_backend) -> None:
-    async with example("rooms.py", anyio_backend) as program:
+async def test_chat(connect, roost_backend) -> None:
+    async with example("chat.py", roost_backend) as program:
+        # The page, its script and its style sheet, beside the WebSocket.
+        head, body = await get(program.url, "/")
+        assert status_of(head) == 200 and "text/html" in head.lower(), head
+        assert b"<title>Roost chat</title>" in body
+        for path, kind in (("/chat.js", "javascript"), ("/chat.css", "text/css")):
+            head, body = await get(program.url, path)
+            assert status_of(head) == 200 and kind in head.lower() and body, head
+
+        def joined(name: str, *people: str) -> dict:
+            return {"type": "joined", "name": name, "people": list(people)}
+
+        async def recv_json(ws) -> dict:
+            return json.loads(await ws.recv())
+
+        async with connect(program.url + "/chat?name=alice&room=garden") as alice:
+            assert await recv_json(alice) == joined("alice", "alice")
+            async with connect(program.url + "/chat?name=bob&room=garden") as bob:
+                assert await recv_json(bob) == joined("bob", "alice", "bob")
+                assert await recv_json(alice) == joined("bob", "alice", "bob")
+                await alice.send(json.dumps({"text": "hi bob <b>"}))
+                for ws in (alice, bob):
+                    assert await recv_json(ws) == {
+                        "type": "message",
+                        "name": "alice",
+                        "text": "hi bob <b>",
+                    }
+                await bob.send(b'{"text": "binary hi"}')  # JSON in a binary message
+                for ws in (alice, bob):
+                    assert (await recv_json(ws))["text"] == "binary hi"
+                too_long = json.dumps({"text": "x" * 2001})
+                for wrong in ("hi", '{"text": ""}', '{"text": 3}', '["hi"]', too_long):
+                    await bob.send(wrong)
+                    error = await recv_json(bob)
+                    assert error["type"] == "error" and "1 to 2000 characters" in error["text"]
+                await alice.recv_nothing()  # errors go to the sender only
+                async with connect(program.url + "/chat?name=carol&room=kitchen") as carol:
+                    assert await recv_json(carol) == joined("carol", "carol")
+                    await carol.send('{"text": "anyone?"}')
+                    assert (await recv_json(carol))["text"] == "anyone?"
+                    await alice.recv_nothing()  # another room hears nothing
+            assert await recv_json(alice) == {"type": "left", "name": "bob", "people": ["alice"]}
+            # Names and rooms: white space folded, cut to 32 characters; a client
+            # without a name gets a guest's, without a room the lobby.
+            long_name = "%20Zo%C3%AB%0A%20" + "x" * 40
+            async with connect(f"{program.url}/chat?name={long_name}&room=%20garden%20") as zoe:
+                name = "Zoë " + "x" * 28  # listed after alice: case does not count
+                assert await recv_json(zoe) == joined(name, "alice", name)
+                assert await recv_json(alice) == joined(name, "alice", name)
+            assert (await recv_json(alice))["type"] == "left"
+            async with connect(program.url + "/chat") as guest:
+                event = await recv_json(guest)
+                assert re.fullmatch(r"guest-[0-9a-f]{4}", event["name"]), event
+                assert event == joined(event["name"], event["name"])
+            await alice.recv_nothing()  # the guest was in the lobby
+
+
+async def test_rooms(connect, roost_backend) -> None:
+    async with example("rooms.py", roost_backend) as program:
         # One at a time: a client is in the lobby once its handler has started, and
         # which of two new handlers starts first is the event loop's choice.
         async with connect(program.url + "/rooms?name=alice") as alice:

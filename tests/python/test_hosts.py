@@ -14,7 +14,7 @@ import anyio
 import pytest
 from network_hosts import two_hosts
 from redis_server import redis_server
-from test_backplane import channel_has, hears_everything_once
+from test_backplane import channel_has, hears_everything_once, open_chat_client
 from test_workers import PROGRAM
 
 from conftest import OP_TEXT, RawClient, running_program
@@ -26,19 +26,19 @@ MESSAGES = 20
 
 
 async def test_a_broadcast_on_either_host_reaches_the_clients_of_both_once(
-    anyio_backend,
+    roost_backend,
 ) -> None:
     with (
         two_hosts() as (host_a, host_b),
         redis_server(("127.0.0.1", host_a.gateway, host_b.gateway)) as redis,
     ):
         async with contextlib.AsyncExitStack() as stack:
-            urls = []
+            urls, programs = [], []
             for host in (host_a, host_b):
                 env = {
                     "ROOST_HOST": host.address,
                     "ROOST_PORT": "0",
-                    "ROOST_BACKEND": anyio_backend,
+                    "ROOST_BACKEND": roost_backend,
                     "ROOST_BACKPLANE": redis.url_on(host.gateway),
                 }
                 program = await stack.enter_async_context(
@@ -46,13 +46,14 @@ async def test_a_broadcast_on_either_host_reaches_the_clients_of_both_once(
                         [PROGRAM, "1"], env=env, prefix=["ip", "netns", "exec", host.namespace]
                     )
                 )
+                programs.append(program)
                 urls.append(f"ws://{host.address}:{program.port}")
             await channel_has(redis, "roost:route:/chat", 2)
 
             clients: dict[str, list[RawClient]] = {url: [] for url in urls}
 
             async def open_one(url: str) -> None:
-                clients[url].append(await RawClient.open(url, "/chat"))
+                clients[url].append(await open_chat_client(url))
 
             try:
                 async with anyio.create_task_group() as tg:
@@ -66,9 +67,18 @@ async def test_a_broadcast_on_either_host_reaches_the_clients_of_both_once(
                     for message in messages:
                         await speaker.send_frame(OP_TEXT, message.encode())
 
-                    async with anyio.create_task_group() as tg:
-                        for client in everyone:
-                            tg.start_soon(hears_everything_once, client, messages)
+                    try:
+                        async with anyio.create_task_group() as tg:
+                            for client in everyone:
+                                tg.start_soon(hears_everything_once, client, messages)
+                    except BaseException as missed:
+                        # What the servers said (a lost backplane session is logged)
+                        # tells a delivery bug from a slow machine.
+                        said = [p.errors.decode(errors="replace") for p in programs]
+                        raise AssertionError(
+                            f"the messages from host {name} did not reach every client; "
+                            f"host A said {said[0]!r}, host B said {said[1]!r}"
+                        ) from missed
             finally:
                 for client in (client for url in urls for client in clients[url]):
                     await client.aclose()

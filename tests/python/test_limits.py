@@ -214,6 +214,7 @@ async def test_keepalive_pings_are_sent_and_a_peer_that_answers_stays() -> None:
     assert outcome[0] == 10
 
 
+@pytest.mark.core_thread
 async def test_keepalive_runs_in_the_core_while_the_python_loop_is_blocked() -> None:
     app, outcome = recording_app(ping_interval=0.2, ping_timeout=0.3)
     async with serving(app) as url:
@@ -375,7 +376,9 @@ async def test_an_explicit_frame_limit_is_inclusive_and_bounds_frames_only(conne
         assert await _outcome_of_message(connect, app, outcome, size, pieces) == expected, size
 
 
-def test_defaults_come_from_the_core_and_unknown_limits_are_refused() -> None:
+def test_defaults_come_from_the_core_and_unknown_limits_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from roost import LimitOptions, Limits
     from roost._roost_ffi import ffi, lib
 
@@ -388,6 +391,7 @@ def test_defaults_come_from_the_core_and_unknown_limits_are_refused() -> None:
     assert defaults.max_message_size == options.max_message_size
     assert defaults.max_pending_handshakes == options.max_pending_handshakes
     assert defaults.ping_interval == options.ping_interval_ms / 1000
+    monkeypatch.delenv("ROOST_INLINE_IO", raising=False)
     assert App().limits == defaults
     with pytest.raises(TypeError, match="unknown limit 'max_mesage_size'"):
         App(max_mesage_size=10)  # type: ignore[call-arg]

@@ -232,7 +232,7 @@ async def test_a_handler_exception_from_its_own_task_group_stays_with_its_connec
     assert "a child task of the handler failed" in caplog.text
 
 
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # trio's Cancelled cannot be raised by hand
+@pytest.mark.parametrize("roost_backend", ["asyncio"])  # trio's Cancelled cannot be raised by hand
 @pytest.mark.parametrize("where", ["handler", "on_connect", "on_close"])
 async def test_a_stray_cancelled_error_stays_with_its_connection(connect, caplog, where) -> None:
     """asyncio code can end with a CancelledError that is not a cancellation of the

@@ -29,11 +29,11 @@ ECHO = str(EXAMPLES / "echo.py")
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 async def test_a_signal_closes_every_client_with_1001_and_exits_0(
-    connect, anyio_backend, signum
+    connect, roost_backend, signum
 ) -> None:
-    async with running_program([ECHO, "--port", "0", "--backend", anyio_backend]) as program:
+    async with running_program([ECHO, "--port", "0", "--backend", roost_backend]) as program:
         assert program.first_line == (
-            f"{SERVING_PREFIX}{HOST}:{program.port} ({anyio_backend}); Ctrl+C stops"
+            f"{SERVING_PREFIX}{HOST}:{program.port} ({roost_backend}); Ctrl+C stops"
         )
         async with (
             connect(program.url + "/web_socket") as first,
@@ -50,9 +50,9 @@ async def test_a_signal_closes_every_client_with_1001_and_exits_0(
     assert b"Traceback" not in program.errors
 
 
-async def test_an_occupied_port_is_a_clear_error_and_a_non_zero_exit(anyio_backend) -> None:
+async def test_an_occupied_port_is_a_clear_error_and_a_non_zero_exit(roost_backend) -> None:
     with occupied_port() as port:
-        result = await run_to_end([ECHO, "--port", str(port), "--backend", anyio_backend])
+        result = await run_to_end([ECHO, "--port", str(port), "--backend", roost_backend])
     assert result.returncode != 0
     errors = result.stderr.decode()
     assert str(port) in errors
@@ -62,7 +62,7 @@ async def test_an_occupied_port_is_a_clear_error_and_a_non_zero_exit(anyio_backe
 
 
 async def test_environment_variables_set_the_defaults_of_start(
-    tmp_path: Path, connect, anyio_backend
+    tmp_path: Path, connect, roost_backend
 ) -> None:
     program_file = tmp_path / "env_defaults.py"
     program_file.write_text(
@@ -78,9 +78,9 @@ async def test_environment_variables_set_the_defaults_of_start(
         app.start()
     """)
     )
-    env = {"ROOST_PORT": "0", "ROOST_HOST": "127.0.0.1", "ROOST_BACKEND": anyio_backend}
+    env = {"ROOST_PORT": "0", "ROOST_HOST": "127.0.0.1", "ROOST_BACKEND": roost_backend}
     async with running_program([str(program_file)], env=env) as program:
-        assert program.first_line.endswith(f"({anyio_backend}); Ctrl+C stops")
+        assert program.first_line.endswith(f"({roost_backend}); Ctrl+C stops")
         assert program.first_line.startswith(f"{SERVING_PREFIX}127.0.0.1:")
         assert program.port != 0
         async with connect(program.url + "/ws") as ws:
@@ -88,13 +88,13 @@ async def test_environment_variables_set_the_defaults_of_start(
 
 
 async def test_an_explicit_backend_argument_wins_over_the_environment(
-    connect, anyio_backend
+    connect, roost_backend
 ) -> None:
-    other = "trio" if anyio_backend == "asyncio" else "asyncio"
+    other = "trio" if roost_backend == "asyncio" else "asyncio"
     async with running_program(
-        [ECHO, "--port", "0", "--backend", anyio_backend], env={"ROOST_BACKEND": other}
+        [ECHO, "--port", "0", "--backend", roost_backend], env={"ROOST_BACKEND": other}
     ) as program:
-        assert f"({anyio_backend})" in program.first_line
+        assert f"({roost_backend})" in program.first_line
         async with connect(program.url + "/web_socket") as ws:
             await ws.send("x")
             assert await ws.recv() == "Echo: x"
@@ -171,7 +171,7 @@ async def test_await_serve_inside_plain_asyncio_and_trio_programs(
 
 
 async def test_a_stuck_handler_does_not_keep_the_process_alive(
-    tmp_path: Path, connect, anyio_backend
+    tmp_path: Path, connect, roost_backend
 ) -> None:
     program_file = tmp_path / "stuck.py"
     program_file.write_text(
@@ -194,7 +194,7 @@ async def test_a_stuck_handler_does_not_keep_the_process_alive(
     """)
     )
     async with running_program(
-        [str(program_file)], env={"ROOST_BACKEND": anyio_backend}
+        [str(program_file)], env={"ROOST_BACKEND": roost_backend}
     ) as program:
         async with connect(program.url + "/ws") as ws:
             assert await ws.recv() == "stuck"

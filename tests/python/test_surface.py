@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import uuid
 
 import pytest
 
 import roost
-from conftest import eventually, serving
+import roost.testing as roost_testing
+from conftest import RawClient, eventually, open_socket, port_of, serving
 from roost import App, Robyn, WebSocketDisconnect
 
 pytestmark = pytest.mark.anyio
@@ -58,8 +61,12 @@ def test_websocket_disconnect_defaults_and_attributes() -> None:
 
 
 def test_public_names() -> None:
-    for name in ("App", "Robyn", "WebSocketDisconnect", "QueryParams"):
+    for name in ("App", "Robyn", "WebSocketDisconnect", "QueryParams", "Request", "Response"):
         assert hasattr(roost, name), name
+    for name in roost.__all__:
+        assert hasattr(roost, name), name
+    for name in ("TestClient", "TestResponse", "TestWebSocket", "UpgradeRefused"):
+        assert name in roost_testing.__all__ and hasattr(roost_testing, name), name
     assert isinstance(roost.__version__, str) and roost.__version__
 
 
@@ -115,6 +122,43 @@ async def test_id_is_a_canonical_uuid4_and_the_same_everywhere(connect) -> None:
     assert seen["handler"] == ids
     assert seen["on_connect"] == ids
     assert sorted(seen["on_close"]) == sorted(ids)
+
+
+async def test_headers_as_sent_are_trimmed_joined_and_decoded_as_latin_1() -> None:
+    """A hand-made request: padding around values, a repeated header, a value with
+    bytes above 0x7f (one of them 0x85, a line break to str.splitlines), and a header
+    without a value."""
+    app = App(__file__)
+    seen: list[dict[str, str]] = []
+
+    @app.websocket("/h")
+    async def handler(websocket):
+        seen.append(dict(websocket.headers))
+        await websocket.send_text("ok")
+        await websocket.receive_text()
+
+    async with serving(app) as url:
+        stream = await open_socket(port_of(url))
+        client = RawClient(stream)
+        key = base64.b64encode(os.urandom(16))
+        await client.send_raw(
+            b"GET /h HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n"
+            b"X-Padded:    a value   \t\r\nX-Dup: one\r\nx-dup:two\r\n"
+            b"X-Latin: caf\xe9\x85!\r\nX-Empty:\r\nX-Last: end\r\n\r\n"
+        )
+        head = await client.read_until(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        await eventually(lambda: bool(seen), what="the handler")
+        await client.aclose()
+    headers = seen[0]
+    assert headers["x-padded"] == "a value"
+    assert headers["x-dup"] == "one, two"
+    assert headers["x-latin"] == "caf\xe9\x85!"
+    assert headers["x-empty"] == ""
+    assert headers["x-last"] == "end"
+    assert headers["host"] == "x"
+    assert list(headers)[:2] == ["host", "upgrade"]
 
 
 async def test_headers_path_and_client_address(connect) -> None:

@@ -17,6 +17,7 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 from redis_server import redis_server
+from worker_pids import JOINED
 
 from conftest import (
     HOST,
@@ -199,12 +200,12 @@ async def test_start_prints_wss_and_serves_tls(connect, pki: Pki, tmp_path: Path
             assert await ws.recv() == "echo: from start"
 
 
-async def test_workers_and_the_backplane_serve_tls(connect, anyio_backend, pki: Pki) -> None:
+async def test_workers_and_the_backplane_serve_tls(connect, roost_backend, pki: Pki) -> None:
     with redis_server() as redis:
         env = {
             "ROOST_PORT": "0",
             "ROOST_HOST": HOST,
-            "ROOST_BACKEND": anyio_backend,
+            "ROOST_BACKEND": roost_backend,
             "ROOST_BACKPLANE": redis.url,
             "ROOST_TLS_CERT": str(pki.certfile),
             "ROOST_TLS_KEY": str(pki.keyfile),
@@ -229,6 +230,8 @@ async def test_workers_and_the_backplane_serve_tls(connect, anyio_backend, pki: 
                     await stack.enter_async_context(connect(url + "/chat", ssl=pki.client_context))
                     for _ in range(8)
                 ]
+                for client in clients:  # now each is a broadcast recipient
+                    assert await client.recv() == JOINED
                 await clients[0].send("to every worker")
                 for client in clients:
                     assert await client.recv() == "to every worker"

@@ -303,7 +303,11 @@ async def publish_past_a_slow_reader(policy: str, connect) -> None:
             stats = app.stats()
             assert got == list(range(len(reached)))
             if policy == "close":
-                await eventually(lambda: sockets["slow"]._closed is not None, what="1008")
+                # The 1008 close waits for a client that never reads: up to close_timeout
+                # (5 s) before the connection is dropped and the handler told.
+                await eventually(
+                    lambda: sockets["slow"]._closed is not None, timeout=10, what="1008"
+                )
                 assert sockets["slow"]._closed.code == 1008
                 assert (stats.slow_consumers_closed, stats.deliveries_skipped) == (1, 0)
                 assert app.subscriber_count("feed") == 1

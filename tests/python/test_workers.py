@@ -91,10 +91,10 @@ async def wait_until(predicate, what: str, timeout: float = WAIT) -> None:
             await anyio.sleep(0.02)
 
 
-async def test_connections_are_spread_over_every_worker(connect, anyio_backend) -> None:
-    async with workers_program(anyio_backend) as program:
+async def test_connections_are_spread_over_every_worker(connect, roost_backend) -> None:
+    async with workers_program(roost_backend) as program:
         assert program.first_line == (
-            f"{SERVING_PREFIX}{HOST}:{program.port} ({anyio_backend}, 4 workers); Ctrl+C stops"
+            f"{SERVING_PREFIX}{HOST}:{program.port} ({roost_backend}, 4 workers); Ctrl+C stops"
         )
         pids = await answers(connect, program.url, 400)
         assert sum(pids.values()) == 400, "every client is answered"
@@ -105,8 +105,8 @@ async def test_connections_are_spread_over_every_worker(connect, anyio_backend) 
     assert program.errors == b"", program.errors
 
 
-async def test_a_killed_worker_is_replaced_while_the_others_serve(connect, anyio_backend) -> None:
-    async with workers_program(anyio_backend) as program:
+async def test_a_killed_worker_is_replaced_while_the_others_serve(connect, roost_backend) -> None:
+    async with workers_program(roost_backend) as program:
         first = set(await answers(connect, program.url, 100))
         assert len(first) == 4
         killed = min(first)
@@ -131,9 +131,9 @@ async def test_a_killed_worker_is_replaced_while_the_others_serve(connect, anyio
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 async def test_a_signal_stops_every_worker_and_their_clients_get_1001(
-    connect, anyio_backend, signum
+    connect, roost_backend, signum
 ) -> None:
-    async with workers_program(anyio_backend) as program:
+    async with workers_program(roost_backend) as program:
         async with contextlib.AsyncExitStack() as clients:
             by_pid = await one_client_per_worker(connect, program.url, clients, 4)
             program.send_signal(signum)
@@ -146,8 +146,8 @@ async def test_a_signal_stops_every_worker_and_their_clients_get_1001(
     assert b"Traceback" not in program.errors, program.errors
 
 
-async def test_workers_end_when_the_parent_is_killed(connect, anyio_backend) -> None:
-    async with workers_program(anyio_backend, workers=3, expect_exit=None) as program:
+async def test_workers_end_when_the_parent_is_killed(connect, roost_backend) -> None:
+    async with workers_program(roost_backend, workers=3, expect_exit=None) as program:
         async with contextlib.AsyncExitStack() as clients:
             by_pid = await one_client_per_worker(connect, program.url, clients, 3)
             program.send_signal(signal.SIGKILL)
@@ -162,10 +162,10 @@ async def test_workers_end_when_the_parent_is_killed(connect, anyio_backend) -> 
         again.listen()
 
 
-async def test_an_occupied_port_stops_the_parent_with_a_message(anyio_backend) -> None:
+async def test_an_occupied_port_stops_the_parent_with_a_message(roost_backend) -> None:
     with occupied_port() as port:
         result = await run_to_end(
-            [PROGRAM, "4"], env={"ROOST_PORT": str(port), "ROOST_BACKEND": anyio_backend}
+            [PROGRAM, "4"], env={"ROOST_PORT": str(port), "ROOST_BACKEND": roost_backend}
         )
     assert result.returncode == 1
     errors = result.stderr.decode()
@@ -175,7 +175,7 @@ async def test_an_occupied_port_stops_the_parent_with_a_message(anyio_backend) -
     assert SERVING_PREFIX not in result.stdout.decode()
 
 
-async def test_a_worker_that_cannot_serve_stops_the_others(tmp_path: Path, anyio_backend) -> None:
+async def test_a_worker_that_cannot_serve_stops_the_others(tmp_path: Path, roost_backend) -> None:
     # Every worker's bind fails (the parent holds the port, so only a fault does this).
     program_file = tmp_path / "failing_workers.py"
     program_file.write_text(
@@ -196,7 +196,7 @@ async def test_a_worker_that_cannot_serve_stops_the_others(tmp_path: Path, anyio
         async def handler(websocket):
             pass
 
-        app.start(port=0, backend={anyio_backend!r}, workers=3)
+        app.start(port=0, backend={roost_backend!r}, workers=3)
         print("start returned", flush=True)
     """)
     )
@@ -211,8 +211,8 @@ async def test_a_worker_that_cannot_serve_stops_the_others(tmp_path: Path, anyio
     assert children and all(gone(pid) for pid in children), output
 
 
-async def test_workers_that_keep_dying_stop_the_program(connect, anyio_backend) -> None:
-    async with workers_program(anyio_backend, expect_exit=1) as program:
+async def test_workers_that_keep_dying_stop_the_program(connect, roost_backend) -> None:
+    async with workers_program(roost_backend, expect_exit=1) as program:
         crashed: set[int] = set()
         with anyio.fail_after(WAIT):
             while b"stopping" not in program.errors:
@@ -233,9 +233,9 @@ async def test_workers_that_keep_dying_stop_the_program(connect, anyio_backend) 
 
 
 async def test_sys_exit_in_a_handler_ends_the_program_with_its_status(
-    connect, anyio_backend
+    connect, roost_backend
 ) -> None:
-    async with workers_program(anyio_backend, workers=2, expect_exit=7) as program:
+    async with workers_program(roost_backend, workers=2, expect_exit=7) as program:
         async with connect(program.url + "/pid") as ws:
             await ws.recv()
             await ws.send("exit 7")
@@ -245,16 +245,16 @@ async def test_sys_exit_in_a_handler_ends_the_program_with_its_status(
     assert b"Traceback" not in program.errors, program.errors
 
 
-async def test_roost_workers_sets_the_number_of_workers(connect, anyio_backend) -> None:
-    async with workers_program(anyio_backend, None, env={"ROOST_WORKERS": "2"}) as program:
-        assert program.first_line.endswith(f"({anyio_backend}, 2 workers); Ctrl+C stops")
+async def test_roost_workers_sets_the_number_of_workers(connect, roost_backend) -> None:
+    async with workers_program(roost_backend, None, env={"ROOST_WORKERS": "2"}) as program:
+        assert program.first_line.endswith(f"({roost_backend}, 2 workers); Ctrl+C stops")
         pids = await answers(connect, program.url, 60)
         assert len(pids) == 2 and sum(pids.values()) == 60
 
 
-async def test_one_worker_serves_in_the_process_itself(connect, anyio_backend) -> None:
-    async with workers_program(anyio_backend, 1) as program:
-        assert program.first_line.endswith(f"({anyio_backend}); Ctrl+C stops")
+async def test_one_worker_serves_in_the_process_itself(connect, roost_backend) -> None:
+    async with workers_program(roost_backend, 1) as program:
+        assert program.first_line.endswith(f"({roost_backend}); Ctrl+C stops")
         assert await answers(connect, program.url, 5) == {program.process.pid: 5}
 
 

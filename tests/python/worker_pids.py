@@ -1,8 +1,10 @@
 """Answers each connection with the pid of the worker process serving it, for
 tests/python/test_workers.py. Then echoes; "crash" ends the worker at once (as a crash
 would), "exit N" asks the program to end with status N (sys.exit in a handler). /chat
-broadcasts each message to every /chat client of every worker, through the backplane
-that ROOST_BACKPLANE names (tests/python/test_backplane.py).
+first sends "joined" (the handler runs once the client is a broadcast recipient, so a
+client that has read it hears every later broadcast), then broadcasts each message to
+every /chat client of every worker, through the backplane that ROOST_BACKPLANE names
+(tests/python/test_backplane.py).
 
     python worker_pids.py [WORKERS]    host, port and backend from ROOST_HOST,
                                         ROOST_PORT and ROOST_BACKEND; workers from
@@ -16,6 +18,8 @@ import sys
 from roost import App
 
 app = App(__file__, shutdown_grace=2.0)
+
+JOINED = "joined"
 
 
 @app.websocket("/pid")
@@ -31,6 +35,7 @@ async def pid(websocket):
 
 @app.websocket("/chat")
 async def chat(websocket):
+    await websocket.send_text(JOINED)
     async for message in websocket:
         await websocket.broadcast(message)
 
