@@ -3,7 +3,9 @@
 # - redis-server: the backplane's tests (rust-core/tests/backplane.rs,
 #   tests/python/test_backplane.py) start their own redis-server processes;
 # - iproute2 (`ip`): tests/python/test_hosts.py makes network namespaces with it;
-# - openssl: tests/c makes the certificate of its TLS test with it.
+# - openssl: tests/c makes the certificate of its TLS test with it;
+# - chromium and chromium-driver: tests/browser drives headless Chromium through
+#   /usr/bin/chromedriver.
 # The test targets of the Makefile run this first (`make system-packages`).
 set -eu
 packages=""
@@ -15,6 +17,12 @@ if ! command -v ip >/dev/null 2>&1 && [ ! -x /usr/sbin/ip ] && [ ! -x /sbin/ip ]
 fi
 if ! command -v openssl >/dev/null 2>&1; then
     packages="$packages openssl"
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    packages="$packages chromium"
+fi
+if [ ! -x /usr/bin/chromedriver ]; then
+    packages="$packages chromium-driver"
 fi
 if [ -z "$packages" ]; then
     exit 0

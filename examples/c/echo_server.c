@@ -22,6 +22,9 @@
  *                                      the core refuses exits with status 1
  *   ROOST_REUSE_PORT=1                 listens with SO_REUSEPORT, so that several
  *                                      servers share PORT (each with its own clients)
+ *   ROOST_INLINE_IO=1                  runs the core on this program's thread, inside
+ *                                      roost_server_poll (roost_options.inline_io):
+ *                                      for a process with one core to itself
  * and one turns on compression:
  *   ROOST_COMPRESSION=deflate          speaks permessage-deflate with clients that
  *                                      offer it (roost_options.compression), each
@@ -363,6 +366,8 @@ int main(int argc, char **argv) {
     }
     const char *reuse_port = getenv("ROOST_REUSE_PORT");
     options.reuse_port = reuse_port != NULL && strcmp(reuse_port, "1") == 0;
+    const char *inline_io = getenv("ROOST_INLINE_IO");
+    options.inline_io = inline_io != NULL && strcmp(inline_io, "1") == 0;
     const char *compression = getenv("ROOST_COMPRESSION");
     if (compression != NULL && strcmp(compression, "deflate") == 0) {
         options.compression = ROOST_COMPRESSION_DEFLATE;

@@ -13,7 +13,7 @@ def run(app: App, description: str) -> None:
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     parser.add_argument(
         "--backend",
-        choices=["asyncio", "trio"],
+        choices=["asyncio", "uvloop", "trio"],
         default=None,
         help="event loop (default: $ROOST_BACKEND or asyncio)",
     )

@@ -33,7 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=9001, help="port (0 picks a free one)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--backend", choices=("asyncio", "trio"), default=None)
+    parser.add_argument("--backend", choices=("asyncio", "uvloop", "trio"), default=None)
     args = parser.parse_args()
     app.start(host=args.host, port=args.port, backend=args.backend)
 

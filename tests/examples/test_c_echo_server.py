@@ -43,10 +43,12 @@ def stop_server(proc: subprocess.Popen[str]) -> None:
     assert proc.wait(timeout=10) == 0
 
 
-@pytest.fixture
-def server_url():
+@pytest.fixture(params=["core-thread", "inline-io"])
+def server_url(request):
+    """The example with the core on a thread of its own, and on the program's thread
+    (ROOST_INLINE_IO=1, roost_options.inline_io)."""
     port = free_port()
-    proc = start_server(port)
+    proc = start_server(port, **({"ROOST_INLINE_IO": "1"} if request.param == "inline-io" else {}))
     yield f"ws://127.0.0.1:{port}"
     stop_server(proc)
 
