@@ -16,6 +16,13 @@ permessage-deflate (echo4k-json-deflate, idle-deflate: Roost (C and Python) agai
 and websockets, each with compression turned on the way its users do). A contender that
 does not take part in a scenario is absent from its row.
 
+And plain HTTP beside the WebSockets, requests per second over keep-alive connections
+(http-hello: GET /hello, an async handler returning "Hello, world!"; http-static4k: a
+4 KiB file that the harness writes into the output folder's static/, served under
+/static/ by the framework itself): Roost's Python servers against Robyn, which runs in
+its fast mode (--fast, what its command line offers for speed) with one process, as
+every server here has. Every response is checked: status 200, the body byte for byte.
+
 Rounds are interleaved: for each round, each scenario, each contender (A B C A B C ...)
 a fresh server is started pinned to CPU 0 and loaded by bench/loadgen pinned to CPU 1.
 Everything goes to the output folder (--out, bench/results/ by default): results.md
@@ -56,44 +63,91 @@ NOFILE = 20000
 # EX_UNAVAILABLE): the run is reported as not supported, not as failed.
 EXIT_UNSUPPORTED = 69
 SERVER_CPUS, LOADGEN_CPUS = {0}, {1}
+# The HTTP scenarios: keep-alive connections, and requests outstanding on each
+# (pipelined), as the echo scenarios keep several messages in flight; and what GET
+# /hello answers.
+HTTP_CONNECTIONS, HTTP_PIPELINE = 50, 4
+HELLO = "Hello, world!"
 
 
-def python_server(script, *extra):
-    def command(port, tls=None, compression=False):
+def python_server(script, *extra, http_flags=()):
+    """A server script of bench/servers; `http_flags` are its extra flags in the HTTP
+    scenarios."""
+
+    def command(port, tls=None, compression=False, static_dir=None):
         cmd = [VENV_PYTHON, os.path.join(SERVERS, script), "--port", str(port), *extra]
         if tls:
             cmd += ["--tls-cert", tls.cert, "--tls-key", tls.key]
         if compression:
             cmd.append("--compression")
+        if static_dir:
+            cmd += ["--static-dir", static_dir, *http_flags]
         return cmd, {}
 
     return command
 
 
-def c_server(port, tls=None, compression=False):
+def c_server(port, tls=None, compression=False, static_dir=None):
     env = {"ROOST_TLS_CERT": tls.cert, "ROOST_TLS_KEY": tls.key} if tls else {}
     if compression:
         env["ROOST_COMPRESSION"] = "deflate"
     return [C_SERVER, str(port), "127.0.0.1"], env
 
 
-# name -> command(port, tls, compression) -> (argv, extra environment). The order is
-# the order of columns.
+def inline_io(command):
+    """The same server with the core on the event loop's thread (inline_io)."""
+
+    def wrapped(port, tls=None, compression=False, static_dir=None):
+        argv, env = command(port, tls, compression, static_dir)
+        return argv, {**env, "ROOST_INLINE_IO": "1"}
+
+    return wrapped
+
+
+# name -> command(port, tls, compression, static_dir) -> (argv, extra environment). The
+# order is the order of columns.
+# aiohttp and picows run on uvloop, as their users run them for speed (picows' docs
+# recommend it; aiohttp deployments install it); aiohttp-asyncio is aiohttp on the
+# stock loop, for reference. websockets documents no uvloop setup, and stays on asyncio.
+# The -inline rows are Roost with inline_io (the core on the consumer's thread), the
+# setting for a process with one core to itself, as every server here has.
 CONTENDERS = {
     "roost-c": c_server,
     "roost-asyncio": python_server("roost_server.py", "--backend", "asyncio"),
+    "roost-uvloop": python_server("roost_server.py", "--backend", "uvloop"),
     "roost-trio": python_server("roost_server.py", "--backend", "trio"),
+    "roost-c-inline": inline_io(c_server),
+    "roost-asyncio-inline": inline_io(python_server("roost_server.py", "--backend", "asyncio")),
+    "roost-trio-inline": inline_io(python_server("roost_server.py", "--backend", "trio")),
     "socketify": python_server("socketify_server.py"),
-    "picows": python_server("picows_server.py"),
-    "aiohttp": python_server("aiohttp_server.py"),
+    "picows": python_server("picows_server.py", "--loop", "uvloop"),
+    "aiohttp": python_server("aiohttp_server.py", "--loop", "uvloop"),
+    "aiohttp-asyncio": python_server("aiohttp_server.py"),
     "websockets": python_server("websockets_server.py"),
-    "robyn": python_server("robyn_server.py"),
+    "robyn": python_server("robyn_server.py", http_flags=["--fast"]),
 }
 # Who takes part in the TLS and in the compression scenarios: the peers whose users turn
 # these on in the server itself, as Roost's do (the others sit behind a proxy for TLS,
 # or have no permessage-deflate of their own to compare).
-TLS_CONTENDERS = ("roost-c", "roost-asyncio", "roost-trio", "aiohttp", "websockets")
-DEFLATE_CONTENDERS = ("roost-c", "roost-asyncio", "roost-trio", "aiohttp", "websockets")
+TLS_CONTENDERS = ("roost-c", "roost-asyncio", "roost-uvloop", "roost-trio", "aiohttp", "websockets")
+DEFLATE_CONTENDERS = (
+    "roost-c",
+    "roost-asyncio",
+    "roost-uvloop",
+    "roost-trio",
+    "aiohttp",
+    "websockets",
+)
+# Who takes part in the HTTP scenarios: Roost's Python servers (the C example serves
+# WebSockets only) and Robyn, whose decorator API Roost's follows.
+HTTP_CONTENDERS = (
+    "roost-asyncio",
+    "roost-uvloop",
+    "roost-trio",
+    "roost-asyncio-inline",
+    "roost-trio-inline",
+    "robyn",
+)
 PYTHON_NATIVE = ("websockets", "aiohttp", "picows")
 
 
@@ -145,9 +199,10 @@ def free_port():
 
 class Contender:
     """A fresh server of one contender, pinned, on a free port, ready when it accepts;
-    serving wss:// with `tls` (a TestCertificate), permessage-deflate with `compression`."""
+    serving wss:// with `tls` (a TestCertificate), permessage-deflate with `compression`,
+    the files of `static_dir` under /static/ (HTTP scenarios)."""
 
-    def __init__(self, name, logs, tls=None, compression=False):
+    def __init__(self, name, logs, tls=None, compression=False, static_dir=None):
         self.name = name
         self.port = free_port()
         self.tls = tls
@@ -155,7 +210,9 @@ class Contender:
         self.log = open(self.log_path, "a")
         self.log.write(f"---- {name}: tls={bool(tls)} compression={compression}\n")
         self.log.flush()
-        argv, env = CONTENDERS[name](self.port, tls=tls, compression=compression)
+        argv, env = CONTENDERS[name](
+            self.port, tls=tls, compression=compression, static_dir=static_dir
+        )
         self.proc = subprocess.Popen(
             argv,
             stdout=self.log,
@@ -182,8 +239,9 @@ class Contender:
                 time.sleep(0.05)
         time.sleep(0.3)
 
-    def url(self, path):
-        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}{path}"
+    def url(self, path, http=False):
+        scheme = ("https" if self.tls else "http") if http else ("wss" if self.tls else "ws")
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
 
     def cpu(self):
         user, system = cpu_of(f"/proc/{self.proc.pid}/stat")
@@ -238,29 +296,51 @@ class TestCertificate:
         cert.private_key_pem.write_to_path(self.key)
 
 
+class StaticFiles:
+    """The folder the servers serve under /static/ in the HTTP scenarios, with one file
+    of FILE_SIZE bytes (every byte value, in a fixed order), written anew for each run
+    so that every server serves the same bytes, and the load generator compares each
+    response's body with them."""
+
+    FILE_SIZE = 4096
+
+    def __init__(self, folder):
+        os.makedirs(folder, exist_ok=True)
+        self.folder = folder
+        self.name = "4k.bin"
+        self.file = os.path.join(folder, self.name)
+        with open(self.file, "wb") as f:
+            f.write(bytes((i * 7 + i // 256) % 256 for i in range(self.FILE_SIZE)))
+
+
 # ---- scenarios -------------------------------------------------------------------
 
 
 class Scenario:
     """loadgen's arguments (its mode first) and the route they go to; who takes part
     (None: every contender); whether servers serve wss:// and accept permessage-deflate
-    (loadgen then gets --ca-file, and --compression)."""
+    (loadgen then gets --ca-file, and --compression); whether it is an HTTP scenario
+    (an http:// URL, the servers serve the static folder)."""
 
-    def __init__(self, args, path, contenders=None, tls=False, compression=False):
+    def __init__(self, args, path, contenders=None, tls=False, compression=False, http=False):
         self.args = [str(a) for a in args]
         self.path = path
         self.contenders = contenders
         self.tls = tls
         self.compression = compression
+        self.http = http
 
     def takes(self, name):
         return self.contenders is None or name in self.contenders
 
 
-def scenarios(quick):
+def scenarios(quick, static):
+    """Every scenario by name; `static` is the StaticFiles the HTTP scenarios serve."""
     d = 1.5 if quick else 4.0
     w = 0.5 if quick else 1.0
     echo = ["echo", "--connections", 50, "--inflight", 16, "--duration", d, "--warmup", w]
+    http = ["http", "--connections", HTTP_CONNECTIONS, "--pipeline", HTTP_PIPELINE]
+    http += ["--duration", d, "--warmup", w]
     connrate = ["connrate", "--concurrency", 16, "--duration", d, "--warmup", w]
     idle = ["idle", "--connections", IDLE_CONNECTIONS, "--hold", 2 if quick else 3]
     return {
@@ -303,13 +383,23 @@ def scenarios(quick):
             compression=True,
         ),
         "idle-deflate": Scenario(idle, "/ws", DEFLATE_CONTENDERS, compression=True),
+        "http-hello": Scenario(
+            http + ["--expect-body", HELLO], "/hello", HTTP_CONTENDERS, http=True
+        ),
+        "http-static4k": Scenario(
+            http + ["--expect-body-file", static.file],
+            f"/static/{static.name}",
+            HTTP_CONTENDERS,
+            http=True,
+        ),
     }
 
 
-def run_one(name, scenario, spec, logs, certificate=None):
+def run_one(name, scenario, spec, logs, certificate=None, static=None):
     """One fresh server, one loadgen run. Returns the record of this run."""
     tls = certificate if spec.tls else None
-    server = Contender(name, logs, tls=tls, compression=spec.compression)
+    static_dir = static.folder if spec.http else None
+    server = Contender(name, logs, tls=tls, compression=spec.compression, static_dir=static_dir)
     marks = {}
     args = list(spec.args)
     if tls:
@@ -328,7 +418,7 @@ def run_one(name, scenario, spec, logs, certificate=None):
         base_rss = server.rss_kib()
         rc, result, lines = run_loadgen(
             DEFAULT_LOADGEN,
-            [args[0], "--url", server.url(spec.path), *args[1:]],
+            [args[0], "--url", server.url(spec.path, http=spec.http), *args[1:]],
             on_phase=on_phase,
             nofile=NOFILE,
             cpus=LOADGEN_CPUS,
@@ -361,6 +451,12 @@ def metric_of(scenario, result, base_rss, marks):
             "deliveries_per_sec": result.get("deliveries_per_sec"),
             "p99_us": result.get("p99_us"),
             "lost": result.get("lost"),
+        }
+    if scenario.startswith("http"):
+        return {
+            "requests_per_sec": result.get("requests_per_sec"),
+            "p50_us": result.get("p50_us"),
+            "p99_us": result.get("p99_us"),
         }
     if scenario.startswith("connrate"):
         return {"conns_per_sec": result.get("conns_per_sec")}
@@ -421,12 +517,16 @@ def main():
     if not os.access(DEFAULT_LOADGEN, os.X_OK) or not os.access(C_SERVER, os.X_OK):
         sys.exit("bench: build first (make bench does: make, and cargo build in bench/loadgen)")
     names = args.only.split(",") if args.only else list(CONTENDERS)
-    all_scenarios = scenarios(args.quick)
+    # Absolute: the servers run in bench/servers, and get paths below it (static files,
+    # certificates).
+    args.out = os.path.abspath(args.out)
+    os.makedirs(args.out, exist_ok=True)
+    static = StaticFiles(os.path.join(args.out, "static"))
+    all_scenarios = scenarios(args.quick, static)
     chosen = args.scenarios.split(",") if args.scenarios else list(all_scenarios)
     for n in names + chosen:
         if n not in CONTENDERS and n not in all_scenarios:
             sys.exit(f"bench: unknown contender or scenario {n!r}")
-    os.makedirs(args.out, exist_ok=True)
     logs = os.path.join(args.out, "logs")
     shutil.rmtree(logs, ignore_errors=True)
     os.makedirs(logs)
@@ -441,7 +541,9 @@ def main():
         for scenario in chosen:
             for name in runs[scenario]:
                 try:
-                    record = run_one(name, scenario, all_scenarios[scenario], logs, certificate)
+                    record = run_one(
+                        name, scenario, all_scenarios[scenario], logs, certificate, static
+                    )
                 except Unsupported as error:
                     record = {"ok": False, "unsupported": True, "error": str(error), "value": {}}
                 except Exception as error:  # a server that cannot start is a failed run
@@ -462,6 +564,8 @@ def main():
             "server_cpus": sorted(SERVER_CPUS),
             "loadgen_cpus": sorted(LOADGEN_CPUS),
             "idle_connections": IDLE_CONNECTIONS,
+            "http_connections": HTTP_CONNECTIONS,
+            "http_pipeline": HTTP_PIPELINE,
         },
         "contenders": names,
         "python_native": [n for n in PYTHON_NATIVE if n in names],

@@ -49,9 +49,19 @@ METRICS = [
         "KiB",
         False,
     ),
+    ("http-hello", "requests_per_sec", "HTTP GET /hello, a handler's 13 B", "req/s", True),
+    ("http-static4k", "requests_per_sec", "HTTP GET of a 4 KiB static file", "req/s", True),
+    ("http-hello", "p99_us", "HTTP GET /hello, p99 latency", "us", False),
+    ("http-static4k", "p99_us", "HTTP GET of a 4 KiB static file, p99 latency", "us", False),
 ]
-ROOSTS = ("roost-asyncio", "roost-trio")
-NOT_PEERS = ("roost-c",) + ROOSTS
+ROOSTS = (
+    "roost-asyncio",
+    "roost-uvloop",
+    "roost-trio",
+    "roost-asyncio-inline",
+    "roost-trio-inline",
+)
+NOT_PEERS = ("roost-c", "roost-c-inline", "aiohttp-asyncio") + ROOSTS
 
 
 def medians(records):
@@ -137,6 +147,7 @@ def markdown(summary):
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()) + ".",
         "",
+        *http_setup(summary),
         "## Medians",
         "",
         "| metric | " + " | ".join(names) + " |",
@@ -235,6 +246,22 @@ def markdown(summary):
             f"- {s} {n}: {e}" for (s, n), e in unsupported.items()
         ]
     return "\n".join(lines) + "\n"
+
+
+def http_setup(summary):
+    """The paragraph on the HTTP scenarios' setup, when the run had them."""
+    if not any(s.startswith("http") for s in summary["medians"]):
+        return []
+    settings = summary["settings"]
+    return [
+        f"HTTP scenarios: {settings['http_connections']} keep-alive connections, "
+        f"{settings['http_pipeline']} requests pipelined on each; every response checked "
+        "(status 200, the body byte for byte). Robyn runs in its fast mode (`--fast`, its "
+        "command line's setting for speed: 2 workers) with one process, as Roost has; "
+        "its GET handler is a plain route (not `const=True`, which would answer from a "
+        "cache without running the handler).",
+        "",
+    ]
 
 
 def fmt_ratio(r):

@@ -4,8 +4,8 @@
 Starts `examples/python/chat.py --port 0` (asyncio unless --backend trio), connects
 --clients chat clients (raw WebSocket clients written here, light enough that one
 Python process can drive them), and lets them chat for --minutes: every client sends
-a message now and then (--rate messages per second in all), and the server broadcasts
-each one to everybody. A few clients leave and come back every interval (--churn),
+a message now and then (--rate messages per second in all), and the server publishes
+each one to everybody (all are in the chat's default room). A few clients leave and come back every interval (--churn),
 so that connections keep being made and closed under load.
 
 Every --interval seconds (10) it prints the server's RSS (VmRSS of its process), its
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import os
 import random
 import re
@@ -201,8 +202,8 @@ class ChatClient:
     def say(self, size: int) -> None:
         assert self.writer is not None
         self.seq += 1
-        text = f"m {self.index} {self.seq} ".ljust(size, ".").encode()
-        self.writer.write(client_frame(OP_TEXT, text))
+        text = f"m {self.index} {self.seq} ".ljust(size, ".")
+        self.writer.write(client_frame(OP_TEXT, json.dumps({"text": text}).encode()))
         self.totals.sent += 1
 
     def leave(self) -> None:

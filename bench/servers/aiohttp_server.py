@@ -6,7 +6,7 @@ message to every subscriber of T (a dict of topic -> set of connections).
 `--compression` accepts permessage-deflate, aiohttp's own default (compress=True),
 which the other scenarios turn off."""
 
-from _args import parse, ssl_context
+from _args import new_loop, parse, ssl_context
 from aiohttp import WSMsgType, web
 
 # Set from the command line before the app runs.
@@ -60,7 +60,7 @@ async def pub(request):
 
 
 if __name__ == "__main__":
-    args = parse(__doc__, tls=True, compression=True)
+    args = parse(__doc__, tls=True, compression=True, loop=True)
     COMPRESS = args.compression
     app = web.Application()
     app.add_routes(
@@ -73,4 +73,5 @@ if __name__ == "__main__":
         ssl_context=ssl_context(args),
         print=None,
         access_log=None,
+        loop=new_loop(args),
     )

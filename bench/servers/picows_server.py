@@ -7,7 +7,7 @@ import asyncio
 import signal
 from urllib.parse import parse_qs, urlsplit
 
-from _args import parse
+from _args import parse, run
 from picows import WSListener, WSMsgType, ws_create_server
 
 chat_clients = set()
@@ -73,4 +73,5 @@ async def main(port):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse(__doc__).port))
+    args = parse(__doc__, loop=True)
+    run(main(args.port), args)

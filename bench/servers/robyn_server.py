@@ -2,16 +2,22 @@
 client, the sender included; /sub?topic=T subscribes to topic T, /pub?topic=T sends each
 message to every subscriber of T. Robyn has no topics: a dict of topic -> set of
 subscribers' websockets, each sent to with its own send_text. One process, one worker,
-unless `--processes N` (Robyn's multi-process mode, for bench/scale_out.py)."""
+unless `--processes N` (Robyn's multi-process mode, for bench/scale_out.py).
+
+HTTP scenarios (bench/compare.py): GET /hello answers "Hello, world!" from an async
+handler (`@app.get`), and `--static-dir DIR` serves DIR's files under /static/
+(`app.serve_directory`). `--fast` runs Robyn's fast mode, the setting its command line
+offers for speed (its workers and log level; the processes stay `--processes`'s)."""
 
 import sys
 
 from _args import parse
 
-args = parse(__doc__, processes=True)
-# Robyn reads its process and worker counts from the command line.
-sys.argv = [sys.argv[0], "--processes", str(args.processes), "--workers", "1"]
-sys.argv += ["--log-level", "WARNING"]
+args = parse(__doc__, processes=True, http=True, fast=True)
+# Robyn reads its process and worker counts from the command line. Its fast mode picks
+# its own worker count (2) and log level (WARNING).
+sys.argv = [sys.argv[0], "--processes", str(args.processes)]
+sys.argv += ["--fast"] if args.fast else ["--workers", "1", "--log-level", "WARNING"]
 
 from robyn import Robyn  # noqa: E402
 
@@ -50,6 +56,14 @@ async def pub(websocket, topic: str):
         for subscriber in list(subscribers.get(topic, ())):
             await subscriber.send_text(msg)
 
+
+@app.get("/hello")
+async def hello(request):
+    return "Hello, world!"
+
+
+if args.static_dir:
+    app.serve_directory("/static", args.static_dir)
 
 if __name__ == "__main__":
     app.start(host=args.host, port=args.port, _check_port=False)

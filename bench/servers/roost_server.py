@@ -8,7 +8,11 @@ Scale-out (bench/scale_out.py): `--processes N` serves the port from N worker pr
 TLS and compression scenarios (bench/compare.py): `--tls-cert/--tls-key` serve wss://
 (app.start's ssl_certfile/ssl_keyfile), `--compression` turns permessage-deflate on
 (compression="deflate": the load generator offers no context takeover, so each message
-is compressed on its own in either of Roost's modes)."""
+is compressed on its own in either of Roost's modes).
+
+HTTP scenarios (bench/compare.py): GET /hello answers "Hello, world!" from an async
+handler (`@app.get`), and `--static-dir DIR` serves DIR's files under /static/
+(`app.static`: the core serves them, Python never sees those requests)."""
 
 from _args import parse
 
@@ -16,12 +20,13 @@ from roost import Robyn
 
 args = parse(
     __doc__,
-    ["asyncio", "trio"],
+    ["asyncio", "uvloop", "trio"],
     worker_threads=True,
     processes=True,
     backplane=True,
     tls=True,
     compression=True,
+    http=True,
 )
 app = Robyn(
     __file__,
@@ -57,6 +62,14 @@ async def pub(websocket, topic: str):
     while True:
         await websocket.publish(topic, await websocket.receive_text())
 
+
+@app.get("/hello")
+async def hello(request):
+    return "Hello, world!"
+
+
+if args.static_dir:
+    app.static("/static", args.static_dir)
 
 if __name__ == "__main__":
     tls = {"ssl_certfile": args.tls_cert, "ssl_keyfile": args.tls_key} if args.tls_cert else {}

@@ -12,7 +12,7 @@ import signal
 from urllib.parse import parse_qs, urlsplit
 
 import websockets
-from _args import parse, ssl_context
+from _args import parse, run, ssl_context
 from websockets.asyncio.server import serve
 
 chat_clients = set()
@@ -64,4 +64,5 @@ async def main(args):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse(__doc__, tls=True, compression=True)))
+    args = parse(__doc__, tls=True, compression=True, loop=True)
+    run(main(args), args)

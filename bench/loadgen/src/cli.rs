@@ -2,11 +2,12 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::{broadcast, connrate, echo, idle, pingpong, pubsub};
+use crate::{broadcast, connrate, echo, http, idle, pingpong, pubsub};
 
 // Wrapped by hand: clap wraps help only with a feature that needs the terminal's size.
 const AFTER_HELP: &str = "\
-URL is ws://HOST:PORT/PATH, or wss://HOST:PORT/PATH with --ca-file. Durations and timeouts are in seconds; whole numbers may
+URL is ws://HOST:PORT/PATH, or wss://HOST:PORT/PATH with --ca-file (http:// and
+https:// for the http mode). Durations and timeouts are in seconds; whole numbers may
 group digits with `_` (10_000). `loadgen MODE --help` describes a mode at length.
 
 Output: PHASE lines while running (PHASE measure_start and PHASE measure_end bracket the
@@ -18,7 +19,7 @@ unexpected disconnects), 2 on bad usage.";
 #[command(
     name = "loadgen",
     version,
-    about = "Drives a WebSocket server from one thread and reports throughput, latency and its own CPU time",
+    about = "Drives a WebSocket (or HTTP) server from one thread and reports throughput, latency and its own CPU time",
     after_help = AFTER_HELP,
     arg_required_else_help = true
 )]
@@ -78,6 +79,13 @@ pub enum Mode {
     /// connections/s.
     #[command(verbatim_doc_comment, allow_negative_numbers = true)]
     Connrate(connrate::ConnrateArgs),
+    /// HTTP/1.1 keep-alive: each connection keeps `pipeline` GET requests outstanding
+    ///
+    /// Every response must be a 200 whose body has the expected length (and bytes, with
+    /// --expect-body or --expect-body-file) on a connection kept open; each one is
+    /// answered with a new request until the measured window (after the warm-up) ends.
+    #[command(verbatim_doc_comment, allow_negative_numbers = true)]
+    Http(http::HttpArgs),
 }
 
 impl Mode {
@@ -89,6 +97,7 @@ impl Mode {
             Mode::Pubsub(_) => "pubsub",
             Mode::Idle(_) => "idle",
             Mode::Connrate(_) => "connrate",
+            Mode::Http(_) => "http",
         }
     }
 }
@@ -163,6 +172,30 @@ mod tests {
             Cli::try_parse_from(["loadgen", "echo", "--url", "ws://127.0.0.1:9/", "--bogus", "1"]).is_err()
         );
         assert!(Cli::try_parse_from(["loadgen", "echo"]).is_err());
+    }
+
+    #[test]
+    fn http_takes_an_http_url_and_exactly_one_expectation() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["loadgen", "http", "--url", "http://127.0.0.1:9/hello"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv)
+        };
+        let Mode::Http(a) = parse(&["--expect-length", "4_096"]).unwrap().mode else { panic!("not http") };
+        assert_eq!((a.expect_length, a.connections, a.pipeline), (Some(4096), 50, 1));
+        assert!(parse(&["--expect-body", "hi", "--pipeline", "4"]).is_ok());
+        assert!(parse(&[]).is_err(), "an expectation is required");
+        assert!(parse(&["--expect-length", "2", "--expect-body", "hi"]).is_err());
+        assert!(parse(&["--expect-length", "2", "--pipeline", "0"]).is_err());
+        assert!(Cli::try_parse_from([
+            "loadgen",
+            "http",
+            "--url",
+            "ws://127.0.0.1:9/",
+            "--expect-length",
+            "1"
+        ])
+        .is_err());
     }
 
     #[test]

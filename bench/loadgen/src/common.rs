@@ -89,6 +89,90 @@ pub fn measured_window(
     })
 }
 
+/// What the connections of a closed-loop run (`echo`, `http`) did, added up as each
+/// one's task ends.
+#[derive(Default)]
+pub struct Tally {
+    /// Replies received inside the measured window.
+    pub measured: u64,
+    /// Replies received at all.
+    pub total: u64,
+    pub bad: u64,
+    pub disconnects: u64,
+    pub errors: Vec<String>,
+    /// The latencies of the measured replies.
+    pub lat: Latencies,
+    per_conn: Vec<u64>,
+}
+
+impl Tally {
+    /// One connection's figures: replies in the window and in all, bad replies, whether
+    /// the server ended it, why it failed (if it did), its latencies.
+    pub fn add(
+        &mut self,
+        (measured, total, bad): (u64, u64, u64),
+        disconnected: bool,
+        error: Option<String>,
+        lat: Latencies,
+    ) {
+        self.measured += measured;
+        self.total += total;
+        self.bad += bad;
+        self.disconnects += disconnected as u64;
+        self.per_conn.push(measured);
+        self.errors.extend(error);
+        self.lat.extend(lat);
+    }
+
+    /// Fairness: replies per connection in the window, least and most served.
+    pub fn spread(&self) -> (u64, u64) {
+        let least = self.per_conn.iter().copied().min().unwrap_or(0);
+        let most = self.per_conn.iter().copied().max().unwrap_or(0);
+        (least, most)
+    }
+}
+
+/// Why a connection under load stopped: what went wrong, and whether the server ended it.
+pub struct Stopped {
+    pub error: String,
+    pub disconnected: bool,
+}
+
+/// Waits up to `stall` for `fill` (one read into a connection's buffer) while
+/// `outstanding` replies (`what`: "replies", "responses") are due.
+pub async fn read_more(
+    fill: impl std::future::Future<Output = std::io::Result<usize>>,
+    stall: Duration,
+    outstanding: usize,
+    what: &str,
+) -> Result<(), Stopped> {
+    let (error, disconnected) = match tokio::time::timeout(stall, fill).await {
+        Ok(Ok(n)) if n > 0 => return Ok(()),
+        Err(_) => (format!("stalled: nothing for {stall:?} with {outstanding} {what} outstanding"), false),
+        Ok(Err(e)) => (format!("read: {e}"), true),
+        Ok(Ok(_)) => (format!("server closed the connection with {outstanding} {what} outstanding"), true),
+    };
+    Err(Stopped { error, disconnected })
+}
+
+/// Writes a closed loop's batch `out` (if it holds anything) and empties it, first
+/// stamping the send times of the batch's new messages (`fresh`) with the moment it
+/// leaves, so that their latency leaves out the time the batch took to build.
+pub async fn send_batch<'a>(
+    stream: &mut Stream,
+    out: &mut Vec<u8>,
+    fresh: impl Iterator<Item = &'a mut Instant>,
+) -> Result<(), String> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let now = Instant::now();
+    fresh.for_each(|at| *at = now);
+    stream.send(out).await.map_err(|e| format!("write: {e}"))?;
+    out.clear();
+    Ok(())
+}
+
 /// Writes `seq` as lowercase hex into `dst`, keeping the low digits if `dst` is short.
 #[inline]
 pub fn put_hex(dst: &mut [u8], mut v: u64) {

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::cli::{non_negative, positive, positive_whole, whole};
-use crate::common::{connect_many, first_errors, get_hex, measured_window, put_hex, Conn};
+use crate::common::{
+    connect_many, first_errors, get_hex, measured_window, put_hex, read_more, send_batch, Conn, Tally,
+};
 use crate::payload::{self, Payload};
 use crate::stats::{fmt_us, phase, Cpu, Latencies, LatencyFields, Num, RunFields, Span};
 use crate::ws::{self, Target, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
@@ -157,37 +159,24 @@ pub async fn run(args: &EchoArgs) -> Result<Outcome, String> {
         };
         tasks.push(tokio::task::spawn_local(drive(conn, plan)));
     }
-    let mut all = Latencies::with_capacity(0);
-    let (mut measured, mut total, mut bad, mut disconnects) = (0u64, 0u64, 0u64, 0u64);
-    let mut errors = Vec::new();
+    let mut tally = Tally::default();
     let mut close_errors = Vec::new();
     let mut close_codes = std::collections::BTreeMap::new();
-    let mut per_conn = Vec::with_capacity(connections);
     for t in tasks {
         let r = t.await.map_err(|e| format!("connection task failed: {e}"))?;
-        measured += r.measured;
-        per_conn.push(r.measured);
-        total += r.total;
-        bad += r.bad_replies;
-        disconnects += r.disconnected as u64;
-        if let Some(e) = r.error {
-            errors.push(e);
-        }
+        tally.add((r.measured, r.total, r.bad_replies), r.disconnected, r.error, r.lat);
         if let Some(e) = r.close_error {
             close_errors.push(e);
         }
         *close_codes.entry(r.close_code.map_or("none".to_string(), |c| c.to_string())).or_insert(0u64) += 1;
-        all.extend(r.lat);
     }
     let window = window.await.map_err(|e| format!("phase task failed: {e}"))?;
     let window_cpu = window.cpu;
     let cpu = Cpu::now().since(cpu0);
     let wall = wall0.elapsed().as_secs_f64();
-    let lat = all.summary();
-    // Fairness: replies per connection in the window, least and most served.
-    per_conn.sort_unstable();
-    let fewest = per_conn.first().copied().unwrap_or(0);
-    let most = per_conn.last().copied().unwrap_or(0);
+    let (fewest, most) = tally.spread();
+    let Tally { measured, total, bad, disconnects, errors, lat, .. } = tally;
+    let lat = lat.summary();
     let rate = measured as f64 / duration;
     let ok = errors.is_empty() && bad == 0 && measured > 0;
 
@@ -268,34 +257,18 @@ async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
         pending.push_back((seq, now));
         seq += 1;
     }
-    if let Err(e) = c.stream.send(&out).await {
-        r.error = Some(format!("write: {e}"));
+    if let Err(e) = send_batch(&mut c.stream, &mut out, pending.iter_mut().map(|(_, sent)| sent)).await {
+        r.error = Some(e);
         return r;
     }
-    out.clear();
 
     'outer: while !pending.is_empty() {
-        match tokio::time::timeout(plan.stall, c.reader.fill(&mut c.stream)).await {
-            Err(_) => {
-                r.error = Some(format!(
-                    "stalled: no reply for {:?} with {} outstanding",
-                    plan.stall,
-                    pending.len()
-                ));
-                break;
-            }
-            Ok(Err(e)) => {
-                r.error = Some(format!("read: {e}"));
-                r.disconnected = true;
-                break;
-            }
-            Ok(Ok(0)) => {
-                r.error =
-                    Some(format!("server closed the TCP stream with {} replies outstanding", pending.len()));
-                r.disconnected = true;
-                break;
-            }
-            Ok(Ok(_)) => {}
+        if let Err(stopped) =
+            read_more(c.reader.fill(&mut c.stream), plan.stall, pending.len(), "replies").await
+        {
+            r.error = Some(stopped.error);
+            r.disconnected = stopped.disconnected;
+            break;
         }
         let now = Instant::now();
         let in_window = now >= plan.measure_start && now < plan.measure_end;
@@ -372,19 +345,12 @@ async fn drive(mut c: Conn, plan: Plan) -> ConnResult {
                 _ => {}
             }
         }
-        if !out.is_empty() {
-            // Stamp this batch's new messages with the time they actually leave.
-            let t = Instant::now();
-            let len = pending.len();
-            for e in pending.range_mut(len - fresh..) {
-                e.1 = t;
-            }
-            if let Err(e) = c.stream.send(&out).await {
-                r.error = Some(format!("write: {e}"));
-                r.disconnected = true;
-                break;
-            }
-            out.clear();
+        let len = pending.len();
+        let stamps = pending.range_mut(len - fresh..).map(|(_, sent)| sent);
+        if let Err(e) = send_batch(&mut c.stream, &mut out, stamps).await {
+            r.error = Some(e);
+            r.disconnected = true;
+            break;
         }
     }
     if !r.disconnected {

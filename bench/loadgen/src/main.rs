@@ -1,5 +1,5 @@
-//! loadgen: drives a Roost server over WebSocket from one thread and reports
-//! throughput, latency and its own CPU time.
+//! loadgen: drives a Roost server over WebSocket (or plain HTTP) from one thread and
+//! reports throughput, latency and its own CPU time.
 //!
 //!   loadgen echo      --url ws://127.0.0.1:PORT/ws   --connections 50 --inflight 16 --size 32 --duration 10 --warmup 2
 //!   loadgen pingpong  --url ws://127.0.0.1:PORT/ws   --count 10000
@@ -9,10 +9,12 @@
 //!   loadgen idle      --url ws://127.0.0.1:PORT/ws   --connections 10000 --hold 30
 //!   loadgen connrate  --url ws://127.0.0.1:PORT/ws   --concurrency 16 --duration 5 --warmup 1
 //!   loadgen echo      --url wss://127.0.0.1:PORT/ws  --ca-file ca.pem --size 4096 --payload json --compression
+//!   loadgen http      --url http://127.0.0.1:PORT/hello --connections 50 --pipeline 1 --expect-body "Hello, world!"
 //!
-//! Every mode speaks wss:// (TLS, trusting the certificate authorities of `--ca-file`)
-//! as well as ws://, and with `--compression` offers permessage-deflate and requires the
-//! server to accept it (see `ws.rs` and `deflate.rs`).
+//! Every WebSocket mode speaks wss:// (TLS, trusting the certificate authorities of
+//! `--ca-file`) as well as ws://, and with `--compression` offers permessage-deflate and
+//! requires the server to accept it (see `ws.rs` and `deflate.rs`). The `http` mode
+//! drives plain HTTP/1.1 (keep-alive) GET requests, over https:// with `--ca-file`.
 //!
 //! `loadgen MODE --help` lists a mode's flags and their defaults.
 //!
@@ -37,10 +39,12 @@ mod connrate;
 mod deflate;
 mod echo;
 mod fanout;
+mod http;
 mod idle;
 mod payload;
 mod pingpong;
 mod pubsub;
+mod readbuf;
 mod stats;
 mod window;
 mod ws;
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
             Mode::Pubsub(args) => pubsub::run(args).await,
             Mode::Idle(args) => idle::run(args).await,
             Mode::Connrate(args) => connrate::run(args).await,
+            Mode::Http(args) => http::run(args).await,
         }
     });
     match result {

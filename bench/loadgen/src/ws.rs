@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::deflate;
+use crate::readbuf::ReadBuf;
 
 pub const OP_CONT: u8 = 0x0;
 pub const OP_TEXT: u8 = 0x1;
@@ -33,11 +34,13 @@ const RSV1: u8 = 0x40;
 
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-/// A parsed `ws://host:port/path` or `wss://host:port/path` address, resolved once up
-/// front (so that no DNS look-up, which tokio would run on a helper thread, happens
-/// under load).
+/// A parsed `ws://host:port/path` or `wss://host:port/path` address (`http://` or
+/// `https://` for the `http` mode), resolved once up front (so that no DNS look-up,
+/// which tokio would run on a helper thread, happens under load).
 #[derive(Clone, Debug)]
 pub struct Target {
+    /// `ws`, `wss`, `http` or `https`: what `url` shows.
+    pub scheme: &'static str,
     pub addr: SocketAddr,
     pub host_header: String,
     pub path: String,
@@ -49,14 +52,24 @@ pub struct Target {
 }
 
 impl Target {
+    /// A WebSocket address: `ws://` or `wss://`.
     pub fn parse(url: &str) -> Result<Target, String> {
-        let (rest, tls, default_port) = if let Some(rest) = url.strip_prefix("ws://") {
-            (rest, false, 80)
-        } else if let Some(rest) = url.strip_prefix("wss://") {
-            (rest, true, 443)
-        } else {
-            return Err(format!("url must start with ws:// or wss:// (got {url:?})"));
+        Target::parse_schemes(url, ["ws", "wss"])
+    }
+
+    /// An HTTP address: `http://` or `https://`.
+    pub fn parse_http(url: &str) -> Result<Target, String> {
+        Target::parse_schemes(url, ["http", "https"])
+    }
+
+    /// `url` with the scheme `plain` (port 80 by default) or `secure` (TLS, 443).
+    fn parse_schemes(url: &str, [plain, secure]: [&'static str; 2]) -> Result<Target, String> {
+        let (scheme, rest) = match url.split_once("://") {
+            Some((s, rest)) if s == plain => (plain, rest),
+            Some((s, rest)) if s == secure => (secure, rest),
+            _ => return Err(format!("url must start with {plain}:// or {secure}:// (got {url:?})")),
         };
+        let (tls, default_port) = if scheme == secure { (true, 443) } else { (false, 80) };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -76,12 +89,19 @@ impl Target {
             .next()
             .ok_or_else(|| format!("{authority} resolves to nothing"))?;
         let server_name = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        Ok(Target { addr, host_header: authority.to_string(), path: path.to_string(), tls, server_name })
+        Ok(Target {
+            scheme,
+            addr,
+            host_header: authority.to_string(),
+            path: path.to_string(),
+            tls,
+            server_name,
+        })
     }
 
-    /// The address as given: `ws(s)://host:port/path`.
+    /// The address as given: `ws(s)://host:port/path` (or `http(s)://...`).
     pub fn url(&self) -> String {
-        format!("{}://{}{}", if self.tls { "wss" } else { "ws" }, self.host_header, self.path)
+        format!("{}://{}{}", self.scheme, self.host_header, self.path)
     }
 }
 
@@ -221,28 +241,35 @@ fn accept_key(key: &str) -> String {
     BASE64.encode(h.digest().bytes())
 }
 
-/// Connects (TCP, then TLS for wss://) and performs the upgrade, offering
-/// permessage-deflate if `--compression` asked for it. Returns the stream and a reader
-/// that already holds whatever the server sent after its response head.
+/// Connects: TCP (Nagle off), then TLS for wss:// and https://.
+pub async fn open(target: &Target) -> Result<Stream, String> {
+    let tcp = TcpStream::connect(target.addr).await.map_err(|e| format!("connect {}: {e}", target.addr))?;
+    tcp.set_nodelay(true).map_err(|e| format!("set_nodelay: {e}"))?;
+    if !target.tls {
+        return Ok(Stream::Plain(tcp));
+    }
+    let Some(connector) = &ClientOptions::get().tls else {
+        return Err(format!(
+            "a {}:// URL needs --ca-file PEM (the certificate authority to trust)",
+            target.scheme
+        ));
+    };
+    let name = ServerName::try_from(target.server_name.clone())
+        .map_err(|e| format!("{:?} is not a server name: {e}", target.server_name))?;
+    let tls = connector.connect(name, tcp).await.map_err(|e| format!("TLS handshake: {e}"))?;
+    Ok(Stream::Tls(Box::new(tls)))
+}
+
+/// Connects (`open`) and performs the upgrade, offering permessage-deflate if
+/// `--compression` asked for it. Returns the stream and a reader that already holds
+/// whatever the server sent after its response head.
 pub async fn connect(
     target: &Target,
     rng: &mut Rng,
     read_capacity: usize,
 ) -> Result<(Stream, Reader), String> {
     let options = ClientOptions::get();
-    let tcp = TcpStream::connect(target.addr).await.map_err(|e| format!("connect {}: {e}", target.addr))?;
-    tcp.set_nodelay(true).map_err(|e| format!("set_nodelay: {e}"))?;
-    let mut stream = if target.tls {
-        let Some(connector) = &options.tls else {
-            return Err("a wss:// URL needs --ca-file PEM (the certificate authority to trust)".into());
-        };
-        let name = ServerName::try_from(target.server_name.clone())
-            .map_err(|e| format!("{:?} is not a server name: {e}", target.server_name))?;
-        let tls = connector.connect(name, tcp).await.map_err(|e| format!("TLS handshake: {e}"))?;
-        Stream::Tls(Box::new(tls))
-    } else {
-        Stream::Plain(tcp)
-    };
+    let mut stream = open(target).await?;
     let mut key_bytes = [0u8; 16];
     key_bytes[..8].copy_from_slice(&rng.next().to_le_bytes());
     key_bytes[8..].copy_from_slice(&rng.next().to_le_bytes());
@@ -376,9 +403,7 @@ pub struct Message<'a> {
 /// Buffers bytes from the socket and cuts them into messages, reassembling fragments
 /// and inflating compressed messages.
 pub struct Reader {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    bytes: ReadBuf,
     frag: Vec<u8>,
     frag_op: Option<u8>,
     /// The fragmented message under way is compressed.
@@ -392,9 +417,7 @@ pub struct Reader {
 impl Reader {
     pub fn new(capacity: usize) -> Reader {
         Reader {
-            buf: vec![0; capacity.max(64)],
-            start: 0,
-            end: 0,
+            bytes: ReadBuf::new(capacity),
             frag: Vec::new(),
             frag_op: None,
             frag_compressed: false,
@@ -410,47 +433,34 @@ impl Reader {
     }
 
     fn push(&mut self, data: &[u8]) {
-        self.reserve(data.len());
-        self.buf[self.end..self.end + data.len()].copy_from_slice(data);
-        self.end += data.len();
-    }
-
-    /// Makes room for at least `more` bytes after `end`.
-    fn reserve(&mut self, more: usize) {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-        if self.buf.len() - self.end >= more {
-            return;
-        }
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.buf.len() - self.end < more {
-            let want = (self.end + more).next_power_of_two();
-            self.buf.resize(want, 0);
-        }
+        self.bytes.push(data);
     }
 
     /// Reads once from the stream into the buffer. Returns the bytes read (0 on EOF).
     pub async fn fill(&mut self, stream: &mut Stream) -> std::io::Result<usize> {
-        // Keep at least a quarter of the buffer (and never less than 256 bytes) free.
-        let free_wanted = (self.buf.len() / 4).max(256);
-        self.reserve(free_wanted);
-        let n = stream.read(&mut self.buf[self.end..]).await?;
-        self.end += n;
-        Ok(n)
+        self.bytes.fill(stream).await
     }
 
     /// The next complete message already buffered, if any, inflated if it came
     /// compressed. Errors on a protocol violation by the server (masked frame, reserved
     /// bits, bad fragmentation, a compressed message without permessage-deflate).
     pub fn next(&mut self) -> Result<Option<Message<'_>>, String> {
+        let Some((opcode, found)) = self.next_found()? else {
+            return Ok(None);
+        };
+        let data = match found {
+            Found::Buffered(range) => self.bytes.taken(range),
+            Found::Inflated => &self.inflated,
+            Found::Fragments => &self.frag,
+        };
+        Ok(Some(Message { opcode, data }))
+    }
+
+    /// `next`'s work: where the next message's bytes are (a borrow of them, returned
+    /// from inside the loop, would keep the buffer borrowed for its next rounds).
+    fn next_found(&mut self) -> Result<Option<(u8, Found)>, String> {
         loop {
-            let avail = &self.buf[self.start..self.end];
+            let avail = self.bytes.data();
             if avail.len() < 2 {
                 return Ok(None);
             }
@@ -481,15 +491,12 @@ impl Reader {
                 n => (n as usize, 2),
             };
             if avail.len() < hlen + len {
-                // Make sure the whole frame will fit in the buffer.
-                let need = hlen + len;
-                if self.buf.len() - self.start < need {
-                    self.reserve(need - (self.end - self.start));
-                }
+                self.bytes.expect(hlen + len);
                 return Ok(None);
             }
-            let p0 = self.start + hlen;
-            self.start += hlen + len;
+            let frame = self.bytes.take(hlen + len);
+            let at = frame.start + hlen..frame.end;
+            let payload = self.bytes.taken(at.clone());
             match opcode {
                 OP_CLOSE | OP_PING | OP_PONG => {
                     if !fin {
@@ -498,23 +505,23 @@ impl Reader {
                     if compressed {
                         return Err("compressed control frame".into());
                     }
-                    return Ok(Some(Message { opcode, data: &self.buf[p0..p0 + len] }));
+                    return Ok(Some((opcode, Found::Buffered(at))));
                 }
                 OP_TEXT | OP_BINARY => {
                     if self.frag_op.is_some() {
                         return Err("new data frame inside a fragmented message".into());
                     }
                     if fin && compressed {
-                        deflate::decompress(&self.buf[p0..p0 + len], &mut self.inflated)?;
-                        return Ok(Some(Message { opcode, data: &self.inflated }));
+                        deflate::decompress(payload, &mut self.inflated)?;
+                        return Ok(Some((opcode, Found::Inflated)));
                     }
                     if fin {
-                        return Ok(Some(Message { opcode, data: &self.buf[p0..p0 + len] }));
+                        return Ok(Some((opcode, Found::Buffered(at))));
                     }
                     self.frag_op = Some(opcode);
                     self.frag_compressed = compressed;
                     self.frag.clear();
-                    self.frag.extend_from_slice(&self.buf[p0..p0 + len]);
+                    self.frag.extend_from_slice(payload);
                 }
                 OP_CONT => {
                     let Some(op) = self.frag_op else {
@@ -523,20 +530,30 @@ impl Reader {
                     if compressed {
                         return Err("RSV1 set on a continuation frame".into());
                     }
-                    self.frag.extend_from_slice(&self.buf[p0..p0 + len]);
+                    self.frag.extend_from_slice(payload);
                     if fin {
                         self.frag_op = None;
                         if self.frag_compressed {
                             deflate::decompress(&self.frag, &mut self.inflated)?;
-                            return Ok(Some(Message { opcode: op, data: &self.inflated }));
+                            return Ok(Some((op, Found::Inflated)));
                         }
-                        return Ok(Some(Message { opcode: op, data: &self.frag }));
+                        return Ok(Some((op, Found::Fragments)));
                     }
                 }
                 other => return Err(format!("unknown opcode {other:#x}")),
             }
         }
     }
+}
+
+/// Where a message that `Reader::next_found` found is.
+enum Found {
+    /// In the read buffer, at this range.
+    Buffered(std::ops::Range<usize>),
+    /// Inflated, in `Reader::inflated`.
+    Inflated,
+    /// Reassembled from fragments, in `Reader::frag`.
+    Fragments,
 }
 
 /// Sends a close frame (if `send` is set) and waits up to `wait` for the server's close
@@ -694,6 +711,18 @@ mod tests {
         assert_eq!(t.addr.port(), 443);
         assert!(!Target::parse("ws://localhost:9/").unwrap().tls);
         assert_eq!(Target::parse("ws://127.0.0.1:9/a").unwrap().url(), "ws://127.0.0.1:9/a");
+    }
+
+    #[test]
+    fn http_targets_take_http_schemes_only() {
+        let t = Target::parse_http("http://127.0.0.1:8080/static/file.bin").unwrap();
+        assert_eq!((t.addr.port(), t.path.as_str(), t.tls), (8080, "/static/file.bin", false));
+        assert_eq!(t.url(), "http://127.0.0.1:8080/static/file.bin");
+        let t = Target::parse_http("https://127.0.0.1").unwrap();
+        assert_eq!((t.addr.port(), t.path.as_str(), t.tls), (443, "/", true));
+        assert!(Target::parse_http("ws://127.0.0.1:9/").is_err());
+        assert!(Target::parse_http("httpx://127.0.0.1:9/").is_err());
+        assert!(Target::parse("https://127.0.0.1:9/").is_err());
     }
 
     fn compressed_server_frame(fin: bool, op: u8, payload: &[u8]) -> Vec<u8> {
