@@ -4,7 +4,7 @@ CC ?= cc
 CFLAGS_EXAMPLE = -O2 -Wall -Werror -pedantic -std=c11 -Irust-core/include
 LIBS_STATIC = build/lib/libroost.a -lpthread -ldl -lm
 
-.PHONY: all build examples python test test-deps test-rust test-c test-examples test-packaging test-python typecheck demo check-header install clean lint system-packages
+.PHONY: test-python-uvloop test-python-inline all build examples python test test-deps test-rust test-c test-examples test-browser test-packaging test-python typecheck demo check-header install clean lint system-packages
 
 all: build examples
 
@@ -16,13 +16,19 @@ examples: examples/c/echo_server
 examples/c/echo_server: examples/c/echo_server.c build
 	$(CC) $(CFLAGS_EXAMPLE) -o $@ $< $(LIBS_STATIC)
 
-test: all check-header test-rust test-c test-examples test-packaging test-python typecheck
+test: all check-header test-rust test-c test-examples test-packaging test-python test-python-uvloop test-python-inline test-browser typecheck
 
 test-deps:
 	python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 test-examples: examples test-deps system-packages
 	python3 -m pytest -q tests/examples
+
+# The chat of examples/python in a real browser: headless Chromium sessions (Debian's
+# chromium, driven by Selenium through Debian's chromedriver) chat through its page.
+# Each leaves a screenshot in build/test-output/, listed at the end of the run.
+test-browser: python test-deps system-packages
+	python3 -m pytest -q tests/browser
 
 # Installs the Python package from this tree (its cffi extension links build's libroost.a).
 python: build
@@ -35,6 +41,20 @@ python: build
 # One version: `make test-python PYTHONS=3.12` (or `make test-python-3.12`).
 PYTHONS ?= $(shell python3 tests/pythons.py declared)
 
+# The suite's asyncio half once more on uvloop's event loop (backend "uvloop"), on the
+# machine's python3, without the leak soak (its figures are the core's and the
+# package's, which the loop does not change).
+test-python-uvloop: python test-deps system-packages
+	ROOST_TEST_UVLOOP=1 python3 -m pytest -q tests/python -k "asyncio and not leak"
+
+# The suite once more with the core on the event loop's thread (inline_io, through
+# ROOST_INLINE_IO=1), on asyncio and trio, without the tests of what the core's own
+# thread does while the loop is blocked (core_thread), the leak soak, and the
+# backplane's tests (inline_io does not combine with a backplane).
+test-python-inline: python test-deps system-packages
+	ROOST_INLINE_IO=1 python3 -m pytest -q tests/python -m "not core_thread" \
+	  -k "not leak and not backplane and not hosts"
+
 test-python: $(addprefix test-python-,$(PYTHONS))
 	@test -n "$(PYTHONS)" || { echo "test-python: no Python version to test" >&2; exit 1; }
 
@@ -42,12 +62,19 @@ test-python: $(addprefix test-python-,$(PYTHONS))
 # python3 and 20,000 on the other versions, with the same assertions: the memory it
 # checks is the core's and the package's, not the interpreter's, and the full soak
 # three times over would be a fifth of the CI run. ROOST_LEAK_CYCLES overrides both.
+# Likewise the async tests run on asyncio and trio under python3, and on one loop each
+# under the other versions (LOOP_3.X, through ROOST_TEST_LOOPS), which keeps the CI
+# run under 30 minutes: what differs between versions is the interpreter under the
+# package, the same on either loop. ROOST_TEST_LOOPS=asyncio,trio runs both everywhere.
 PRIMARY_PYTHON := $(shell python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+LOOP_3.12 := asyncio
+LOOP_3.13 := trio
 
 test-python-%: build system-packages
 	@echo "== tests/python on Python $*"
 	py="$$(python3 tests/pythons.py env $*)" && \
 	  $(if $(filter $(PRIMARY_PYTHON),$*),,ROOST_LEAK_CYCLES=$${ROOST_LEAK_CYCLES:-20000}) \
+	  $(if $(filter $(PRIMARY_PYTHON),$*),,$(if $(LOOP_$*),ROOST_TEST_LOOPS=$${ROOST_TEST_LOOPS:-$(LOOP_$*)})) \
 	  "$$py" -m pytest -q tests/python
 
 # pip refuses the package on the Python just older than the declared ones (pyenv's 3.10),
@@ -58,19 +85,19 @@ test-packaging: build test-deps
 typecheck: python test-deps
 	python3 -m mypy --strict python/roost
 
-# The chat server of examples/python, built and installed from scratch.
+# The chat of examples/python, built and installed from scratch: the server serves its
+# page too, so a browser is the only client needed. PORT=8081 for another port.
 demo: python
-	python3 -m pip install --quiet --disable-pip-version-check websockets==17.4
 	@echo
-	@echo "Chat server: connect several clients to ws://127.0.0.1:8080/chat?name=YOU, e.g."
-	@echo "    python3 -m websockets 'ws://127.0.0.1:8080/chat?name=alice'"
+	@echo "Open http://127.0.0.1:$${PORT:-8080}/ in a browser; a second window is a second person."
 	@echo "Stop it with Ctrl+C."
 	@echo
 	cd examples/python && python3 chat.py --port $${PORT:-8080}
 
 # The Debian packages the tests run, installed when missing: redis-server (the
 # backplane's tests start real ones), iproute2 (tests/python/test_hosts.py makes network
-# namespaces) and openssl (the certificate of tests/c's TLS test).
+# namespaces), openssl (the certificate of tests/c's TLS test), and chromium with
+# chromium-driver (tests/browser).
 system-packages:
 	sh tests/install-system-packages.sh
 
@@ -150,8 +177,9 @@ soak: python
 
 # Fuzzing with cargo-fuzz (libFuzzer) of the parsing the core owns: rust-core/fuzz, a
 # crate and workspace of its own (own Cargo.lock), targets `handshake` (the upgrade
-# request check) and `frame_read` (a client's frames as the frame reader parses them;
-# FUZZ_TARGET picks one, default handshake). cargo-fuzz is installed, pinned, when missing. It asks rustc for
+# request check), `frame_read` (a client's frames as the frame reader parses them) and
+# `http_requests` (pipelined requests as the HTTP side reads heads and bodies);
+# FUZZ_TARGET picks one, default handshake. cargo-fuzz is installed, pinned, when missing. It asks rustc for
 # AddressSanitizer with -Zsanitizer, which stable rustc accepts under RUSTC_BOOTSTRAP=1.
 # New inputs go to rust-core/fuzz/corpus-work/ (ignored); the committed seeds in
 # rust-core/fuzz/corpus/ are only read. A crash fails the run and is saved under
@@ -178,3 +206,4 @@ fuzz: fuzz-tool
 fuzz-ci:
 	$(MAKE) fuzz FUZZ_SECONDS=30 FUZZ_TARGET=handshake
 	$(MAKE) fuzz FUZZ_SECONDS=30 FUZZ_TARGET=frame_read
+	$(MAKE) fuzz FUZZ_SECONDS=30 FUZZ_TARGET=http_requests
