@@ -85,8 +85,11 @@ fn a_send_from_another_thread_goes_out_while_the_consumer_sleeps() {
     run(10, async move {
         let mut ws = ws_connect(port, "/ws").await;
         let id = events.connect().await.id;
+        let mut delays = Vec::new();
         for i in 0..20 {
-            tokio::time::sleep(Duration::from_millis(30)).await;
+            // Not a multiple of the 10 ms tick: a send that waited for the tick would
+            // arrive at a different point of it each time.
+            tokio::time::sleep(Duration::from_millis(37)).await;
             let started = Instant::now();
             let server = server.clone();
             std::thread::spawn(move || server.send_text(id, format!("n{i}")).unwrap()).join().unwrap();
@@ -94,9 +97,13 @@ fn a_send_from_another_thread_goes_out_while_the_consumer_sleeps() {
                 Message::Text(t) => assert_eq!(t.as_str(), format!("n{i}")),
                 other => panic!("expected text, got {other:?}"),
             }
-            // Far below the 10 ms timer tick: the send itself woke the consumer.
-            assert!(started.elapsed() < Duration::from_millis(8), "{:?}", started.elapsed());
+            delays.push(started.elapsed());
         }
+        // Far below the 10 ms timer tick: the send itself woke the consumer. The
+        // median, not the slowest: a loaded machine delays some wakes whatever wakes
+        // them, while waiting for the tick would delay most by about 5 ms.
+        delays.sort();
+        assert!(delays[delays.len() / 2] < Duration::from_millis(3), "{delays:?}");
     });
 }
 

@@ -15,7 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 fn silent_peer_is_closed_with_1011_while_a_reading_client_stays() {
     let config = Config {
         ping_interval: Some(Duration::from_millis(200)),
-        ping_timeout: Duration::from_millis(300),
+        // Well above what the reading client needs to answer, also on a loaded machine.
+        ping_timeout: Duration::from_millis(600),
         close_timeout: Duration::from_millis(500),
         ..test_config()
     };
@@ -53,7 +54,7 @@ fn silent_peer_is_closed_with_1011_while_a_reading_client_stays() {
             .expect("silent peer not disconnected within 2 s");
         let after = started.elapsed();
         assert_eq!(code, 1011, "reason {reason:?}");
-        assert!(after >= Duration::from_millis(450), "closed after only {after:?}");
+        assert!(after >= Duration::from_millis(750), "closed after only {after:?}");
         // What it was sent: at least one ping, then a close frame with 1011.
         let mut saw_ping = false;
         let close = loop {

@@ -922,15 +922,17 @@ async def test_a_client_that_vanishes_without_a_close_frame(how: str) -> None:
 
 @pytest.mark.core_thread
 async def test_keepalive_closes_a_silent_client_while_a_busy_handler_blocks_the_loop() -> None:
-    """A handler of another connection blocks the event loop with time.sleep(2). A raw
-    client that never answers pings (ping_interval 0.2 s, ping_timeout 0.3 s) is
-    closed by the core with 1011 during those 2 s, before the busy handler returns;
+    """A handler of another connection blocks the event loop with time.sleep(3). A raw
+    client that never answers pings (ping_interval 0.2 s, ping_timeout 1 s) is
+    closed by the core with 1011 during those 3 s, before the busy handler returns;
     once the loop runs again its handler gets WebSocketDisconnect(1011) and on_close
     runs. Both clients run in threads of their own (the busy one with websockets' sync
     client, which answers pings by itself): the test's event loop is the one blocked."""
     from websockets.sync.client import connect as sync_connect
 
-    app = App(__file__, ping_interval=0.2, ping_timeout=0.3)
+    # The silent client is closed about 1.2 s after it connects, well inside the busy
+    # handler's 3 s even when a loaded machine delays the handler's start.
+    app = App(__file__, ping_interval=0.2, ping_timeout=1.0)
     times: dict[str, float] = {}
     outcome: list[object] = []
     silent_ready = anyio.Event()
@@ -941,7 +943,7 @@ async def test_keepalive_closes_a_silent_client_while_a_busy_handler_blocks_the_
     async def busy(websocket):
         await websocket.receive_text()
         times["busy started"] = time.monotonic()
-        time.sleep(2)  # noqa: ASYNC251 (synchronous: the whole event loop stands still)
+        time.sleep(3)  # noqa: ASYNC251 (synchronous: the whole event loop stands still)
         times["busy returned"] = time.monotonic()
         await websocket.send_text("done")
         await websocket.receive_text()
