@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use super::boundary::write_extensible;
 use super::types::{roost_event, roost_event_kind, roost_header};
-use crate::events::Event;
+use crate::events::{Event, RequestHead};
 use crate::server::Server;
 
 /// Header views of one event; they point into that event's request head.
@@ -62,13 +62,7 @@ fn describe(event: &Event, headers: &mut Vec<HeaderViews>) -> roost_event {
             let mut e = roost_event::empty(roost_event_kind::ROOST_EVENT_CONNECT, info.id);
             e.route = info.route;
             (e.uuid, e.uuid_len) = (info.uuid.as_ptr(), info.uuid.len());
-            (e.path, e.path_len) = (info.path().as_ptr(), info.path().len());
-            (e.query, e.query_len) = (info.query().as_ptr(), info.query().len());
-            (e.peer, e.peer_len) = (info.peer.as_ptr(), info.peer.len());
-            (e.headers, e.header_count) = header_views(info.headers(), headers);
-            if let Some(protocol) = info.subprotocol() {
-                (e.subprotocol, e.subprotocol_len) = (protocol.as_ptr(), protocol.len());
-            }
+            describe_request(&mut e, info, &info.peer, info.subprotocol(), headers);
             e
         }
         Event::Request(info) | Event::UpgradeRequest(info) => {
@@ -83,13 +77,7 @@ fn describe(event: &Event, headers: &mut Vec<HeaderViews>) -> roost_event {
             };
             e.route = info.route;
             (e.method, e.method_len) = (info.method().as_ptr(), info.method().len());
-            (e.path, e.path_len) = (info.path().as_ptr(), info.path().len());
-            (e.query, e.query_len) = (info.query().as_ptr(), info.query().len());
-            (e.peer, e.peer_len) = (info.peer.as_ptr(), info.peer.len());
-            (e.headers, e.header_count) = header_views(info.headers(), headers);
-            if let Some(protocol) = info.subprotocol() {
-                (e.subprotocol, e.subprotocol_len) = (protocol.as_ptr(), protocol.len());
-            }
+            describe_request(&mut e, info, &info.peer, info.subprotocol(), headers);
             e
         }
         Event::Message { id, route, binary, data } => {
@@ -111,6 +99,24 @@ fn describe(event: &Event, headers: &mut Vec<HeaderViews>) -> roost_event {
             e
         }
         Event::Writable { id } => roost_event::empty(roost_event_kind::ROOST_EVENT_WRITABLE, *id),
+    }
+}
+
+/// The views a CONNECT, REQUEST and UPGRADE_REQUEST event share: the request's path,
+/// query and headers, the peer, and the subprotocol (left NULL when there is none).
+fn describe_request(
+    e: &mut roost_event,
+    head: &RequestHead,
+    peer: &str,
+    subprotocol: Option<&[u8]>,
+    headers: &mut Vec<HeaderViews>,
+) {
+    (e.path, e.path_len) = (head.path().as_ptr(), head.path().len());
+    (e.query, e.query_len) = (head.query().as_ptr(), head.query().len());
+    (e.peer, e.peer_len) = (peer.as_ptr(), peer.len());
+    (e.headers, e.header_count) = header_views(head.headers(), headers);
+    if let Some(protocol) = subprotocol {
+        (e.subprotocol, e.subprotocol_len) = (protocol.as_ptr(), protocol.len());
     }
 }
 
